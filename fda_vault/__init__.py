@@ -1,0 +1,54 @@
+"""fda-vault: verifiable, restorable ZIP backups of FDA 510(k) project folders."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from fda_vault.backup import BackupResult, backup, list_projects
+from fda_vault.catalog import (
+    ArchiveContents,
+    BackupList,
+    BackupSummary,
+    describe_archive,
+    list_backups,
+)
+from fda_vault.errors import (
+    ExitCode,
+    FdaVaultError,
+    IntegrityError,
+    InterruptedByUser,
+    LockedError,
+    OperationError,
+    RefusedError,
+    UsageError,
+)
+from fda_vault.manifest import BackupManifest, FileEntry, SkippedEntry
+from fda_vault.verify import Problem, VerifyReport, VerifyResult, verify, verify_archive
+
+__all__ = [
+    "ArchiveContents",
+    "BackupList",
+    "BackupManifest",
+    "BackupResult",
+    "BackupSummary",
+    "ExitCode",
+    "FdaVaultError",
+    "FileEntry",
+    "IntegrityError",
+    "InterruptedByUser",
+    "LockedError",
+    "OperationError",
+    "Problem",
+    "RefusedError",
+    "SkippedEntry",
+    "UsageError",
+    "VerifyReport",
+    "VerifyResult",
+    "__version__",
+    "backup",
+    "describe_archive",
+    "list_backups",
+    "list_projects",
+    "verify",
+    "verify_archive",
+]

@@ -1,0 +1,531 @@
+"""``backup``: read every project file once, hash and compress it, write a verified archive."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+import time
+import unicodedata
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from fda_vault import __version__
+from fda_vault.archive import CHECKSUMS_NAME, DATA_PREFIX, MANIFEST_NAME, READ_CHUNK
+from fda_vault.errors import (
+    FdaVaultError,
+    IntegrityError,
+    InterruptedByUser,
+    OperationError,
+    UsageError,
+)
+from fda_vault.fsio import describe_os_error, make_private_dir, publish_no_clobber
+from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
+from fda_vault.manifest import (
+    BackupManifest,
+    ExcludeInfo,
+    FileEntry,
+    SkippedEntry,
+    is_safe_segment,
+)
+from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.zipwriter import ZipWriter
+
+__all__ = [
+    "BackupResult",
+    "archive_label",
+    "backup",
+    "list_projects",
+]
+
+DEFAULT_LEVEL = 6
+# A first block that deflate cannot shrink by 3% marks a file not worth compressing.
+_TRIAL_BYTES = 64 << 10
+_INCOMPRESSIBLE_RATIO = 0.97
+_TMP_SUFFIX = ".tmp"
+
+
+class BackupResult(BaseModel):
+    """What ``backup`` wrote."""
+
+    archive: str
+    projects: list[str]
+    files: int
+    bytes: int
+    archive_size: int
+    archive_sha256: str
+    duration_seconds: float
+    verified: bool
+    skipped: list[SkippedEntry]
+    excluded_files: int
+    warnings: list[str]
+
+
+@dataclass
+class _Source:
+    project: str
+    rel: str  # POSIX path inside the project
+    path: Path
+    size: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.project}/{self.rel}"
+
+
+@dataclass
+class _Scan:
+    files: list[_Source] = field(default_factory=list)
+    empty_dirs: list[tuple[str, Path]] = field(default_factory=list)
+    skipped: list[SkippedEntry] = field(default_factory=list)
+    excluded: int = 0
+
+
+class _FileChanged(Exception):
+    pass
+
+
+def list_projects(projects_dir: Path, backups_dir: Path | None = None) -> list[str]:
+    """Names of the projects: direct sub-folders, except hidden ones and the backups folder."""
+    if not projects_dir.is_dir():
+        raise UsageError(projects_dir, "projects folder not found")
+    backups_real = os.path.realpath(backups_dir) if backups_dir else None
+    names = []
+    try:
+        entries = list(os.scandir(projects_dir))
+    except OSError as exc:
+        raise OperationError(projects_dir, describe_os_error(exc)) from None
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+            continue
+        if backups_real and os.path.realpath(entry.path) == backups_real:
+            continue
+        if entry.name == "backups" and backups_dir is None:
+            continue
+        names.append(entry.name)
+    return sorted(names)
+
+
+def archive_label(projects: Sequence[str], all_projects: bool) -> str:
+    """The file-name label: the project, ``all_projects`` or ``multi_project``."""
+    if all_projects:
+        return "all_projects"
+    return projects[0] if len(projects) == 1 else "multi_project"
+
+
+def _archive_path(folder: Path, label: str, started: datetime) -> Path:
+    stem = f"{label}_backup_{started:%Y%m%d_%H%M%S}"
+    candidate = folder / f"{stem}.zip"
+    n = 0
+    while candidate.exists() or Path(f"{candidate}{_TMP_SUFFIX}").exists():
+        n += 1
+        candidate = folder / f"{stem}_{n}.zip"
+    return candidate
+
+
+def _excluded(rel: str, name: str, is_dir: bool, patterns: Sequence[str]) -> bool:
+    for pattern in patterns:
+        if pattern.endswith("/"):
+            if is_dir and (
+                fnmatch.fnmatchcase(rel, pattern[:-1]) or fnmatch.fnmatchcase(name, pattern[:-1])
+            ):
+                return True
+        elif fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(name, pattern):
+            return True
+    return False
+
+
+def _count_files(path: str) -> int:
+    count = 0
+    for _root, _dirs, files in os.walk(path, followlinks=False):
+        count += len(files)
+    return count
+
+
+def _name_problem(name: str) -> str | None:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8"
+    if "\\" in name or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return "file name has a backslash or control character (not portable)"
+    return None
+
+
+def _scan_project(
+    projects_dir: Path,
+    project: str,
+    patterns: Sequence[str],
+    skip_dirs: set[str],
+    skip_unreadable: bool,
+    scan: _Scan,
+) -> None:
+    seen_nfc: dict[str, str] = {}
+
+    def walk(directory: str, rel_dir: str) -> bool:
+        """Walk one folder; True when something inside it was kept."""
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            where = f"{project}/{rel_dir}".rstrip("/")
+            if skip_unreadable:
+                scan.skipped.append(SkippedEntry(path=where, reason=describe_os_error(exc)))
+                return True
+            raise OperationError(
+                directory, f"cannot read folder ({describe_os_error(exc)})"
+            ) from None
+        kept = False
+        for entry in entries:
+            rel = f"{rel_dir}{entry.name}"
+            key = f"{project}/{rel}"
+            problem = _name_problem(entry.name)
+            if problem:
+                scan.skipped.append(SkippedEntry(path=os.fsdecode(key), reason=problem))
+                continue
+            nfc = unicodedata.normalize("NFC", key)
+            if nfc in seen_nfc:
+                scan.skipped.append(
+                    SkippedEntry(path=key, reason=f"same name as {seen_nfc[nfc]} after Unicode NFC")
+                )
+                continue
+            seen_nfc[nfc] = key
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # vanished between listing and stat: nothing to back up
+            except OSError as exc:
+                if skip_unreadable:
+                    scan.skipped.append(SkippedEntry(path=key, reason=describe_os_error(exc)))
+                    continue
+                raise OperationError(entry.path, describe_os_error(exc)) from None
+            if stat.S_ISLNK(st.st_mode):
+                scan.skipped.append(SkippedEntry(path=key, reason="symbolic link (not followed)"))
+            elif stat.S_ISDIR(st.st_mode):
+                if os.path.realpath(entry.path) in skip_dirs:
+                    continue
+                if _excluded(rel, entry.name, True, patterns):
+                    scan.excluded += _count_files(entry.path)
+                    continue
+                if walk(entry.path, rel + "/"):
+                    kept = True
+                else:
+                    scan.empty_dirs.append((key, Path(entry.path)))
+                    kept = True
+            elif stat.S_ISREG(st.st_mode):
+                if _excluded(rel, entry.name, False, patterns):
+                    scan.excluded += 1
+                    continue
+                scan.files.append(_Source(project, rel, Path(entry.path), st.st_size))
+                kept = True
+            else:
+                kind = (
+                    "FIFO"
+                    if stat.S_ISFIFO(st.st_mode)
+                    else "socket"
+                    if stat.S_ISSOCK(st.st_mode)
+                    else "device"
+                )
+                scan.skipped.append(SkippedEntry(path=key, reason=f"special file ({kind})"))
+        return kept
+
+    walk(str(projects_dir / project), "")
+
+
+class _SourceError(Exception):
+    """Reading a source file failed (as opposed to writing the archive)."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(describe_os_error(exc))
+        self.os_error = exc
+
+
+def _read_chunks(
+    fd: int, first: bytes, hasher: hashlib._Hash, counter: list[int], progress: Progress
+) -> Iterator[bytes]:
+    chunk = first
+    while chunk:
+        hasher.update(chunk)
+        counter[0] += len(chunk)
+        progress.advance(len(chunk))
+        yield chunk
+        try:
+            chunk = os.read(fd, READ_CHUNK)
+        except OSError as exc:
+            raise _SourceError(exc) from None
+
+
+def _choose_level(first: bytes, level: int) -> int:
+    if level == 0 or not first:
+        return level
+    trial = first[:_TRIAL_BYTES]
+    if len(zlib.compress(trial, 1)) > len(trial) * _INCOMPRESSIBLE_RATIO:
+        return 0
+    return level
+
+
+def _add_source(writer: ZipWriter, src: _Source, level: int, progress: Progress) -> FileEntry:
+    """Read, hash and write one file; raise _FileChanged if it moved under us."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(src.path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise _SourceError(exc) from None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise _FileChanged("is no longer a regular file")
+        try:
+            first = os.read(fd, READ_CHUNK)
+        except OSError as exc:
+            raise _SourceError(exc) from None
+        hasher = hashlib.sha256()
+        counter = [0]
+        result = writer.add_file(
+            DATA_PREFIX + src.key,
+            _read_chunks(fd, first, hasher, counter, progress),
+            mtime=before.st_mtime,
+            mode=stat.S_IMODE(before.st_mode),
+            size_hint=before.st_size,
+            level=_choose_level(first, level),
+        )
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if (
+        counter[0] != before.st_size
+        or after.st_size != before.st_size
+        or after.st_mtime_ns != before.st_mtime_ns
+        or result.size != counter[0]
+    ):
+        raise _FileChanged("changed while it was being read")
+    return FileEntry(
+        path=src.key,
+        size=counter[0],
+        sha256=hasher.hexdigest(),
+        mtime=before.st_mtime,
+        mode=stat.S_IMODE(before.st_mode) & 0o777,
+    )
+
+
+@dataclass
+class _Writing:
+    """State of one archive being written: what went in, what was left out and why."""
+
+    writer: ZipWriter
+    skip_unreadable: bool
+    progress: Progress
+    entries: list[FileEntry] = field(default_factory=list)
+    skipped: list[SkippedEntry] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def _leave_out(self, src: _Source, reason: str) -> None:
+        self.skipped.append(SkippedEntry(path=src.key, reason=reason))
+        self.warnings.append(f"{src.path} — {reason}; not backed up")
+
+    def add(self, src: _Source, level: int) -> None:
+        """Add one file, retrying once if it changes while read."""
+        for attempt in (1, 2):
+            mark = self.writer.tell()
+            try:
+                self.entries.append(_add_source(self.writer, src, level, self.progress))
+                return
+            except FileNotFoundError:
+                self.writer.rollback_to(mark)
+                self._leave_out(src, "deleted during the backup")
+                return
+            except (_FileChanged, OverflowError) as exc:
+                self.writer.rollback_to(mark)
+                if attempt == 2:
+                    if self.skip_unreadable:
+                        self._leave_out(src, f"{exc} (twice)")
+                        return
+                    raise OperationError(
+                        src.path, f"{exc} (twice); back it up when it is idle"
+                    ) from None
+            except _SourceError as exc:
+                self.writer.rollback_to(mark)
+                if self.skip_unreadable:
+                    self._leave_out(src, f"unreadable ({exc})")
+                    return
+                raise OperationError(
+                    src.path, f"cannot read ({exc}); use --skip-unreadable to leave it out"
+                ) from None
+
+
+def _write_archive(
+    tmp: Path,
+    scan: _Scan,
+    *,
+    level: int,
+    skip_unreadable: bool,
+    progress: Progress,
+    started: datetime,
+    projects: list[str],
+    patterns: Sequence[str],
+) -> tuple[BackupManifest, list[str]]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, 0o600)
+    with open(fd, "wb", buffering=READ_CHUNK) as fp:
+        writing = _Writing(ZipWriter(fp), skip_unreadable, progress, skipped=list(scan.skipped))
+        progress.start("backing up", sum(s.size for s in scan.files))
+        for src in scan.files:
+            writing.add(src, level)
+        progress.finish()
+        for key, path in scan.empty_dirs:
+            try:
+                st = os.stat(path, follow_symlinks=False)
+                mtime, mode = st.st_mtime, stat.S_IMODE(st.st_mode)
+            except OSError:
+                mtime, mode = time.time(), 0o755
+            writing.writer.add_dir(f"{DATA_PREFIX}{key}/", mtime=mtime, mode=mode)
+        entries = sorted(writing.entries, key=lambda e: e.path)
+        manifest = BackupManifest(
+            backup_timestamp=started.isoformat(),
+            projects=projects,
+            total_projects=len(projects),
+            total_files=len(entries),
+            total_bytes=sum(e.size for e in entries),
+            checksums={e.path: e.sha256 for e in entries},
+            files=entries,
+            empty_dirs=sorted(key for key, _ in scan.empty_dirs),
+            skipped=writing.skipped,
+            exclude=ExcludeInfo(patterns=list(patterns), excluded_files=scan.excluded),
+            created_by=f"fda-vault {__version__}",
+        )
+        checksums = manifest.checksums_txt()
+        writing.writer.add_file(
+            CHECKSUMS_NAME,
+            [checksums],
+            mtime=time.time(),
+            mode=0o644,
+            size_hint=len(checksums),
+            level=6,
+        )
+        raw = manifest.to_json_bytes()
+        writing.writer.add_file(
+            MANIFEST_NAME, [raw], mtime=time.time(), mode=0o644, size_hint=len(raw), level=6
+        )
+        writing.writer.close()
+        fp.flush()
+        os.fsync(fp.fileno())
+    return manifest, writing.warnings
+
+
+def _file_sha256(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as fp:
+        while chunk := fp.read(READ_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _select_projects(
+    names: Sequence[str], all_projects: bool, projects_dir: Path, output_dir: Path
+) -> list[str]:
+    available = list_projects(projects_dir, output_dir)
+    if all_projects:
+        if names:
+            raise UsageError("--all and --project", "give one or the other")
+        if not available:
+            raise UsageError(projects_dir, "no projects to back up")
+        return available
+    if not names:
+        raise UsageError("no project given", "use -p/--project NAME or --all")
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        known = ", ".join(available) or "none"
+        raise UsageError(f"unknown project {unknown[0]!r}", f"projects in {projects_dir}: {known}")
+    return list(dict.fromkeys(names))
+
+
+def backup(
+    projects: Sequence[str] = (),
+    *,
+    all_projects: bool = False,
+    projects_dir: Path,
+    output_dir: Path,
+    level: int = DEFAULT_LEVEL,
+    verify: bool = True,
+    excludes: Sequence[str] = (),
+    skip_unreadable: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    progress: Progress = NO_PROGRESS,
+) -> BackupResult:
+    """Back up the named projects (or all) into a new verified archive in ``output_dir``."""
+    from fda_vault.verify import verify_archive  # verify imports backup's neighbours only
+
+    if not 0 <= level <= 9:
+        raise UsageError(f"--level {level}", "must be 0 (store) to 9")
+    clock = time.monotonic()
+    started = datetime.now(timezone.utc).replace(microsecond=0)
+    selected = _select_projects(projects, all_projects, projects_dir, output_dir)
+    for name in selected:
+        if not is_safe_segment(name):
+            raise UsageError(f"project {name!r}", "not a single safe path segment")
+    make_private_dir(output_dir)
+    with folder_lock(output_dir, lock_timeout):
+        _remove_stale_temps(output_dir)
+        scan = _Scan()
+        skip_dirs = {os.path.realpath(output_dir)}
+        for name in selected:
+            _scan_project(projects_dir, name, excludes, skip_dirs, skip_unreadable, scan)
+        final = _archive_path(output_dir, archive_label(selected, all_projects), started)
+        tmp = Path(f"{final}{_TMP_SUFFIX}")
+        try:
+            manifest, warnings = _write_archive(
+                tmp,
+                scan,
+                level=level,
+                skip_unreadable=skip_unreadable,
+                progress=progress,
+                started=started,
+                projects=selected,
+                patterns=excludes,
+            )
+            if verify:
+                report = verify_archive(tmp, progress=progress)
+                if not report.ok:
+                    first = report.problems[0]
+                    raise IntegrityError(
+                        tmp, f"verification after writing failed: {first.path}: {first.detail}"
+                    )
+            archive_sha = _file_sha256(tmp)
+            publish_no_clobber(tmp, final)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, KeyboardInterrupt):
+                raise InterruptedByUser(final.name, "interrupted; no archive was written") from None
+            if isinstance(exc, OSError) and not isinstance(exc, FdaVaultError):
+                raise OperationError(
+                    output_dir, f"cannot write the archive ({describe_os_error(exc)})"
+                ) from None
+            raise
+    return BackupResult(
+        archive=str(final),
+        projects=selected,
+        files=manifest.total_files,
+        bytes=manifest.total_bytes,
+        archive_size=final.stat().st_size,
+        archive_sha256=archive_sha,
+        duration_seconds=round(time.monotonic() - clock, 3),
+        verified=verify,
+        skipped=manifest.skipped,
+        excluded_files=manifest.exclude.excluded_files,
+        warnings=warnings,
+    )
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Remove ``*.zip.tmp`` left by a killed run (we hold the folder's lock)."""
+    for leftover in folder.glob(f"*.zip{_TMP_SUFFIX}"):
+        with suppress(OSError):
+            leftover.unlink()

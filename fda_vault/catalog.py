@@ -1,0 +1,133 @@
+"""``list``: the backups in a folder, or the contents of one archive (manifest only)."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from fda_vault.archive import open_archive, read_manifest
+from fda_vault.errors import FdaVaultError, UsageError
+from fda_vault.manifest import FileEntry, SkippedEntry
+
+__all__ = [
+    "ARCHIVE_NAME_RE",
+    "ArchiveContents",
+    "BackupList",
+    "BackupSummary",
+    "ProjectContents",
+    "describe_archive",
+    "list_backups",
+]
+
+ARCHIVE_NAME_RE = re.compile(r"^(?P<label>.+)_backup_(?P<stamp>\d{8}_\d{6})(?:_\d+)?\.zip$")
+
+
+class BackupSummary(BaseModel):
+    """One archive in the backups folder."""
+
+    file: str
+    path: str
+    label: str
+    created: str | None
+    projects: list[str]
+    files: int
+    data_bytes: int
+    archive_bytes: int
+    error: str | None = None
+
+
+class BackupList(BaseModel):
+    """The backups folder, newest first."""
+
+    backups_dir: str
+    backups: list[BackupSummary]
+
+
+class ProjectContents(BaseModel):
+    """One project inside an archive."""
+
+    name: str
+    files: int
+    bytes: int
+    empty_dirs: int
+
+
+class ArchiveContents(BaseModel):
+    """What one archive holds, read from its manifest."""
+
+    archive: str
+    created: str
+    created_by: str
+    backup_version: str
+    archive_bytes: int
+    total_files: int
+    total_bytes: int
+    projects: list[ProjectContents]
+    skipped: list[SkippedEntry]
+    file_list: list[FileEntry] | None = None
+
+
+def list_backups(backups_dir: Path) -> BackupList:
+    """Every fda-vault archive in ``backups_dir``, newest first; damaged ones flagged."""
+    if not backups_dir.is_dir():
+        raise UsageError(backups_dir, "backups folder not found")
+    found: list[BackupSummary] = []
+    for path in backups_dir.iterdir():
+        match = ARCHIVE_NAME_RE.match(path.name)
+        if not match or not path.is_file():
+            continue
+        summary = BackupSummary(
+            file=path.name,
+            path=str(path),
+            label=match["label"],
+            created=None,
+            projects=[],
+            files=0,
+            data_bytes=0,
+            archive_bytes=path.stat().st_size,
+        )
+        try:
+            with open_archive(path) as zf:
+                manifest = read_manifest(zf, path)
+        except FdaVaultError as exc:
+            summary.error = exc.why
+        else:
+            summary.created = manifest.backup_timestamp
+            summary.projects = manifest.projects
+            summary.files = manifest.total_files
+            summary.data_bytes = manifest.total_bytes
+        found.append(summary)
+    # The stamp in the name is UTC and sortable; it orders damaged archives too.
+    found.sort(key=lambda s: (ARCHIVE_NAME_RE.match(s.file)["stamp"], s.file), reverse=True)  # type: ignore[index]
+    return BackupList(backups_dir=str(backups_dir), backups=found)
+
+
+def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents:
+    """Per-project counts (and optionally every file) of one archive, from its manifest."""
+    with open_archive(path) as zf:
+        manifest = read_manifest(zf, path)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for entry in manifest.files:
+        bucket = counts[entry.path.split("/", 1)[0]]
+        bucket[0] += 1
+        bucket[1] += entry.size
+    for folder in manifest.empty_dirs:
+        counts[folder.split("/", 1)[0]][2] += 1
+    return ArchiveContents(
+        archive=str(path),
+        created=manifest.backup_timestamp,
+        created_by=manifest.created_by,
+        backup_version=manifest.backup_version,
+        archive_bytes=path.stat().st_size,
+        total_files=manifest.total_files,
+        total_bytes=manifest.total_bytes,
+        projects=[
+            ProjectContents(name=p, files=counts[p][0], bytes=counts[p][1], empty_dirs=counts[p][2])
+            for p in manifest.projects
+        ],
+        skipped=manifest.skipped,
+        file_list=list(manifest.files) if with_files else None,
+    )

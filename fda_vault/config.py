@@ -1,0 +1,37 @@
+"""Locations: flags first, then the environment, then the defaults (DESIGN.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "BACKUPS_ENV",
+    "PROJECTS_ENV",
+    "resolve_backups_dir",
+    "resolve_projects_dir",
+]
+
+PROJECTS_ENV = "FDA_VAULT_PROJECTS_DIR"
+BACKUPS_ENV = "FDA_VAULT_BACKUP_DIR"
+DEFAULT_PROJECTS_DIR = Path("~/fda-510k-data/projects")
+
+
+def resolve_projects_dir(flag: Path | None = None) -> Path:
+    """The projects root from ``--projects-dir``, ``$FDA_VAULT_PROJECTS_DIR`` or the default."""
+    if flag is not None:
+        return flag.expanduser().absolute()
+    env = os.environ.get(PROJECTS_ENV)
+    if env:
+        return Path(env).expanduser().absolute()
+    return DEFAULT_PROJECTS_DIR.expanduser().absolute()
+
+
+def resolve_backups_dir(flag: Path | None = None, projects_dir: Path | None = None) -> Path:
+    """The backups folder: its flag, ``$FDA_VAULT_BACKUP_DIR``, or ``<projects root>/backups``."""
+    if flag is not None:
+        return flag.expanduser().absolute()
+    env = os.environ.get(BACKUPS_ENV)
+    if env:
+        return Path(env).expanduser().absolute()
+    return resolve_projects_dir(projects_dir) / "backups"

@@ -1,0 +1,137 @@
+"""``metadata.json``: the BackupManifest of archive format v1 (DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fda_vault.errors import IntegrityError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BackupManifest",
+    "ExcludeInfo",
+    "FileEntry",
+    "SchemaInfo",
+    "SkippedEntry",
+    "is_safe_segment",
+    "parse_manifest",
+]
+
+FORMAT_VERSION = "1.0.0"
+SCHEMA_DESCRIPTION = (
+    "fda-vault backup archive: metadata.json describes every file under "
+    "projects/<project>/; checksums.txt holds the same SHA-256 values for sha256sum -c."
+)
+
+
+def is_safe_segment(name: str) -> bool:
+    """True when ``name`` is one harmless path segment: no separator, dots or control."""
+    return (
+        bool(name)
+        and name not in {".", ".."}
+        and "/" not in name
+        and "\\" not in name
+        and not any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+        and not (len(name) >= 2 and name[1] == ":")
+    )
+
+
+class _Model(BaseModel):
+    # Readers ignore unknown fields so that every 1.x archive stays readable.
+    model_config = ConfigDict(extra="ignore")
+
+
+class FileEntry(_Model):
+    """One backed-up file."""
+
+    path: str = Field(description='"<project>/<path>", POSIX separators')
+    size: int = Field(ge=0, description="uncompressed size in bytes")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, lowercase hex")
+    mtime: float = Field(description="modification time, seconds since the epoch")
+    mode: int = Field(ge=0, le=0o7777, description="permission bits")
+
+
+class SkippedEntry(_Model):
+    """Something under a project that was deliberately not backed up."""
+
+    path: str
+    reason: str
+
+
+class ExcludeInfo(_Model):
+    """The ``--exclude`` patterns given and how many files they left out."""
+
+    patterns: list[str] = Field(default_factory=list)
+    excluded_files: int = 0
+
+
+class SchemaInfo(_Model):
+    """Version and description of the metadata schema (kept from the original format)."""
+
+    version: str = "1.0"
+    description: str = SCHEMA_DESCRIPTION
+
+
+class BackupManifest(_Model):
+    """The content of ``metadata.json``."""
+
+    backup_version: str = FORMAT_VERSION
+    backup_timestamp: str = Field(description="ISO 8601 with UTC offset, when the backup started")
+    projects: list[str]
+    total_projects: int = Field(ge=0)
+    total_files: int = Field(ge=0)
+    total_bytes: int = Field(default=0, ge=0)
+    checksums: dict[str, str] = Field(description='"<project>/<path>" -> SHA-256 hex')
+    files: list[FileEntry] = Field(default_factory=list)
+    empty_dirs: list[str] = Field(default_factory=list)
+    skipped: list[SkippedEntry] = Field(default_factory=list)
+    exclude: ExcludeInfo = Field(default_factory=ExcludeInfo)
+    created_by: str = ""
+    schema_: SchemaInfo = Field(default_factory=SchemaInfo, alias="schema")
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @field_validator("backup_version")
+    @classmethod
+    def _major_is_one(cls, value: str) -> str:
+        if value.split(".")[0] != "1":
+            raise ValueError(f"unsupported format version {value!r} (this fda-vault reads 1.x)")
+        return value
+
+    @field_validator("projects")
+    @classmethod
+    def _projects_are_segments(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not is_safe_segment(name) or name.startswith("."):
+                raise ValueError(f"project name {name!r} is not a single safe path segment")
+        if len(set(value)) != len(value):
+            raise ValueError("project names repeat")
+        return value
+
+    def to_json_bytes(self) -> bytes:
+        """Serialize as written into the archive (by alias, indented, UTF-8)."""
+        return (self.model_dump_json(by_alias=True, indent=2) + "\n").encode("utf-8")
+
+    def checksums_txt(self) -> bytes:
+        """The ``checksums.txt`` member: sorted ``sha256sum -c`` lines."""
+        lines = sorted(f"{e.sha256}  projects/{e.path}\n" for e in self.files)
+        return "".join(lines).encode("utf-8")
+
+
+def parse_manifest(raw: bytes, archive_name: str) -> BackupManifest:
+    """Parse ``metadata.json`` bytes, raising IntegrityError naming the first problem."""
+    try:
+        data: Any = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(archive_name, f"metadata.json is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise IntegrityError(archive_name, "metadata.json is not a JSON object")
+    try:
+        return BackupManifest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise IntegrityError(archive_name, f"metadata.json field {where}: {first['msg']}") from None

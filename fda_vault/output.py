@@ -1,0 +1,271 @@
+"""The only module that talks to the terminal: Rich tables, progress, errors, JSON.
+
+Data goes to stdout, chatter to stderr. ``markup=False`` everywhere so that a file or
+project name is never read as Rich markup.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.progress import (
+    Progress as RichProgress,
+)
+from rich.table import Table
+
+from fda_vault.backup import BackupResult
+from fda_vault.catalog import ArchiveContents, BackupList
+from fda_vault.errors import FdaVaultError
+from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.verify import VerifyResult
+
+__all__ = ["Terminal", "human_bytes"]
+
+_PIPE_WIDTH = 400
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+class _RichProgress:
+    """Adapts the library's Progress callback to a Rich progress bar on stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self._bar = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> _RichProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._bar.stop()
+
+    def start(self, description: str, total_bytes: int) -> None:
+        self.finish()
+        self._task = self._bar.add_task(description, total=total_bytes)
+
+    def advance(self, nbytes: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, nbytes)
+
+    def finish(self) -> None:
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+            self._task = None
+
+
+class Terminal:
+    """Owns stdout and stderr for one command run."""
+
+    def __init__(self, *, as_json: bool = False, quiet: bool = False) -> None:
+        self.as_json = as_json
+        self.quiet = quiet
+        self.out = Console(markup=False, highlight=False, emoji=False, soft_wrap=True)
+        self.err = Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        if not self.out.is_terminal:
+            # Piped or redirected: never cut a file name to fit an imaginary 80 columns.
+            self.out.width = _PIPE_WIDTH
+
+    @property
+    def interactive(self) -> bool:
+        """True when a human can answer a prompt."""
+        return not self.as_json and sys.stdin.isatty() and self.err.is_terminal
+
+    @contextmanager
+    def progress(self) -> Iterator[Progress]:
+        """A progress sink: a Rich bar on a terminal, nothing under --json/--quiet/pipes."""
+        if self.as_json or self.quiet or not self.err.is_terminal:
+            yield NO_PROGRESS
+            return
+        with _RichProgress(self.err) as bar:
+            yield bar
+
+    # --- chatter on stderr -------------------------------------------------
+    def error(self, exc: FdaVaultError) -> None:
+        """The one error line, plus a JSON error object on stdout under --json."""
+        self.err.print(f"error: {exc.message}", style="red")
+        if self.as_json:
+            self.emit_json(
+                {
+                    "error": {
+                        "kind": exc.kind,
+                        "exit_code": int(exc.exit_code),
+                        "message": exc.message,
+                    }
+                }
+            )
+
+    def warning(self, text: str) -> None:
+        """A warning line on stderr (shown even with --quiet)."""
+        self.err.print(f"warning: {text}", style="yellow")
+
+    def info(self, text: str) -> None:
+        """A human note on stderr, hidden by --quiet and --json."""
+        if not (self.quiet or self.as_json):
+            self.err.print(text)
+
+    # --- data on stdout ----------------------------------------------------
+    def emit_json(self, payload: BaseModel | dict[str, Any]) -> None:
+        """Exactly one JSON document on stdout."""
+        if isinstance(payload, BaseModel):
+            text = payload.model_dump_json(indent=2, by_alias=True)
+        else:
+            text = json.dumps(payload, indent=2)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def _human(self) -> bool:
+        return not (self.as_json or self.quiet)
+
+    def backup_result(self, result: BackupResult) -> None:
+        """Render a finished backup."""
+        for line in result.warnings:
+            self.warning(line)
+        if self.as_json:
+            self.emit_json(result)
+            return
+        if not self._human():
+            return
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column()
+        rate = result.bytes / result.duration_seconds if result.duration_seconds else 0.0
+        table.add_row("archive", result.archive)
+        table.add_row("projects", ", ".join(result.projects))
+        table.add_row("files", str(result.files))
+        table.add_row("data", f"{human_bytes(result.bytes)} ({result.bytes} bytes)")
+        table.add_row(
+            "archive size", f"{human_bytes(result.archive_size)} ({result.archive_size} bytes)"
+        )
+        table.add_row("archive sha256", result.archive_sha256)
+        table.add_row("verified", "yes" if result.verified else "no (--no-verify)")
+        if result.excluded_files:
+            table.add_row("excluded", f"{result.excluded_files} files")
+        if result.skipped:
+            table.add_row("skipped", f"{len(result.skipped)} (see warnings)")
+        table.add_row("duration", f"{result.duration_seconds:.2f} s ({human_bytes(rate)}/s)")
+        self.out.print(table)
+        for item in result.skipped:
+            if not any(item.path in w for w in result.warnings):
+                self.warning(f"{item.path} — {item.reason}; not backed up")
+
+    def verify_result(self, result: VerifyResult) -> None:
+        """Render verification reports."""
+        if self.as_json:
+            self.emit_json(result)
+            return
+        for report in result.archives:
+            for problem in report.problems:
+                self.err.print(
+                    f"{report.archive}: {problem.path}: {problem.kind}: {problem.detail}"
+                )
+            if self._human():
+                if report.ok:
+                    self.out.print(
+                        f"OK {report.archive}: {report.files_checked} files, "
+                        f"{human_bytes(report.bytes_checked)} checked"
+                    )
+                else:
+                    self.out.print(f"DAMAGED {report.archive}: {len(report.problems)} problem(s)")
+
+    def backup_list(self, listing: BackupList) -> None:
+        """Render the backups folder as a table, newest first."""
+        if self.as_json:
+            self.emit_json(listing)
+            return
+        if not self._human():
+            return
+        if not listing.backups:
+            self.out.print(f"no backups in {listing.backups_dir}")
+            return
+        table = Table(title=f"Backups in {listing.backups_dir}")
+        for column in ("file", "created", "projects", "files", "data", "archive"):
+            table.add_column(
+                column, justify="right" if column in {"files", "data", "archive"} else "left"
+            )
+        for item in listing.backups:
+            if item.error:
+                table.add_row(
+                    item.file, "DAMAGED", item.error, "", "", human_bytes(item.archive_bytes)
+                )
+                continue
+            table.add_row(
+                item.file,
+                item.created or "",
+                ", ".join(item.projects),
+                str(item.files),
+                human_bytes(item.data_bytes),
+                human_bytes(item.archive_bytes),
+            )
+        self.out.print(table)
+
+    def archive_contents(self, contents: ArchiveContents) -> None:
+        """Render one archive's projects (and files with --files)."""
+        if self.as_json:
+            self.emit_json(contents)
+            return
+        if not self._human():
+            return
+        self.out.print(
+            f"{contents.archive}\ncreated {contents.created} by {contents.created_by}, "
+            f"format {contents.backup_version}, {human_bytes(contents.archive_bytes)} on disk"
+        )
+        table = Table()
+        table.add_column("project")
+        table.add_column("files", justify="right")
+        table.add_column("data", justify="right")
+        table.add_column("empty folders", justify="right")
+        for project in contents.projects:
+            table.add_row(
+                project.name,
+                str(project.files),
+                human_bytes(project.bytes),
+                str(project.empty_dirs),
+            )
+        table.add_row(
+            "total", str(contents.total_files), human_bytes(contents.total_bytes), "", style="bold"
+        )
+        self.out.print(table)
+        if contents.file_list is not None:
+            files = Table()
+            files.add_column("path")
+            files.add_column("size", justify="right")
+            files.add_column("sha256")
+            for entry in contents.file_list:
+                files.add_row(entry.path, str(entry.size), entry.sha256)
+            self.out.print(files)

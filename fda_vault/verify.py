@@ -1,0 +1,259 @@
+"""``verify``: structure, manifest, names, and every file's size and SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from fda_vault.archive import (
+    CHECKSUMS_NAME,
+    DATA_PREFIX,
+    MANIFEST_NAME,
+    is_regular_or_dir,
+    iter_member,
+    member_name_problem,
+    nfc_key,
+    open_archive,
+    read_manifest,
+)
+from fda_vault.errors import IntegrityError
+from fda_vault.manifest import BackupManifest, is_safe_segment
+from fda_vault.progress import NO_PROGRESS, Progress
+
+__all__ = ["Problem", "VerifyReport", "VerifyResult", "check_structure", "verify", "verify_archive"]
+
+
+class Problem(BaseModel):
+    """One thing wrong with an archive."""
+
+    path: str
+    kind: str
+    detail: str
+
+
+class VerifyReport(BaseModel):
+    """The full check of one archive."""
+
+    archive: str
+    ok: bool
+    projects: list[str]
+    files_checked: int
+    bytes_checked: int
+    problems: list[Problem]
+
+
+class VerifyResult(BaseModel):
+    """The check of every archive named."""
+
+    ok: bool
+    archives: list[VerifyReport]
+
+
+def _parse_checksums_txt(raw: bytes) -> tuple[dict[str, str], list[Problem]]:
+    listed: dict[str, str] = {}
+    problems: list[Problem] = []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return listed, [Problem(path=CHECKSUMS_NAME, kind="checksums", detail="not UTF-8 text")]
+    for number, line in enumerate(text.splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or not name.startswith(DATA_PREFIX):
+            problems.append(
+                Problem(path=CHECKSUMS_NAME, kind="checksums", detail=f"line {number} malformed")
+            )
+            continue
+        listed[name[len(DATA_PREFIX) :]] = digest
+    return listed, problems
+
+
+def _manifest_problems(manifest: BackupManifest) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def add(path: str, detail: str) -> None:
+        problems.append(Problem(path=path, kind="manifest", detail=detail))
+
+    projects = set(manifest.projects)
+    by_path = {e.path: e for e in manifest.files}
+    if len(by_path) != len(manifest.files):
+        add(MANIFEST_NAME, "a file is listed twice")
+    if manifest.total_projects != len(manifest.projects):
+        add(MANIFEST_NAME, "total_projects disagrees with projects")
+    if manifest.total_files != len(manifest.files):
+        add(MANIFEST_NAME, "total_files disagrees with files")
+    if manifest.total_bytes != sum(e.size for e in manifest.files):
+        add(MANIFEST_NAME, "total_bytes disagrees with files")
+    for path in sorted(set(by_path) | set(manifest.checksums)):
+        entry = by_path.get(path)
+        if entry is None:
+            add(path, "in checksums but not in files")
+        elif manifest.checksums.get(path) != entry.sha256:
+            add(path, "checksums and files disagree")
+    for path in [*by_path, *manifest.empty_dirs]:
+        name_problem = member_name_problem(DATA_PREFIX + path)
+        if name_problem:
+            add(path, name_problem)
+        elif path.split("/", 1)[0] not in projects:
+            add(path, "belongs to a project the manifest does not list")
+    for name in manifest.projects:
+        if not is_safe_segment(name):
+            add(name, "project name is not a single safe path segment")
+    return problems
+
+
+def check_structure(zf: zipfile.ZipFile, manifest: BackupManifest, archive: Path) -> list[Problem]:
+    """Every problem of names, entry types, manifest consistency and checksums.txt."""
+    problems = _manifest_problems(manifest)
+    expected_files = {DATA_PREFIX + e.path for e in manifest.files}
+    expected_dirs = {DATA_PREFIX + d + "/" for d in manifest.empty_dirs}
+    seen: set[str] = set()
+    seen_nfc: dict[str, str] = {}
+    for info in zf.infolist():
+        name = info.filename
+        problem = member_name_problem(name)
+        if problem:
+            problems.append(Problem(path=name, kind="unsafe", detail=problem))
+            continue
+        if name in seen:
+            problems.append(Problem(path=name, kind="unsafe", detail="duplicate member name"))
+            continue
+        seen.add(name)
+        key = nfc_key(name)
+        if key in seen_nfc:
+            problems.append(
+                Problem(path=name, kind="unsafe", detail=f"same name as {seen_nfc[key]} after NFC")
+            )
+            continue
+        seen_nfc[key] = name
+        if not is_regular_or_dir(info):
+            problems.append(Problem(path=name, kind="unsafe", detail="symlink or special entry"))
+        elif info.flag_bits & 0x1:
+            problems.append(Problem(path=name, kind="unsafe", detail="encrypted member"))
+        elif name in {MANIFEST_NAME, CHECKSUMS_NAME}:
+            continue
+        elif info.is_dir():
+            if name not in expected_dirs:
+                problems.append(
+                    Problem(path=name, kind="unexpected", detail="folder not in the manifest")
+                )
+        elif name not in expected_files:
+            problems.append(
+                Problem(path=name, kind="unexpected", detail="member not in the manifest")
+            )
+    for name in sorted(expected_files - seen):
+        problems.append(
+            Problem(path=name, kind="missing", detail="in the manifest, not in the archive")
+        )
+    for name in sorted(expected_dirs - seen):
+        problems.append(
+            Problem(path=name, kind="missing", detail="empty folder not in the archive")
+        )
+    if CHECKSUMS_NAME not in seen:
+        problems.append(
+            Problem(path=CHECKSUMS_NAME, kind="missing", detail="checksums.txt is missing")
+        )
+    else:
+        try:
+            raw = b"".join(
+                iter_member(
+                    zf, zf.getinfo(CHECKSUMS_NAME), zf.getinfo(CHECKSUMS_NAME).file_size, archive
+                )
+            )
+        except IntegrityError as exc:
+            problems.append(Problem(path=CHECKSUMS_NAME, kind="corrupt", detail=exc.why))
+        else:
+            listed, parse_problems = _parse_checksums_txt(raw)
+            problems.extend(parse_problems)
+            if listed != manifest.checksums:
+                problems.append(
+                    Problem(
+                        path=CHECKSUMS_NAME, kind="checksums", detail="disagrees with metadata.json"
+                    )
+                )
+    return problems
+
+
+def check_file_data(
+    zf: zipfile.ZipFile,
+    manifest: BackupManifest,
+    archive: Path,
+    progress: Progress,
+    projects: Collection[str] | None = None,
+) -> tuple[int, int, list[Problem]]:
+    """Stream every selected file, checking size and SHA-256: (files, bytes, problems)."""
+    problems: list[Problem] = []
+    files = bytes_done = 0
+    selected = [
+        e for e in manifest.files if projects is None or e.path.split("/", 1)[0] in projects
+    ]
+    progress.start("verifying", sum(e.size for e in selected))
+    for entry in selected:
+        name = DATA_PREFIX + entry.path
+        try:
+            info = zf.getinfo(name)
+        except KeyError:
+            continue  # reported by check_structure
+        hasher = hashlib.sha256()
+        try:
+            for chunk in iter_member(zf, info, entry.size, archive):
+                hasher.update(chunk)
+                progress.advance(len(chunk))
+        except IntegrityError as exc:
+            problems.append(Problem(path=name, kind="corrupt", detail=exc.why))
+            continue
+        files += 1
+        bytes_done += entry.size
+        if hasher.hexdigest() != entry.sha256:
+            problems.append(
+                Problem(path=name, kind="sha256", detail="content does not match its SHA-256")
+            )
+    progress.finish()
+    return files, bytes_done, problems
+
+
+def verify_archive(path: Path, *, progress: Progress = NO_PROGRESS) -> VerifyReport:
+    """Check one archive fully; every problem is reported, none raised (but a missing file)."""
+    try:
+        zf = open_archive(path)
+    except IntegrityError as exc:
+        return VerifyReport(
+            archive=str(path),
+            ok=False,
+            projects=[],
+            files_checked=0,
+            bytes_checked=0,
+            problems=[Problem(path=str(path), kind="structure", detail=exc.why)],
+        )
+    with zf:
+        try:
+            manifest = read_manifest(zf, path)
+        except IntegrityError as exc:
+            return VerifyReport(
+                archive=str(path),
+                ok=False,
+                projects=[],
+                files_checked=0,
+                bytes_checked=0,
+                problems=[Problem(path=MANIFEST_NAME, kind="manifest", detail=exc.why)],
+            )
+        problems = check_structure(zf, manifest, path)
+        files, nbytes, data_problems = check_file_data(zf, manifest, path, progress)
+    problems.extend(data_problems)
+    return VerifyReport(
+        archive=str(path),
+        ok=not problems,
+        projects=manifest.projects,
+        files_checked=files,
+        bytes_checked=nbytes,
+        problems=problems,
+    )
+
+
+def verify(archives: Sequence[Path], *, progress: Progress = NO_PROGRESS) -> VerifyResult:
+    """Check every archive; ``ok`` only when all are intact."""
+    reports = [verify_archive(path, progress=progress) for path in archives]
+    return VerifyResult(ok=all(r.ok for r in reports), archives=reports)

@@ -1,0 +1,277 @@
+"""A small streaming ZIP writer: deflate or store, UTF-8 names, ZIP64 where needed.
+
+We write ZIP ourselves (rather than through ``zipfile``) for two reasons: an entry can
+be rolled back when its source file changes under us (the backup then retries it), and
+compression is a plain function of bytes, so callers may compress in worker threads.
+The output is a standard archive that ``unzip`` and Python's ``zipfile`` read.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+__all__ = ["EntryResult", "ZipWriter"]
+
+_LOCAL_SIG = 0x04034B50
+_CENTRAL_SIG = 0x02014B50
+_EOCD_SIG = 0x06054B50
+_ZIP64_EOCD_SIG = 0x06064B50
+_ZIP64_LOCATOR_SIG = 0x07064B50
+_ZIP64_EXTRA_ID = 0x0001
+_MAX32 = 0xFFFFFFFF
+_MAX16 = 0xFFFF
+# Deflate can expand incompressible data slightly; stay clear of the 4 GiB edge.
+_ZIP64_THRESHOLD = _MAX32 - (64 << 20)
+_FLAG_UTF8 = 0x0800
+_UNIX = 3
+_STORED = 0
+_DEFLATED = 8
+_S_IFREG = 0o100000
+_S_IFDIR = 0o040000
+_MSDOS_DIR = 0x10
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """What one written entry holds."""
+
+    crc32: int
+    size: int
+    compressed_size: int
+    method: int
+
+
+@dataclass(frozen=True)
+class _Record:
+    name: bytes
+    flags: int
+    method: int
+    dos_time: int
+    dos_date: int
+    crc32: int
+    compressed_size: int
+    size: int
+    offset: int
+    external_attr: int
+    zip64_local: bool
+
+
+def _dos_datetime(mtime: float) -> tuple[int, int]:
+    t = time.localtime(max(mtime, 0))
+    year = min(max(t.tm_year, 1980), 2107)
+    if year != t.tm_year:  # outside what DOS time can say: clamp to the nearest edge
+        return (0, (0 << 9) | (1 << 5) | 1) if year == 1980 else (0xBF7D, 0xFF9F)
+    dos_date = ((year - 1980) << 9) | (t.tm_mon << 5) | t.tm_mday
+    dos_time = (t.tm_hour << 11) | (t.tm_min << 5) | (min(t.tm_sec, 59) // 2)
+    return dos_time, dos_date
+
+
+class ZipWriter:
+    """Append entries to a seekable binary file, then ``close()`` writes the directory."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self._fp = fp
+        self._records: list[_Record] = []
+        self._offset = fp.tell()
+
+    def tell(self) -> int:
+        """Offset where the next entry starts (a mark for :meth:`rollback_to`)."""
+        return self._offset
+
+    def rollback_to(self, mark: int) -> None:
+        """Forget an entry that failed half-way: cut the file back to ``mark``."""
+        self._fp.seek(mark)
+        self._fp.truncate()
+        self._offset = mark
+        self._records = [rec for rec in self._records if rec.offset < mark]
+
+    def add_dir(self, name: str, *, mtime: float, mode: int) -> None:
+        """Add a directory entry (``name`` ends with ``/``)."""
+        assert name.endswith("/")
+        attr = ((_S_IFDIR | (mode & 0o777)) << 16) | _MSDOS_DIR
+        self._write_entry(name, [], mtime=mtime, external_attr=attr, size_hint=0, level=0)
+
+    def add_file(
+        self,
+        name: str,
+        chunks: Iterable[bytes],
+        *,
+        mtime: float,
+        mode: int,
+        size_hint: int,
+        level: int,
+    ) -> EntryResult:
+        """Add a regular file from ``chunks``; ``level`` 0 stores, 1-9 deflates."""
+        attr = (_S_IFREG | (mode & 0o777)) << 16
+        return self._write_entry(
+            name, chunks, mtime=mtime, external_attr=attr, size_hint=size_hint, level=level
+        )
+
+    def _write_entry(
+        self,
+        name: str,
+        chunks: Iterable[bytes],
+        *,
+        mtime: float,
+        external_attr: int,
+        size_hint: int,
+        level: int,
+    ) -> EntryResult:
+        fp = self._fp
+        start = self._offset
+        encoded = name.encode("utf-8")
+        flags = 0 if encoded.isascii() else _FLAG_UTF8
+        method = _DEFLATED if level > 0 else _STORED
+        zip64 = size_hint >= _ZIP64_THRESHOLD
+        dos_time, dos_date = _dos_datetime(mtime)
+        extra = struct.pack("<HHQQ", _ZIP64_EXTRA_ID, 16, 0, 0) if zip64 else b""
+        header = struct.pack(
+            "<IHHHHHIIIHH",
+            _LOCAL_SIG,
+            45 if zip64 else 20,
+            flags,
+            method,
+            dos_time,
+            dos_date,
+            0,
+            _MAX32 if zip64 else 0,
+            _MAX32 if zip64 else 0,
+            len(encoded),
+            len(extra),
+        )
+        fp.write(header)
+        fp.write(encoded)
+        fp.write(extra)
+        data_start = start + len(header) + len(encoded) + len(extra)
+
+        crc = 0
+        size = 0
+        written = 0
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15) if level > 0 else None
+        for chunk in chunks:
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+            out = compressor.compress(chunk) if compressor else chunk
+            if out:
+                fp.write(out)
+                written += len(out)
+        if compressor:
+            tail = compressor.flush()
+            fp.write(tail)
+            written += len(tail)
+        if not zip64 and (size > _MAX32 or written > _MAX32):
+            raise OverflowError(f"{name}: grew past 4 GiB while being read")
+
+        end = data_start + written
+        # Patch CRC and sizes into the local header now that they are known.
+        fp.seek(start + 14)
+        if zip64:
+            fp.write(struct.pack("<I", crc))
+            fp.seek(start + 30 + len(encoded) + 4)
+            fp.write(struct.pack("<QQ", size, written))
+        else:
+            fp.write(struct.pack("<III", crc, written, size))
+        fp.seek(end)
+        self._offset = end
+        self._records.append(
+            _Record(
+                encoded,
+                flags,
+                method,
+                dos_time,
+                dos_date,
+                crc,
+                written,
+                size,
+                start,
+                external_attr,
+                zip64,
+            )
+        )
+        return EntryResult(crc, size, written, method)
+
+    def close(self) -> None:
+        """Write the central directory and the end records."""
+        fp = self._fp
+        cd_start = self._offset
+        for rec in self._records:
+            fields: list[int] = []
+            size32, csize32, offset32 = rec.size, rec.compressed_size, rec.offset
+            if rec.zip64_local or rec.size >= _MAX32:
+                fields.append(rec.size)
+                size32 = _MAX32
+            if rec.zip64_local or rec.compressed_size >= _MAX32:
+                fields.append(rec.compressed_size)
+                csize32 = _MAX32
+            if rec.offset >= _MAX32:
+                fields.append(rec.offset)
+                offset32 = _MAX32
+            extra = (
+                struct.pack(f"<HH{len(fields)}Q", _ZIP64_EXTRA_ID, 8 * len(fields), *fields)
+                if fields
+                else b""
+            )
+            version = 45 if fields else 20
+            fp.write(
+                struct.pack(
+                    "<IHHHHHHIIIHHHHHII",
+                    _CENTRAL_SIG,
+                    (_UNIX << 8) | version,
+                    version,
+                    rec.flags,
+                    rec.method,
+                    rec.dos_time,
+                    rec.dos_date,
+                    rec.crc32,
+                    csize32,
+                    size32,
+                    len(rec.name),
+                    len(extra),
+                    0,
+                    0,
+                    0,
+                    rec.external_attr,
+                    offset32,
+                )
+            )
+            fp.write(rec.name)
+            fp.write(extra)
+        cd_end = fp.tell()
+        cd_size = cd_end - cd_start
+        count = len(self._records)
+        if count >= _MAX16 or cd_start >= _MAX32 or cd_size >= _MAX32:
+            fp.write(
+                struct.pack(
+                    "<IQHHIIQQQQ",
+                    _ZIP64_EOCD_SIG,
+                    44,
+                    (_UNIX << 8) | 45,
+                    45,
+                    0,
+                    0,
+                    count,
+                    count,
+                    cd_size,
+                    cd_start,
+                )
+            )
+            fp.write(struct.pack("<IIQI", _ZIP64_LOCATOR_SIG, 0, cd_end, 1))
+        fp.write(
+            struct.pack(
+                "<IHHHHIIH",
+                _EOCD_SIG,
+                0,
+                0,
+                min(count, _MAX16),
+                min(count, _MAX16),
+                min(cd_size, _MAX32),
+                min(cd_start, _MAX32),
+                0,
+            )
+        )
+        self._offset = fp.tell()
