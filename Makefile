@@ -1,0 +1,31 @@
+# Two commands for a fresh clone (README "Quick start"):
+#   make demo   create .venv, install fda-vault, back up examples/projects and verify it
+#   make test   lint, type-check and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO_BACKUPS := build/demo-backups
+
+.PHONY: demo test install clean
+
+$(BIN)/fda-vault: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/fda-vault
+
+demo: install
+	$(BIN)/fda-vault backup --all --projects-dir examples/projects --output-dir $(DEMO_BACKUPS)
+	$(BIN)/fda-vault verify $$(ls -t $(DEMO_BACKUPS)/*.zip | head -n 1)
+	$(BIN)/fda-vault list --backups-dir $(DEMO_BACKUPS)
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict fda_vault
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
