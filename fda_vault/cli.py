@@ -16,9 +16,17 @@ from fda_vault.backup import DEFAULT_LEVEL
 from fda_vault.backup import backup as run_backup
 from fda_vault.catalog import describe_archive, list_backups
 from fda_vault.config import resolve_backups_dir, resolve_projects_dir
-from fda_vault.errors import ExitCode, FdaVaultError, InterruptedByUser, OperationError
+from fda_vault.errors import (
+    ExitCode,
+    FdaVaultError,
+    InterruptedByUser,
+    OperationError,
+    RefusedError,
+)
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault.output import Terminal
+from fda_vault.restore import plan_restore
+from fda_vault.restore import restore as run_restore
 from fda_vault.verify import verify as run_verify
 
 __all__ = ["app", "main"]
@@ -219,6 +227,83 @@ def list_command(
             term.backup_list(list_backups(resolve_backups_dir(backups_dir, projects_dir)))
         else:
             term.archive_contents(describe_archive(backup_file, with_files=files))
+
+
+@app.command()
+def restore(
+    backup_file: Annotated[
+        Path, typer.Argument(help="The archive to restore from.", metavar="BACKUP")
+    ],
+    project: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--project", "-p", help="Restore only this project (repeatable).", show_default=False
+        ),
+    ] = None,
+    target_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--target-dir",
+            help="Where projects go [default: the projects root].",
+            show_default=False,
+        ),
+    ] = None,
+    projects_dir: ProjectsDirOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan; write nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite existing projects without asking.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to the prompt.")] = False,
+    lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Restore projects from an archive exactly, verified, all or nothing.
+
+    Existing projects that would change are shown and need a "yes" (or --force/--yes);
+    without a terminal, or with --json, such a restore exits 4 and changes nothing.
+    Example: fda-vault restore backups/all_projects_backup_20261126_020000.zip -p K241234 --dry-run
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        target = target_dir.expanduser().absolute() if target_dir else None
+        target = target or resolve_projects_dir(projects_dir)
+        plan = plan_restore(
+            backup_file, target_dir=target, projects=project, lock_timeout=lock_timeout
+        )
+        for line in plan.recovered:
+            term.warning(line)
+        if dry_run:
+            term.restore_plan(plan, to_stdout=True)
+            return
+        overwrite = force or yes
+        if plan.overwrites and not overwrite:
+            term.restore_plan(plan, to_stdout=False)
+            if not term.interactive:
+                raise RefusedError(
+                    f"restore would overwrite {', '.join(plan.overwrites)}",
+                    "no terminal to ask; use --force or --yes (nothing was changed)",
+                )
+            count = len(plan.overwrites)
+            noun = "project" if count == 1 else "projects"
+            if not typer.confirm(f"Overwrite {count} {noun}?", default=False, err=True):
+                raise RefusedError("restore cancelled", "nothing was changed")
+            overwrite = True
+        with term.progress() as progress:
+            result = run_restore(
+                backup_file,
+                target_dir=target,
+                projects=project,
+                overwrite=overwrite,
+                lock_timeout=lock_timeout,
+                progress=progress,
+            )
+        for line in result.recovered:
+            term.warning(line)
+        term.restore_result(result)
 
 
 def main() -> None:

@@ -32,11 +32,13 @@ from fda_vault.backup import BackupResult
 from fda_vault.catalog import ArchiveContents, BackupList
 from fda_vault.errors import FdaVaultError
 from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.restore import RestorePlan, RestoreResult
 from fda_vault.verify import VerifyResult
 
 __all__ = ["Terminal", "human_bytes"]
 
 _PIPE_WIDTH = 400
+_EXAMPLES = 5
 
 
 def human_bytes(n: float) -> str:
@@ -151,6 +153,65 @@ class Terminal:
 
     def _human(self) -> bool:
         return not (self.as_json or self.quiet)
+
+    def restore_plan(self, plan: RestorePlan, *, to_stdout: bool) -> None:
+        """Render a restore plan: one line per project, a table per changed project."""
+        if self.as_json:
+            if to_stdout:
+                self.emit_json(plan)
+            return
+        if not self._human():
+            return
+        console = self.out if to_stdout else self.err
+        title = "Restore plan (dry run: nothing written)" if plan.dry_run else "Restore plan"
+        summary = Table(title=f"{title}: {plan.archive} -> {plan.target_dir}")
+        for column in ("project", "action", "files", "data"):
+            summary.add_column(column, justify="right" if column in {"files", "data"} else "left")
+        for project in plan.projects:
+            summary.add_row(
+                project.name, project.action, str(project.files), human_bytes(project.bytes)
+            )
+        console.print(summary)
+        for project in plan.projects:
+            if project.action != "overwrite":
+                continue
+            table = Table(title=f"{project.name}: changes if restored")
+            table.add_column("files")
+            table.add_column("count", justify="right")
+            table.add_column("data", justify="right")
+            table.add_column("examples")
+            rows = (
+                ("only in backup (added)", project.only_in_backup, project.bytes_only_in_backup),
+                ("only on disk (removed)", project.only_on_disk, project.bytes_only_on_disk),
+                ("differing (replaced)", project.differing, project.bytes_differing),
+            )
+            for label, paths, nbytes in rows:
+                shown = ", ".join(paths[:_EXAMPLES]) + (" …" if len(paths) > _EXAMPLES else "")
+                table.add_row(label, str(len(paths)), human_bytes(nbytes), shown)
+            table.add_row(
+                "identical", str(project.identical), human_bytes(project.bytes_identical), ""
+            )
+            console.print(table)
+        console.print(
+            f"{human_bytes(plan.bytes_to_write)} to write, {human_bytes(plan.free_bytes)} free"
+        )
+
+    def restore_result(self, result: RestoreResult) -> None:
+        """Render a finished restore."""
+        if self.as_json:
+            self.emit_json(result)
+            return
+        if not self._human():
+            return
+        if result.restored:
+            self.out.print(
+                f"restored {', '.join(result.restored)} into {result.target_dir}: "
+                f"{result.files} files, {human_bytes(result.bytes)} in "
+                f"{result.duration_seconds:.2f} s ({human_bytes(result.bytes_per_second)}/s), "
+                "every file verified"
+            )
+        if result.identical:
+            self.out.print(f"identical, nothing to do: {', '.join(result.identical)}")
 
     def backup_result(self, result: BackupResult) -> None:
         """Render a finished backup."""

@@ -1,0 +1,207 @@
+"""Crash-safe swapping of staged projects into a target folder.
+
+A restore stages every project under ``<target>/.fda-vault-staging-<id>/new/`` and
+records its intent in ``<target>/.fda-vault-journal.json`` (written atomically). The
+journal's ``state`` says which way an interrupted restore must be completed:
+
+- ``staging``: nothing visible changed yet; recovery deletes the staging folder.
+- ``swapping``: every byte is staged, verified and on disk; recovery rolls *forward*,
+  moving the remaining staged projects in (old versions go to ``old/``).
+- ``rolling_back``: an in-process failure was undoing the swap; recovery rolls *back*,
+  putting every ``old/`` project back and removing the new ones.
+
+Each step is a ``rename`` inside one filesystem, so after recovery every project is
+entirely its old or entirely its new version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fda_vault.errors import OperationError
+from fda_vault.fsio import describe_os_error, fsync_dir
+
+__all__ = ["JOURNAL_NAME", "STAGING_PREFIX", "Journal", "recover_interrupted"]
+
+JOURNAL_NAME = ".fda-vault-journal.json"
+STAGING_PREFIX = ".fda-vault-staging-"
+
+STAGING = "staging"
+SWAPPING = "swapping"
+ROLLING_BACK = "rolling_back"
+
+
+def remove_tree(path: Path) -> None:
+    """Delete ``path`` without following symlinks (a symlink itself is just unlinked)."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    shutil.rmtree(path)
+
+
+@dataclass
+class Journal:
+    """The on-disk record of one restore into ``target``."""
+
+    target: Path
+    archive: str
+    projects: list[str]
+    existed: list[str]
+    staging_name: str = field(default_factory=lambda: f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+    state: str = STAGING
+
+    @property
+    def staging(self) -> Path:
+        """The staging folder (same filesystem as the target)."""
+        return self.target / self.staging_name
+
+    def new_path(self, project: str) -> Path:
+        """Where ``project`` is staged."""
+        return self.staging / "new" / project
+
+    def old_path(self, project: str) -> Path:
+        """Where the replaced version of ``project`` waits until the swap is complete."""
+        return self.staging / "old" / project
+
+    def write(self, state: str) -> None:
+        """Record ``state`` durably (temp file, fsync, rename, fsync the folder)."""
+        self.state = state
+        path = self.target / JOURNAL_NAME
+        tmp = self.target / (JOURNAL_NAME + ".tmp")
+        payload = {
+            "state": state,
+            "archive": self.archive,
+            "projects": self.projects,
+            "existed": self.existed,
+            "staging": self.staging_name,
+        }
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as fp:
+            json.dump(payload, fp)
+            fp.flush()
+            os.fsync(fp.fileno())
+        tmp.replace(path)
+        fsync_dir(self.target)
+
+    @classmethod
+    def load(cls, target: Path) -> Journal | None:
+        """The journal left in ``target``, if any."""
+        path = target / JOURNAL_NAME
+        try:
+            data: Any = json.loads(path.read_text(encoding="utf-8"))
+            journal = cls(
+                target=target,
+                archive=str(data["archive"]),
+                projects=[str(p) for p in data["projects"]],
+                existed=[str(p) for p in data["existed"]],
+                staging_name=str(data["staging"]),
+                state=str(data["state"]),
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise OperationError(
+                path, f"unreadable restore journal ({exc}); see the runbook"
+            ) from None
+        if not journal.staging_name.startswith(STAGING_PREFIX) or "/" in journal.staging_name:
+            raise OperationError(path, "restore journal names an unexpected staging folder")
+        return journal
+
+    def create_staging(self) -> None:
+        """Make the private staging folder (mode 0700)."""
+        for sub in ("", "new", "old"):
+            (self.staging / sub).mkdir(mode=0o700)
+
+    def swap_in(self) -> None:
+        """Move every staged project in; the caller rolls back on an exception."""
+        self.write(SWAPPING)
+        for project in self.projects:
+            self._forward(project)
+        fsync_dir(self.target)
+
+    def _forward(self, project: str) -> None:
+        new, live, old = self.new_path(project), self.target / project, self.old_path(project)
+        if not new.exists() and not new.is_symlink():
+            return  # already moved in
+        if live.exists() or live.is_symlink():
+            live.rename(old)
+        new.rename(live)
+
+    def _backward(self, project: str) -> None:
+        live, old = self.target / project, self.old_path(project)
+        trash = self.staging / "new" / project
+        if old.exists() or old.is_symlink():
+            if live.exists() or live.is_symlink():
+                live.rename(trash)
+            old.rename(live)
+        elif (
+            project not in self.existed
+            and (live.exists() or live.is_symlink())
+            and not trash.exists()
+        ):
+            live.rename(trash)  # it is ours: the project did not exist before
+
+    def roll_back(self) -> None:
+        """Put every project back as it was, then clean up."""
+        if self.state == SWAPPING:
+            self.write(ROLLING_BACK)
+        if self.state == ROLLING_BACK:
+            for project in self.projects:
+                self._backward(project)
+            fsync_dir(self.target)
+        self.finish()
+
+    def roll_forward(self) -> None:
+        """Complete an interrupted swap, then clean up."""
+        for project in self.projects:
+            self._forward(project)
+        fsync_dir(self.target)
+        self.finish()
+
+    def finish(self) -> None:
+        """Delete the staging folder (old versions included) and the journal."""
+        if self.staging.exists():
+            remove_tree(self.staging)
+        (self.target / JOURNAL_NAME).unlink(missing_ok=True)
+        (self.target / (JOURNAL_NAME + ".tmp")).unlink(missing_ok=True)
+        fsync_dir(self.target)
+
+
+def recover_interrupted(target: Path) -> list[str]:
+    """Finish or roll back a restore interrupted in ``target``; say what was done.
+
+    Call with the target's lock held, before doing anything else there.
+    """
+    messages: list[str] = []
+    if not target.is_dir():
+        return messages
+    try:
+        journal = Journal.load(target)
+        if journal is not None:
+            names = ", ".join(journal.projects)
+            if journal.state == SWAPPING:
+                journal.roll_forward()
+                messages.append(
+                    f"finished an interrupted restore of {names} from {journal.archive}"
+                )
+            else:
+                journal.roll_back()
+                messages.append(
+                    f"rolled back an interrupted restore of {names} from {journal.archive}; "
+                    "the projects are as they were before it"
+                )
+        # Staging folders without a journal were never visible: just remove them.
+        for leftover in target.glob(f"{STAGING_PREFIX}*"):
+            remove_tree(leftover)
+            messages.append(f"removed the leftover staging folder {leftover.name}")
+    except OSError as exc:
+        raise OperationError(
+            target, f"cannot recover an interrupted restore ({describe_os_error(exc)})"
+        ) from None
+    return messages

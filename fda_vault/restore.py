@@ -1,0 +1,432 @@
+"""``restore``: exact, verified, all-or-nothing restores with a plan and a journal.
+
+Every selected project is extracted into a private staging folder inside the target,
+each byte checked against the manifest's SHA-256 as it is written, made durable, and
+only then swapped in with renames (see ``journal.py``). Any failure, Ctrl-C or kill
+leaves every project entirely as it was, or (once all is staged) entirely restored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from fda_vault.archive import DATA_PREFIX, READ_CHUNK, iter_member, open_archive, read_manifest
+from fda_vault.errors import (
+    FdaVaultError,
+    IntegrityError,
+    InterruptedByUser,
+    OperationError,
+    RefusedError,
+    UsageError,
+)
+from fda_vault.fsio import describe_os_error
+from fda_vault.journal import Journal, recover_interrupted
+from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
+from fda_vault.manifest import BackupManifest, FileEntry
+from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.verify import check_structure
+
+__all__ = [
+    "ProjectPlan",
+    "RestorePlan",
+    "RestoreResult",
+    "plan_restore",
+    "restore",
+]
+
+Action = Literal["create", "overwrite", "identical"]
+# Room for folders and file-system overhead beyond the file bytes themselves.
+_SPACE_MARGIN = 16 << 20
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class ProjectPlan(BaseModel):
+    """What restoring one project would do, file by file."""
+
+    name: str
+    action: Action
+    files: int
+    bytes: int
+    only_in_backup: list[str]
+    only_on_disk: list[str]
+    differing: list[str]
+    identical: int
+    bytes_only_in_backup: int
+    bytes_only_on_disk: int
+    bytes_differing: int
+    bytes_identical: int
+
+
+class RestorePlan(BaseModel):
+    """The whole restore, before anything is written (``--dry-run`` prints this)."""
+
+    archive: str
+    target_dir: str
+    dry_run: bool
+    projects: list[ProjectPlan]
+    bytes_to_write: int
+    free_bytes: int
+    recovered: list[str]
+
+    @property
+    def overwrites(self) -> list[str]:
+        """Projects that exist at the target and would change."""
+        return [p.name for p in self.projects if p.action == "overwrite"]
+
+
+class RestoreResult(BaseModel):
+    """What a restore did."""
+
+    archive: str
+    target_dir: str
+    dry_run: bool = False
+    restored: list[str]
+    created: list[str]
+    overwritten: list[str]
+    identical: list[str]
+    files: int
+    bytes: int
+    duration_seconds: float
+    bytes_per_second: float
+    recovered: list[str]
+
+
+@dataclass
+class _DiskFile:
+    size: int
+    path: Path
+
+
+def _disk_state(root: Path) -> tuple[dict[str, _DiskFile], set[str], set[str]]:
+    """Regular files, other entries (symlinks, specials) and empty folders under ``root``."""
+    files: dict[str, _DiskFile] = {}
+    others: set[str] = set()
+    empty: set[str] = set()
+    for current, dirs, names in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(current, root)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        if not dirs and not names and prefix:
+            empty.add(prefix[:-1])
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(current, d))]:
+            full = Path(current, name)
+            st = full.lstat()
+            if stat.S_ISREG(st.st_mode):
+                files[prefix + name] = _DiskFile(st.st_size, full)
+            else:
+                others.add(prefix + name)
+    return files, others, empty
+
+
+def _sha256_of(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as fp:
+        while chunk := fp.read(READ_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _plan_project(target: Path, name: str, manifest: BackupManifest) -> ProjectPlan:
+    prefix = name + "/"
+    wanted = {e.path[len(prefix) :]: e for e in manifest.files if e.path.startswith(prefix)}
+    wanted_empty = {d[len(prefix) :] for d in manifest.empty_dirs if d.startswith(prefix)}
+    total = sum(e.size for e in wanted.values())
+    live = target / name
+    if not live.exists() and not live.is_symlink():
+        return ProjectPlan(
+            name=name, action="create", files=len(wanted), bytes=total,
+            only_in_backup=sorted(wanted), only_on_disk=[], differing=[], identical=0,
+            bytes_only_in_backup=total, bytes_only_on_disk=0, bytes_differing=0,
+            bytes_identical=0,
+        )  # fmt: skip
+    if live.is_symlink() or not live.is_dir():
+        disk: dict[str, _DiskFile] = {}
+        others: set[str] = {name}
+        empty: set[str] = set()
+    else:
+        disk, others, empty = _disk_state(live)
+    only_backup = sorted(set(wanted) - set(disk))
+    only_disk = sorted((set(disk) - set(wanted)) | others)
+    differing: list[str] = []
+    same = same_bytes = 0
+    for rel in sorted(set(wanted) & set(disk)):
+        entry = wanted[rel]
+        if disk[rel].size == entry.size and _sha256_of(disk[rel].path) == entry.sha256:
+            same += 1
+            same_bytes += entry.size
+        else:
+            differing.append(rel)
+    unchanged = not only_backup and not only_disk and not differing and empty == wanted_empty
+    return ProjectPlan(
+        name=name,
+        action="identical" if unchanged else "overwrite",
+        files=len(wanted),
+        bytes=total,
+        only_in_backup=only_backup,
+        only_on_disk=only_disk,
+        differing=differing,
+        identical=same,
+        bytes_only_in_backup=sum(wanted[r].size for r in only_backup),
+        bytes_only_on_disk=sum(disk[r].size for r in only_disk if r in disk),
+        bytes_differing=sum(wanted[r].size for r in differing),
+        bytes_identical=same_bytes,
+    )
+
+
+def _open_checked(
+    archive: Path, projects: Sequence[str] | None
+) -> tuple[zipfile.ZipFile, BackupManifest, list[str]]:
+    """Open the archive, validate everything but file data, and resolve the selection."""
+    zf = open_archive(archive)
+    try:
+        manifest = read_manifest(zf, archive)
+        problems = check_structure(zf, manifest, archive)
+        if problems:
+            first = problems[0]
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            raise IntegrityError(f"{archive}: {first.path}", f"{first.detail}{more}")
+        if projects:
+            unknown = [p for p in projects if p not in manifest.projects]
+            if unknown:
+                raise UsageError(
+                    f"project {unknown[0]!r} is not in {archive.name}",
+                    f"it holds: {', '.join(manifest.projects) or 'no projects'}",
+                )
+            selected = list(dict.fromkeys(projects))
+        else:
+            selected = list(manifest.projects)
+    except BaseException:
+        zf.close()
+        raise
+    return zf, manifest, selected
+
+
+def _check_target(target: Path, archive: Path, selected: Sequence[str]) -> None:
+    archive_real = os.path.realpath(archive)
+    for name in selected:
+        live = os.path.realpath(target / name)
+        if archive_real.startswith(live + os.sep):
+            raise UsageError(
+                f"{archive}", f"lies inside project folder {target / name}, which it would replace"
+            )
+
+
+def _prepare_target(target: Path) -> None:
+    if target.exists() and not target.is_dir():
+        raise UsageError(target, "target is not a folder")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OperationError(target, f"cannot create target ({describe_os_error(exc)})") from None
+
+
+def _build_plan(
+    archive: Path,
+    target: Path,
+    manifest: BackupManifest,
+    selected: Sequence[str],
+    dry_run: bool,
+    recovered: list[str],
+) -> RestorePlan:
+    plans = [_plan_project(target, name, manifest) for name in selected]
+    to_write = sum(p.bytes for p in plans if p.action != "identical")
+    free = shutil.disk_usage(target if target.exists() else target.parent).free
+    return RestorePlan(
+        archive=str(archive), target_dir=str(target), dry_run=dry_run, projects=plans,
+        bytes_to_write=to_write, free_bytes=free, recovered=recovered,
+    )  # fmt: skip
+
+
+def plan_restore(
+    archive: Path,
+    *,
+    target_dir: Path,
+    projects: Sequence[str] | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> RestorePlan:
+    """What ``restore`` would do, writing nothing (but finishing an interrupted restore)."""
+    zf, manifest, selected = _open_checked(archive, projects)
+    with zf:
+        _check_target(target_dir, archive, selected)
+        recovered: list[str] = []
+        if target_dir.is_dir():
+            with folder_lock(target_dir, lock_timeout):
+                recovered = recover_interrupted(target_dir)
+                return _build_plan(archive, target_dir, manifest, selected, True, recovered)
+        return _build_plan(archive, target_dir, manifest, selected, True, recovered)
+
+
+def _safe_dir(base: Path, rel_parts: Sequence[str]) -> Path:
+    """Create ``base/rel_parts`` one level at a time, refusing any symlinked parent."""
+    current = base
+    for part in rel_parts:
+        current = current / part
+        with suppress(FileExistsError):
+            current.mkdir(mode=0o700)
+        if current.is_symlink() or not current.is_dir():
+            raise IntegrityError(current, "a parent folder is a symlink or a file; refusing")
+    return current
+
+
+def _extract_file(
+    zf: zipfile.ZipFile, archive: Path, entry: FileEntry, dest_root: Path, progress: Progress
+) -> None:
+    rel_parts = entry.path.split("/")[1:]
+    parent = _safe_dir(dest_root, rel_parts[:-1])
+    dest = parent / rel_parts[-1]
+    info = zf.getinfo(DATA_PREFIX + entry.path)
+    hasher = hashlib.sha256()
+    fd = os.open(dest, _WRITE_FLAGS, 0o600)
+    with open(fd, "wb", buffering=0) as out:
+        for chunk in iter_member(zf, info, entry.size, archive):
+            hasher.update(chunk)
+            out.write(chunk)
+            progress.advance(len(chunk))
+        if hasher.hexdigest() != entry.sha256:
+            raise IntegrityError(
+                f"{archive}: {DATA_PREFIX}{entry.path}", "content does not match its SHA-256"
+            )
+        # Permission bits only: never setuid, setgid or sticky.
+        os.fchmod(out.fileno(), entry.mode & 0o777)
+        os.utime(out.fileno(), (entry.mtime, entry.mtime))
+
+
+def _stage(
+    zf: zipfile.ZipFile,
+    archive: Path,
+    manifest: BackupManifest,
+    journal: Journal,
+    progress: Progress,
+    fail_after: Callable[[int], None] | None,
+) -> int:
+    """Extract and verify every journaled project into staging; return the byte count."""
+    chosen = set(journal.projects)
+    entries = [e for e in manifest.files if e.path.split("/", 1)[0] in chosen]
+    total = sum(e.size for e in entries)
+    progress.start("restoring", total)
+    for project in journal.projects:
+        _safe_dir(journal.staging / "new", [project])
+    for count, entry in enumerate(entries):
+        if fail_after is not None:
+            fail_after(count)
+        root = journal.staging / "new"
+        _extract_file(zf, archive, entry, root / entry.path.split("/", 1)[0], progress)
+    for folder in manifest.empty_dirs:
+        project, _, rel = folder.partition("/")
+        if project in chosen:
+            _safe_dir(journal.staging / "new" / project, rel.split("/"))
+    for project in journal.projects:
+        for current, dirs, _files in os.walk(journal.new_path(project)):
+            for name in dirs:
+                Path(current, name).chmod(0o755)
+        journal.new_path(project).chmod(0o755)
+    progress.finish()
+    # One sync makes every staged byte durable before the swap (cheaper than per-file fsync).
+    os.sync()
+    return total
+
+
+def restore(
+    archive: Path,
+    *,
+    target_dir: Path,
+    projects: Sequence[str] | None = None,
+    overwrite: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    progress: Progress = NO_PROGRESS,
+    _fail_after: Callable[[int], None] | None = None,
+) -> RestoreResult:
+    """Restore projects from ``archive`` into ``target_dir``, all or nothing.
+
+    Raises RefusedError when an existing project would change and ``overwrite`` is False.
+    """
+    clock = time.monotonic()
+    zf, manifest, selected = _open_checked(archive, projects)
+    with zf:
+        _check_target(target_dir, archive, selected)
+        _prepare_target(target_dir)
+        with folder_lock(target_dir, lock_timeout):
+            recovered = recover_interrupted(target_dir)
+            plan = _build_plan(archive, target_dir, manifest, selected, False, recovered)
+            if plan.overwrites and not overwrite:
+                raise RefusedError(
+                    f"restore would overwrite {len(plan.overwrites)} existing project(s): "
+                    f"{', '.join(plan.overwrites)}",
+                    "use --force or --yes, or --dry-run to see the differences",
+                )
+            if plan.bytes_to_write + _SPACE_MARGIN > plan.free_bytes:
+                raise OperationError(
+                    target_dir,
+                    f"not enough free space: {plan.bytes_to_write} bytes to write, "
+                    f"{plan.free_bytes} free",
+                )
+            changing = [p for p in plan.projects if p.action != "identical"]
+            written = 0
+            if changing:
+                written = _apply(zf, archive, manifest, target_dir, changing, progress, _fail_after)
+    duration = time.monotonic() - clock
+    return RestoreResult(
+        archive=str(archive),
+        target_dir=str(target_dir),
+        restored=[p.name for p in changing],
+        created=[p.name for p in changing if p.action == "create"],
+        overwritten=[p.name for p in changing if p.action == "overwrite"],
+        identical=[p.name for p in plan.projects if p.action == "identical"],
+        files=sum(p.files for p in changing),
+        bytes=written,
+        duration_seconds=round(duration, 3),
+        bytes_per_second=round(written / duration, 1) if duration > 0 else 0.0,
+        recovered=recovered,
+    )
+
+
+def _apply(
+    zf: zipfile.ZipFile,
+    archive: Path,
+    manifest: BackupManifest,
+    target: Path,
+    changing: Sequence[ProjectPlan],
+    progress: Progress,
+    fail_after: Callable[[int], None] | None,
+) -> int:
+    journal = Journal(
+        target=target,
+        archive=str(archive),
+        projects=[p.name for p in changing],
+        existed=[p.name for p in changing if p.action == "overwrite"],
+    )
+    try:
+        journal.write("staging")
+        journal.create_staging()
+        written = _stage(zf, archive, manifest, journal, progress, fail_after)
+        journal.swap_in()
+        journal.finish()
+    except BaseException as exc:
+        try:
+            journal.roll_back()
+        except OSError as cleanup:
+            raise OperationError(
+                target,
+                f"restore failed ({exc}) and so did the rollback ({describe_os_error(cleanup)}); "
+                "the next fda-vault run on this target completes it",
+            ) from None
+        if isinstance(exc, KeyboardInterrupt):
+            raise InterruptedByUser("restore interrupted", "every project is as it was") from None
+        if isinstance(exc, OSError) and not isinstance(exc, FdaVaultError):
+            raise OperationError(
+                getattr(exc, "filename", None) or target,
+                f"{describe_os_error(exc)}; every project is as it was",
+            ) from None
+        raise
+    return written
