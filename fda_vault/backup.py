@@ -10,7 +10,7 @@ import time
 import unicodedata
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +27,7 @@ from fda_vault.errors import (
     UsageError,
 )
 from fda_vault.fsio import describe_os_error, make_private_dir, publish_no_clobber
+from fda_vault.journal import recover_interrupted
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.manifest import (
     BackupManifest,
@@ -313,6 +314,7 @@ def _add_source(writer: ZipWriter, src: _Source, level: int, progress: Progress)
         sha256=hasher.hexdigest(),
         mtime=before.st_mtime,
         mode=stat.S_IMODE(before.st_mode) & 0o777,
+        mtime_ns=before.st_mtime_ns,
     )
 
 
@@ -472,7 +474,12 @@ def backup(
         if not is_safe_segment(name):
             raise UsageError(f"project {name!r}", "not a single safe path segment")
     make_private_dir(output_dir)
-    with folder_lock(output_dir, lock_timeout):
+    with ExitStack() as locks:
+        locks.enter_context(folder_lock(output_dir, lock_timeout))
+        if os.path.realpath(projects_dir) != os.path.realpath(output_dir):
+            # The projects' own lock: no restore swaps a project while we read it.
+            locks.enter_context(folder_lock(projects_dir, lock_timeout))
+        recovered = recover_interrupted(projects_dir)
         _remove_stale_temps(output_dir)
         scan = _Scan()
         skip_dirs = {os.path.realpath(output_dir)}
@@ -520,7 +527,7 @@ def backup(
         verified=verify,
         skipped=manifest.skipped,
         excluded_files=manifest.exclude.excluded_files,
-        warnings=warnings,
+        warnings=recovered + warnings,
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from fda_vault.errors import OperationError
 from fda_vault.fsio import describe_os_error, fsync_dir
 
-__all__ = ["JOURNAL_NAME", "STAGING_PREFIX", "Journal", "recover_interrupted"]
+__all__ = ["JOURNAL_NAME", "STAGING_PREFIX", "Journal", "needs_recovery", "recover_interrupted"]
 
 JOURNAL_NAME = ".fda-vault-journal.json"
 STAGING_PREFIX = ".fda-vault-staging-"
@@ -171,6 +171,11 @@ class Journal:
         (self.target / JOURNAL_NAME).unlink(missing_ok=True)
         (self.target / (JOURNAL_NAME + ".tmp")).unlink(missing_ok=True)
         fsync_dir(self.target)
+
+
+def needs_recovery(target: Path) -> bool:
+    """True when an interrupted restore left a journal or staging folder in ``target``."""
+    return (target / JOURNAL_NAME).exists() or any(target.glob(f"{STAGING_PREFIX}*"))
 
 
 def recover_interrupted(target: Path) -> list[str]:

@@ -52,6 +52,10 @@ class FileEntry(_Model):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, lowercase hex")
     mtime: float = Field(description="modification time, seconds since the epoch")
     mode: int = Field(ge=0, le=0o7777, description="permission bits")
+    # Added in 1.0 beyond the original table: a float cannot hold nanoseconds exactly.
+    mtime_ns: int | None = Field(
+        default=None, description="modification time in nanoseconds, exact (optional)"
+    )
 
 
 class SkippedEntry(_Model):

@@ -32,7 +32,7 @@ from fda_vault.errors import (
     UsageError,
 )
 from fda_vault.fsio import describe_os_error
-from fda_vault.journal import Journal, recover_interrupted
+from fda_vault.journal import Journal, needs_recovery, recover_interrupted
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.manifest import BackupManifest, FileEntry
 from fda_vault.progress import NO_PROGRESS, Progress
@@ -260,10 +260,10 @@ def plan_restore(
     with zf:
         _check_target(target_dir, archive, selected)
         recovered: list[str] = []
-        if target_dir.is_dir():
+        # A plan writes nothing, not even a lock, unless a crashed restore must be finished.
+        if target_dir.is_dir() and needs_recovery(target_dir):
             with folder_lock(target_dir, lock_timeout):
                 recovered = recover_interrupted(target_dir)
-                return _build_plan(archive, target_dir, manifest, selected, True, recovered)
         return _build_plan(archive, target_dir, manifest, selected, True, recovered)
 
 
@@ -299,7 +299,10 @@ def _extract_file(
             )
         # Permission bits only: never setuid, setgid or sticky.
         os.fchmod(out.fileno(), entry.mode & 0o777)
-        os.utime(out.fileno(), (entry.mtime, entry.mtime))
+        if entry.mtime_ns is not None:
+            os.utime(out.fileno(), ns=(entry.mtime_ns, entry.mtime_ns))
+        else:
+            os.utime(out.fileno(), (entry.mtime, entry.mtime))
 
 
 def _stage(
