@@ -188,7 +188,10 @@ def _scan_project(
             key = f"{project}/{rel}"
             problem = _name_problem(entry.name)
             if problem:
-                scan.skipped.append(SkippedEntry(path=os.fsdecode(key), reason=problem))
+                # A non-UTF-8 name holds surrogate escapes that JSON cannot carry:
+                # record its bytes as \xNN instead.
+                shown = os.fsencode(key).decode("utf-8", "backslashreplace")
+                scan.skipped.append(SkippedEntry(path=shown, reason=problem))
                 continue
             nfc = unicodedata.normalize("NFC", key)
             if nfc in seen_nfc:
