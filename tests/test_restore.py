@@ -16,6 +16,7 @@ from fda_vault.journal import JOURNAL_NAME, STAGING_PREFIX, Journal, recover_int
 from fda_vault.restore import plan_restore, restore
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, rewrite_archive
 from tests.tree import snapshot
+from tests.zipbytes import flip_member_byte
 
 
 def _leftovers(target: Path) -> list[str]:
@@ -149,21 +150,8 @@ def test_setuid_and_sticky_bits_are_never_restored(all_archive: Path, tmp_path: 
     assert modes == {0o755}
 
 
-def _flip_member_byte(archive: Path, member: str, out: Path) -> Path:
-    """Flip one byte inside a member's stored data (raw edit of the ZIP bytes)."""
-    data = bytearray(archive.read_bytes())
-    with zipfile.ZipFile(archive) as zf:
-        info = zf.getinfo(member)
-    name_len = int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little")
-    extra_len = int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
-    start = info.header_offset + 30 + name_len + extra_len
-    data[start + info.compress_size // 2] ^= 0x40
-    out.write_bytes(bytes(data))
-    return out
-
-
 def test_flipped_byte_rolls_everything_back(projects_dir: Path, all_archive: Path) -> None:
-    damaged = _flip_member_byte(
+    damaged = flip_member_byte(
         all_archive, f"projects/{ORTHO}/device_profile.json", all_archive.with_name("bad.zip")
     )
     for name in (CARDIAC, GLUCOSE, ORTHO):
