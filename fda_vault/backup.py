@@ -479,10 +479,14 @@ def backup(
     make_private_dir(output_dir)
     with ExitStack() as locks:
         locks.enter_context(folder_lock(output_dir, lock_timeout))
-        if os.path.realpath(projects_dir) != os.path.realpath(output_dir):
-            # The projects' own lock: no restore swaps a project while we read it.
-            locks.enter_context(folder_lock(projects_dir, lock_timeout))
-        recovered = recover_interrupted(projects_dir)
+        recovered: list[str] = []
+        # A read-only projects folder (a snapshot, a read-only mount) can still be backed
+        # up; only a writable one can have a restore in progress to wait for or finish.
+        if os.access(projects_dir, os.W_OK):
+            if os.path.realpath(projects_dir) != os.path.realpath(output_dir):
+                # The projects' own lock: no restore swaps a project while we read it.
+                locks.enter_context(folder_lock(projects_dir, lock_timeout))
+            recovered = recover_interrupted(projects_dir)
         _remove_stale_temps(output_dir)
         scan = _Scan()
         skip_dirs = {os.path.realpath(output_dir)}

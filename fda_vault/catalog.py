@@ -9,8 +9,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from fda_vault.archive import open_archive, read_manifest
-from fda_vault.errors import FdaVaultError, UsageError
+from fda_vault.errors import FdaVaultError, IntegrityError, UsageError
 from fda_vault.manifest import FileEntry, SkippedEntry
+from fda_vault.verify import check_names, manifest_problems
 
 __all__ = [
     "ARCHIVE_NAME_RE",
@@ -109,6 +110,11 @@ def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents
     """Per-project counts (and optionally every file) of one archive, from its manifest."""
     with open_archive(path) as zf:
         manifest = read_manifest(zf, path)
+        # Names only (no data is read): a hostile archive is refused even when just listed.
+        problems = check_names(zf)[0] + manifest_problems(manifest)
+    if problems:
+        first = problems[0]
+        raise IntegrityError(f"{path}: {first.path}", first.detail)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for entry in manifest.files:
         bucket = counts[entry.path.split("/", 1)[0]]

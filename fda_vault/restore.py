@@ -36,7 +36,7 @@ from fda_vault.journal import Journal, needs_recovery, recover_interrupted
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.manifest import BackupManifest, FileEntry
 from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.verify import check_structure
+from fda_vault.verify import check_names, check_structure
 
 __all__ = [
     "ProjectPlan",
@@ -222,6 +222,17 @@ def _check_target(target: Path, archive: Path, selected: Sequence[str]) -> None:
             )
 
 
+def _case_insensitive(target: Path) -> bool:
+    """True when ``target``'s filesystem folds case (names differing in case collide)."""
+    probe = target / f".fda-vault-Case-Probe-{os.getpid()}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    try:
+        return (target / probe.name.lower()).exists()
+    finally:
+        probe.unlink()
+
+
 def _prepare_target(target: Path) -> None:
     if target.exists() and not target.is_dir():
         raise UsageError(target, "target is not a folder")
@@ -361,6 +372,10 @@ def restore(
         _prepare_target(target_dir)
         with folder_lock(target_dir, lock_timeout):
             recovered = recover_interrupted(target_dir)
+            if _case_insensitive(target_dir):
+                folded = check_names(zf, casefold=True)[0]
+                if folded:
+                    raise IntegrityError(f"{archive}: {folded[0].path}", folded[0].detail)
             plan = _build_plan(archive, target_dir, manifest, selected, False, recovered)
             if plan.overwrites and not overwrite:
                 raise RefusedError(

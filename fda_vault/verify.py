@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import zipfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -24,7 +25,20 @@ from fda_vault.errors import IntegrityError
 from fda_vault.manifest import BackupManifest, is_safe_segment
 from fda_vault.progress import NO_PROGRESS, Progress
 
-__all__ = ["Problem", "VerifyReport", "VerifyResult", "check_structure", "verify", "verify_archive"]
+# Deflate cannot expand data more than ~1032:1; a member claiming more is forged.
+MAX_DEFLATE_RATIO = 1100
+
+__all__ = [
+    "MAX_DEFLATE_RATIO",
+    "Problem",
+    "VerifyReport",
+    "VerifyResult",
+    "check_names",
+    "check_structure",
+    "manifest_problems",
+    "verify",
+    "verify_archive",
+]
 
 
 class Problem(BaseModel):
@@ -71,7 +85,8 @@ def _parse_checksums_txt(raw: bytes) -> tuple[dict[str, str], list[Problem]]:
     return listed, problems
 
 
-def _manifest_problems(manifest: BackupManifest) -> list[Problem]:
+def manifest_problems(manifest: BackupManifest) -> list[Problem]:
+    """Inconsistencies inside metadata.json: totals, checksums vs files, unsafe paths."""
     problems: list[Problem] = []
 
     def add(path: str, detail: str) -> None:
@@ -105,13 +120,43 @@ def _manifest_problems(manifest: BackupManifest) -> list[Problem]:
     return problems
 
 
-def check_structure(zf: zipfile.ZipFile, manifest: BackupManifest, archive: Path) -> list[Problem]:
-    """Every problem of names, entry types, manifest consistency and checksums.txt."""
-    problems = _manifest_problems(manifest)
-    expected_files = {DATA_PREFIX + e.path for e in manifest.files}
-    expected_dirs = {DATA_PREFIX + d + "/" for d in manifest.empty_dirs}
+def _layout_problems(zf: zipfile.ZipFile) -> list[Problem]:
+    """Members that overlap (a classic zip-bomb trick) or claim an impossible ratio."""
+    problems: list[Problem] = []
+    members = sorted(zf.infolist(), key=lambda i: i.header_offset)
+    for info, following in itertools.pairwise(members):
+        end = info.header_offset + 30 + len(info.filename.encode()) + info.compress_size
+        if end > following.header_offset:
+            problems.append(
+                Problem(
+                    path=info.filename,
+                    kind="unsafe",
+                    detail=f"overlaps member {following.filename} (zip bomb?)",
+                )
+            )
+    for info in members:
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_DEFLATE_RATIO * max(
+            info.compress_size, 1
+        ):
+            problems.append(
+                Problem(path=info.filename, kind="unsafe", detail="impossible compression ratio")
+            )
+        elif info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            problems.append(
+                Problem(path=info.filename, kind="corrupt", detail="stored sizes disagree")
+            )
+    return problems
+
+
+def check_names(zf: zipfile.ZipFile, *, casefold: bool = False) -> tuple[list[Problem], set[str]]:
+    """Unsafe, duplicate, special or encrypted members, and the set of acceptable names.
+
+    ``casefold`` also treats names that differ only in case as duplicates (for targets on
+    case-insensitive filesystems).
+    """
+    problems = _layout_problems(zf)
     seen: set[str] = set()
-    seen_nfc: dict[str, str] = {}
+    seen_key: dict[str, str] = {}
     for info in zf.infolist():
         name = info.filename
         problem = member_name_problem(name)
@@ -121,21 +166,36 @@ def check_structure(zf: zipfile.ZipFile, manifest: BackupManifest, archive: Path
         if name in seen:
             problems.append(Problem(path=name, kind="unsafe", detail="duplicate member name"))
             continue
-        seen.add(name)
-        key = nfc_key(name)
-        if key in seen_nfc:
+        key = nfc_key(name).casefold() if casefold else nfc_key(name)
+        if key in seen_key:
+            how = "NFC and case folding" if casefold else "Unicode NFC"
             problems.append(
-                Problem(path=name, kind="unsafe", detail=f"same name as {seen_nfc[key]} after NFC")
+                Problem(path=name, kind="unsafe", detail=f"same as {seen_key[key]} after {how}")
             )
             continue
-        seen_nfc[key] = name
+        seen.add(name)
+        seen_key[key] = name
         if not is_regular_or_dir(info):
             problems.append(Problem(path=name, kind="unsafe", detail="symlink or special entry"))
         elif info.flag_bits & 0x1:
             problems.append(Problem(path=name, kind="unsafe", detail="encrypted member"))
-        elif name in {MANIFEST_NAME, CHECKSUMS_NAME}:
+    return problems, seen
+
+
+def check_structure(
+    zf: zipfile.ZipFile, manifest: BackupManifest, archive: Path, *, casefold: bool = False
+) -> list[Problem]:
+    """Every problem of names, entry types, manifest consistency and checksums.txt."""
+    problems = manifest_problems(manifest)
+    name_problems, seen = check_names(zf, casefold=casefold)
+    problems.extend(name_problems)
+    expected_files = {DATA_PREFIX + e.path for e in manifest.files}
+    expected_dirs = {DATA_PREFIX + d + "/" for d in manifest.empty_dirs}
+    for info in zf.infolist():
+        name = info.filename
+        if name not in seen or name in {MANIFEST_NAME, CHECKSUMS_NAME}:
             continue
-        elif info.is_dir():
+        if info.is_dir():
             if name not in expected_dirs:
                 problems.append(
                     Problem(path=name, kind="unexpected", detail="folder not in the manifest")
