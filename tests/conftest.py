@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import stat
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -203,7 +204,10 @@ def rewrite_archive(
     replace: Mapping[str, bytes] | None = None,
     add: Mapping[str, bytes] | None = None,
 ) -> Path:
-    """Copy a ZIP with members dropped, replaced or added (fresh, correct CRCs)."""
+    """Copy a ZIP with members dropped, replaced or added (fresh, correct CRCs).
+
+    Added names ending in ``/`` are folders, the others regular files (mode 0644).
+    """
     replace = dict(replace or {})
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
         for info in src.infolist():
@@ -213,7 +217,14 @@ def rewrite_archive(
             dst.writestr(info, src.read(info) if data is None else data)
         assert not replace, f"members to replace not found: {sorted(replace)}"
         for name, data in (add or {}).items():
-            dst.writestr(name, data)
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            if name.endswith("/"):
+                info.external_attr = ((stat.S_IFDIR | 0o755) << 16) | 0x10
+            else:
+                # zipfile's default (0o600, no file type) reads as "special": be a plain file.
+                info.external_attr = (stat.S_IFREG | 0o644) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(info, data)
     return target
 
 

@@ -1,0 +1,62 @@
+"""Locations: the flag wins over the environment, which wins over the default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fda_vault.config import BACKUPS_ENV, PROJECTS_ENV, resolve_backups_dir, resolve_projects_dir
+
+
+def test_environment_variable_names() -> None:
+    assert PROJECTS_ENV == "FDA_VAULT_PROJECTS_DIR"
+    assert BACKUPS_ENV == "FDA_VAULT_BACKUP_DIR"
+
+
+def test_projects_default_is_under_home() -> None:
+    home = Path.home()
+    assert resolve_projects_dir() == home / "fda-510k-data" / "projects"
+
+
+def test_projects_environment_beats_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(PROJECTS_ENV, str(tmp_path / "env"))
+    assert resolve_projects_dir() == tmp_path / "env"
+
+
+def test_projects_flag_beats_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(PROJECTS_ENV, str(tmp_path / "env"))
+    assert resolve_projects_dir(tmp_path / "flag") == tmp_path / "flag"
+
+
+def test_an_empty_environment_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PROJECTS_ENV, "")
+    monkeypatch.setenv(BACKUPS_ENV, "")
+    assert resolve_projects_dir() == Path.home() / "fda-510k-data" / "projects"
+    assert resolve_backups_dir() == Path.home() / "fda-510k-data" / "projects" / "backups"
+
+
+def test_tilde_and_relative_paths_become_absolute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_projects_dir(Path("rel/projects")) == tmp_path / "rel" / "projects"
+    assert resolve_projects_dir(Path("~/p")) == Path.home() / "p"
+    monkeypatch.setenv(BACKUPS_ENV, "~/vault")
+    assert resolve_backups_dir() == Path.home() / "vault"
+
+
+def test_backups_default_follows_the_projects_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert resolve_backups_dir(None, tmp_path / "p") == tmp_path / "p" / "backups"
+    monkeypatch.setenv(PROJECTS_ENV, str(tmp_path / "envp"))
+    assert resolve_backups_dir() == tmp_path / "envp" / "backups"
+
+
+def test_backups_environment_and_flag(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(BACKUPS_ENV, str(tmp_path / "envb"))
+    assert resolve_backups_dir(None, tmp_path / "p") == tmp_path / "envb"
+    assert resolve_backups_dir(tmp_path / "flag", tmp_path / "p") == tmp_path / "flag"

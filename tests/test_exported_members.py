@@ -1,0 +1,112 @@
+"""The public API is exactly ``fda_vault.__all__``: additions and removals are deliberate."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import re
+
+import fda_vault
+
+EXPECTED = {
+    "ArchiveContents",
+    "BackupList",
+    "BackupManifest",
+    "BackupResult",
+    "BackupSummary",
+    "ExitCode",
+    "FdaVaultError",
+    "FileEntry",
+    "IntegrityError",
+    "InterruptedByUser",
+    "LockedError",
+    "OperationError",
+    "Problem",
+    "RefusedError",
+    "SkippedEntry",
+    "UsageError",
+    "VerifyReport",
+    "VerifyResult",
+    "__version__",
+    "backup",
+    "describe_archive",
+    "list_backups",
+    "list_projects",
+    "verify",
+    "verify_archive",
+}
+
+
+def test_all_is_pinned() -> None:
+    """Names may be added by later features; none of these may disappear."""
+    assert set(fda_vault.__all__) >= EXPECTED
+
+
+def test_everything_public_in_the_namespace_is_in_all() -> None:
+    """Like httpx: a name importable from fda_vault is either in __all__ or a submodule."""
+    public = {
+        name
+        for name, value in vars(fda_vault).items()
+        if not name.startswith("_")
+        and not inspect.ismodule(value)
+        and name != "annotations"  # from __future__ import annotations
+    }
+    assert public == set(fda_vault.__all__) - {"__version__"}
+
+
+def test_all_has_no_duplicates_and_is_sorted() -> None:
+    assert len(fda_vault.__all__) == len(set(fda_vault.__all__))
+    assert list(fda_vault.__all__) == sorted(fda_vault.__all__)
+
+
+def test_every_exported_name_exists_and_is_public_api() -> None:
+    for name in fda_vault.__all__:
+        member = getattr(fda_vault, name)
+        if name == "__version__":
+            continue
+        assert not name.startswith("_")
+        # Exported from private-by-convention modules but presented as fda_vault.<name>.
+        assert getattr(member, "__module__", "").startswith("fda_vault."), name
+        assert member.__doc__, f"{name} has no docstring"
+
+
+def test_version() -> None:
+    assert re.fullmatch(r"\d+\.\d+\.\d+([a-z0-9.+-]*)?", fda_vault.__version__)
+    assert importlib.metadata.version("fda-vault") == fda_vault.__version__
+
+
+def test_exit_codes_match_the_contract() -> None:
+    codes = {code.name: int(code) for code in fda_vault.ExitCode}
+    assert codes == {
+        "OK": 0,
+        "FAILURE": 1,
+        "USAGE": 2,
+        "INTEGRITY": 3,
+        "REFUSED": 4,
+        "INTERRUPTED": 130,
+    }
+    assert fda_vault.UsageError("x").exit_code == 2
+    assert fda_vault.OperationError("x").exit_code == 1
+    assert fda_vault.LockedError("x").exit_code == 1
+    assert fda_vault.IntegrityError("x").exit_code == 3
+    assert fda_vault.RefusedError("x").exit_code == 4
+    assert fda_vault.InterruptedByUser("x").exit_code == 130
+
+
+def test_error_hierarchy() -> None:
+    for cls in (
+        fda_vault.UsageError,
+        fda_vault.OperationError,
+        fda_vault.IntegrityError,
+        fda_vault.RefusedError,
+        fda_vault.InterruptedByUser,
+    ):
+        assert issubclass(cls, fda_vault.FdaVaultError)
+    assert issubclass(fda_vault.LockedError, fda_vault.OperationError)
+
+
+def test_error_message_names_what_and_why() -> None:
+    error = fda_vault.OperationError("/data/a.pdf", "permission denied")
+    assert error.message == "/data/a.pdf — permission denied"
+    assert str(error) == error.message
+    assert fda_vault.UsageError("just what").message == "just what"
