@@ -62,7 +62,7 @@ def member_name_problem(name: str) -> str | None:
 def is_regular_or_dir(info: zipfile.ZipInfo) -> bool:
     """False for symlinks and other special entries, judged by their Unix attributes."""
     unix_mode = info.external_attr >> 16
-    if unix_mode == 0:  # written by a tool that records no Unix mode
+    if stat.S_IFMT(unix_mode) == 0:  # no file type recorded (e.g. Python's zipfile.writestr)
         return True
     if info.is_dir():
         return stat.S_ISDIR(unix_mode)
