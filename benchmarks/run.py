@@ -1,0 +1,995 @@
+"""Measure fda-vault against zip, unzip, tar+gzip, tar+pigz, restic and borg.
+
+Every operation runs as a separate process, in one run, round-robin over the tools
+(the order rotates each repetition), on the same warm page cache (the corpus is read once
+before the first measurement, and dirty pages are flushed with sync before each one).
+For each process: wall time, CPU time (user+sys of the process and the children it
+waited for, from wait4) and peak RSS (ru_maxrss from wait4); for each output: its size
+on disk. Reported: medians (peak RSS: the maximum), and fda-vault's ratio to each peer.
+
+    bash benchmarks/setup.sh                                  # find or install the peers
+    .venv/bin/python benchmarks/run.py --scale 0.1 --repeats 1    # quick end-to-end check
+    .venv/bin/python benchmarks/run.py --repeats 3 --write-docs   # docs/benchmarks.md
+    .venv/bin/python benchmarks/run.py --many-small --write-docs
+    .venv/bin/python benchmarks/run.py --big-file --repeats 1 --write-docs
+
+Everything it writes (corpus, archives, repositories, restores) lives under --work
+(default /tmp/fda-vault-bench), outside the repository; only --write-docs touches
+docs/benchmarks.md. It is run by hand, never by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import corpus
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs" / "benchmarks.md"
+MB = 1_000_000
+MIB = 1024 * 1024
+CATEGORIES = ("backup", "verify", "restore", "list")
+RESTIC_PASSWORD = "fda-vault-bench"  # a throwaway repository under --work
+BIG_FILE_PROJECT = "K249999_big_scan"
+BIG_FILE_NAME = "full_device_history_scan.pdf"
+# GNU time (Debian package "time"), the launcher that makes ru_maxrss the tool's own.
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
+# --------------------------------------------------------------------------- context
+
+
+@dataclass
+class Context:
+    """Paths and settings shared by all operations of one run."""
+
+    work: Path
+    corpus_root: Path  # holds projects/ (peers archive "projects" from here)
+    fda_vault: Path
+    restore_available: bool
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    corpus_totals: tuple[int, int] | None = None
+
+    @property
+    def projects(self) -> Path:
+        """The projects root (fda-vault's --projects-dir)."""
+        return self.corpus_root / "projects"
+
+    def out(self, name: str) -> Path:
+        """An emptied output folder for one operation."""
+        path = self.work / "out" / name
+        wipe(path)
+        path.mkdir(parents=True)
+        return path
+
+    def env(self) -> dict[str, str]:
+        """The environment for every measured process."""
+        env = dict(os.environ)
+        env.update(
+            {
+                "NO_COLOR": "1",
+                "RESTIC_PASSWORD": RESTIC_PASSWORD,
+                "BORG_BASE_DIR": str(self.work / "borg-home"),
+                "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
+                "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes",
+            }
+        )
+        return env
+
+
+@dataclass
+class Invocation:
+    """One prepared process: what to run, where."""
+
+    argv: list[str]
+    cwd: Path
+    output: Path | None = None  # measured with du after the run
+    ok_codes: tuple[int, ...] = (0,)
+
+
+@dataclass
+class Op:
+    """One measured operation of one tool."""
+
+    key: str  # unique slug, e.g. "zip-backup"
+    tool: str  # "fda-vault", "zip", ...
+    category: str  # backup / verify / restore / list
+    label: str  # the command as shown in the tables
+    needs: tuple[str, ...]  # executables it needs
+    prepare: Callable[[Context], Invocation]
+    producer: str | None = None  # the backup op whose output this op reads
+    after: Callable[[Context, Invocation], str] | None = None  # untimed check
+
+
+@dataclass
+class Sample:
+    """One measured run."""
+
+    wall: float
+    cpu: float
+    rss_kb: int
+    size: int | None
+    code: int
+
+
+@dataclass
+class Result:
+    """All runs of one operation, plus why it did not run (if it did not)."""
+
+    key: str
+    tool: str
+    category: str
+    label: str
+    samples: list[Sample] = field(default_factory=list)
+    status: str = "ok"  # ok / missing / not available / failed
+    detail: str = ""
+    check: str = ""
+
+    def median(self, attr: str) -> float | None:
+        """Median of a sample attribute over the runs."""
+        values = [getattr(s, attr) for s in self.samples if getattr(s, attr) is not None]
+        return statistics.median(values) if values else None
+
+    @property
+    def peak_rss_mb(self) -> float | None:
+        """Highest peak RSS over the runs, in MiB."""
+        return max(s.rss_kb for s in self.samples) / 1024 if self.samples else None
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def wipe(path: Path) -> None:
+    """Remove a file or folder tree if present."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes allocated on disk under path (what du reports)."""
+    if path.is_file():
+        return path.stat().st_blocks * 512
+    return sum(p.lstat().st_blocks * 512 for p in path.rglob("*")) + path.stat().st_blocks * 512
+
+
+def tree_totals(path: Path) -> tuple[int, int]:
+    """(regular files, their bytes) under path."""
+    files = size = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            st = os.lstat(os.path.join(root, name))
+            if not os.path.islink(os.path.join(root, name)):
+                files += 1
+                size += st.st_size
+    return files, size
+
+
+def quiet(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> None:
+    """Run an untimed setup command; fail loudly if it fails."""
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()[-400:]}")
+
+
+def measure(inv: Invocation, env: dict[str, str], log_path: Path) -> Sample:
+    """Run one process and return its wall time, CPU time and peak RSS (from wait4).
+
+    The process is started through GNU time, which reports the wait4 figures of its own
+    child. Linux carries a process's pre-exec memory high-water mark into ru_maxrss, so a
+    process forked straight from this (large) Python runner would report the runner's
+    RSS; forked from the tiny `time` it reports its own.
+    """
+    usage_file = log_path.with_suffix(".usage")
+    wrapped = inv.argv
+    if GNU_TIME:
+        wrapped = [GNU_TIME, "-q", "-f", "%e %U %S %M %x", "-o", str(usage_file), *inv.argv]
+    with log_path.open("wb") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            wrapped, cwd=inv.cwd, env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=err
+        )
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu, rss_kb, code = usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode
+    if GNU_TIME:
+        fields = usage_file.read_text().split()
+        if len(fields) >= 5:
+            cpu, rss_kb, code = float(fields[1]) + float(fields[2]), int(fields[3]), int(fields[4])
+    size = disk_usage(inv.output) if inv.output is not None and inv.output.exists() else None
+    return Sample(wall=wall, cpu=cpu, rss_kb=rss_kb, size=size, code=code)
+
+
+def warm_up(projects: Path) -> tuple[float, float, int]:
+    """Read every corpus file once (page cache), then hash it all on one core.
+
+    Returns (read seconds, sha256 seconds, bytes): the floor any tool could reach.
+    """
+    paths = sorted(p for p in projects.rglob("*") if p.is_file())
+    buffer = bytearray(MIB)
+    read_s = 0.0
+    total = 0
+    for _ in range(2):  # the first pass fills the cache; the second is the figure
+        started = time.perf_counter()
+        total = 0
+        for path in paths:
+            with path.open("rb", buffering=0) as fh:
+                while n := fh.readinto(buffer):
+                    total += n
+        read_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for path in paths:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(MIB):
+                digest.update(chunk)
+    return read_s, time.perf_counter() - started, total
+
+
+# ---------------------------------------------------------------------- operations
+
+
+def fda_archive(ctx: Context) -> Path:
+    """The archive written by the last fda-vault backup."""
+    return ctx.artifacts["fda-backup"]
+
+
+def op_fda_backup(ctx: Context) -> Invocation:
+    out = ctx.out("fda-backup")
+    argv = [str(ctx.fda_vault), "backup", "--all", "--projects-dir", str(ctx.projects)]
+    return Invocation([*argv, "--output-dir", str(out), "-q"], ctx.work, output=out)
+
+
+def after_fda_backup(ctx: Context, inv: Invocation) -> str:
+    assert inv.output is not None
+    archives = sorted(inv.output.glob("*.zip"))
+    if len(archives) != 1:
+        raise RuntimeError(f"expected one archive in {inv.output}, found {len(archives)}")
+    ctx.artifacts["fda-backup"] = archives[0]
+    return ""
+
+
+def op_fda_verify(ctx: Context) -> Invocation:
+    return Invocation([str(ctx.fda_vault), "verify", str(fda_archive(ctx)), "-q"], ctx.work)
+
+
+def op_fda_list(ctx: Context) -> Invocation:
+    return Invocation([str(ctx.fda_vault), "list", str(fda_archive(ctx))], ctx.work)
+
+
+def op_fda_restore(ctx: Context) -> Invocation:
+    target = ctx.out("fda-restore")
+    argv = [str(ctx.fda_vault), "restore", str(fda_archive(ctx)), "--target-dir", str(target)]
+    return Invocation([*argv, "--yes", "-q"], ctx.work, output=target)
+
+
+def op_zip(ctx: Context) -> Invocation:
+    out = ctx.out("zip-backup")
+    ctx.artifacts["zip-backup"] = out / "projects.zip"
+    argv = ["zip", "-r", "-6", "-q", str(out / "projects.zip"), "projects"]
+    return Invocation(argv, ctx.corpus_root, output=out)
+
+
+def op_unzip(ctx: Context) -> Invocation:
+    target = ctx.out("unzip-restore")
+    argv = ["unzip", "-q", str(ctx.artifacts["zip-backup"]), "-d", str(target)]
+    return Invocation(argv, ctx.work, output=target)
+
+
+def op_unzip_test(ctx: Context) -> Invocation:
+    return Invocation(["unzip", "-tq", str(ctx.artifacts["zip-backup"])], ctx.work)
+
+
+def op_tar_gzip(ctx: Context) -> Invocation:
+    out = ctx.out("tar-gzip")
+    argv = ["tar", "-czf", str(out / "projects.tar.gz"), "projects"]
+    return Invocation(argv, ctx.corpus_root, output=out)
+
+
+def op_tar_pigz(ctx: Context) -> Invocation:
+    out = ctx.out("tar-pigz")
+    argv = ["tar", "-I", "pigz", "-cf", str(out / "projects.tar.gz"), "projects"]
+    return Invocation(argv, ctx.corpus_root, output=out)
+
+
+def op_restic_backup(ctx: Context) -> Invocation:
+    out = ctx.out("restic-backup")
+    repo = out / "repo"
+    ctx.artifacts["restic-backup"] = repo
+    quiet(["restic", "init", "--repo", str(repo), "--no-cache"], ctx.work, ctx.env())
+    argv = ["restic", "--repo", str(repo), "--no-cache", "backup", "-q", "projects"]
+    return Invocation(argv, ctx.corpus_root, output=repo)
+
+
+def op_restic_restore(ctx: Context) -> Invocation:
+    target = ctx.out("restic-restore")
+    repo = ctx.artifacts["restic-backup"]
+    argv = ["restic", "--repo", str(repo), "--no-cache", "restore", "latest", "-q"]
+    return Invocation([*argv, "--target", str(target)], ctx.work, output=target)
+
+
+def op_borg_create(ctx: Context) -> Invocation:
+    out = ctx.out("borg-create")
+    repo = out / "repo"
+    ctx.artifacts["borg-create"] = repo
+    wipe(ctx.work / "borg-home")  # no cache from an earlier repository
+    quiet(["borg", "init", "--encryption", "none", str(repo)], ctx.work, ctx.env())
+    # Exit 1 is borg's "warning" (e.g. a file changed while read): the archive exists.
+    return Invocation(
+        ["borg", "create", f"{repo}::bench", "projects"],
+        ctx.corpus_root,
+        output=repo,
+        ok_codes=(0, 1),
+    )
+
+
+def op_borg_extract(ctx: Context) -> Invocation:
+    target = ctx.out("borg-extract")
+    repo = ctx.artifacts["borg-create"]
+    return Invocation(["borg", "extract", f"{repo}::bench"], target, output=target)
+
+
+def restored_check(ctx: Context, inv: Invocation) -> str:
+    """Compare a restored tree with the corpus (file count and bytes)."""
+    assert inv.output is not None
+    got = tree_totals(inv.output)
+    if ctx.corpus_totals is None:
+        ctx.corpus_totals = tree_totals(ctx.projects)
+    want = ctx.corpus_totals
+    if got == want:
+        return "complete"
+    return f"MISMATCH: {got[0]} files/{got[1]} B, corpus {want[0]} files/{want[1]} B"
+
+
+FDA = ("fda-vault",)
+OPS: list[Op] = [
+    Op(
+        "fda-backup",
+        "fda-vault",
+        "backup",
+        "fda-vault backup --all (with its verification)",
+        FDA,
+        op_fda_backup,
+        after=after_fda_backup,
+    ),
+    Op("zip-backup", "zip", "backup", "zip -r -6 -q", ("zip",), op_zip),
+    Op("tar-gzip", "tar+gzip", "backup", "tar -czf", ("tar", "gzip"), op_tar_gzip),
+    Op("tar-pigz", "tar+pigz", "backup", "tar -I pigz -cf", ("tar", "pigz"), op_tar_pigz),
+    Op(
+        "restic-backup",
+        "restic",
+        "backup",
+        "restic backup (first run, --no-cache)",
+        ("restic",),
+        op_restic_backup,
+    ),
+    Op(
+        "borg-create",
+        "borg",
+        "backup",
+        "borg create (first run, lz4)",
+        ("borg",),
+        op_borg_create,
+    ),
+    Op(
+        "fda-verify",
+        "fda-vault",
+        "verify",
+        "fda-vault verify",
+        FDA,
+        op_fda_verify,
+        producer="fda-backup",
+    ),
+    Op(
+        "unzip-test",
+        "unzip",
+        "verify",
+        "unzip -tq (CRCs only)",
+        ("unzip",),
+        op_unzip_test,
+        producer="zip-backup",
+    ),
+    Op(
+        "fda-restore",
+        "fda-vault",
+        "restore",
+        "fda-vault restore --target-dir T --yes",
+        FDA,
+        op_fda_restore,
+        producer="fda-backup",
+        after=restored_check,
+    ),
+    Op(
+        "unzip-restore",
+        "unzip",
+        "restore",
+        "unzip -q -d T",
+        ("unzip",),
+        op_unzip,
+        producer="zip-backup",
+        after=restored_check,
+    ),
+    Op(
+        "restic-restore",
+        "restic",
+        "restore",
+        "restic restore latest",
+        ("restic",),
+        op_restic_restore,
+        producer="restic-backup",
+        after=restored_check,
+    ),
+    Op(
+        "borg-extract",
+        "borg",
+        "restore",
+        "borg extract",
+        ("borg",),
+        op_borg_extract,
+        producer="borg-create",
+        after=restored_check,
+    ),
+    Op(
+        "fda-list",
+        "fda-vault",
+        "list",
+        "fda-vault list ARCHIVE",
+        FDA,
+        op_fda_list,
+        producer="fda-backup",
+    ),
+]
+OPS_BY_KEY = {op.key: op for op in OPS}
+
+
+def select(only: list[str], big_file: bool) -> list[Op]:
+    """The operations named by --only (a category, a tool or a key); all by default.
+
+    The --big-file mode measures fda-vault alone unless --only names peers.
+    """
+    tokens = [t.strip() for item in only for t in item.split(",") if t.strip()]
+    if not tokens:
+        return [op for op in OPS if not big_file or op.tool == "fda-vault"]
+    known = {op.key for op in OPS} | {op.tool for op in OPS} | set(CATEGORIES)
+    unknown = [t for t in tokens if t not in known]
+    if unknown:
+        raise SystemExit(f"error: --only {','.join(unknown)}: choose from {sorted(known)}")
+    return [op for op in OPS if {op.key, op.tool, op.category} & set(tokens)]
+
+
+# -------------------------------------------------------------------------- the run
+
+
+def run_op(ctx: Context, op: Op, result: Result, measured: bool) -> None:
+    """Prepare, run (and, if measured, record) one operation."""
+    inv = op.prepare(ctx)
+    os.sync()  # no dirty pages from the previous tool left to write during this one
+    log = ctx.work / "logs" / f"{op.key}.log"
+    sample = measure(inv, ctx.env(), log)
+    if sample.code not in inv.ok_codes:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"exit {sample.code}: {' | '.join(tail)}")
+    if op.after is not None:
+        check = op.after(ctx, inv)
+        if measured and check and not result.check:
+            result.check = check
+    if measured:
+        result.samples.append(sample)
+
+
+def run_all(ctx: Context, ops: list[Op], repeats: int, say: Callable[[str], None]) -> list[Result]:
+    """Measure every selected operation `repeats` times, round-robin, rotating the order."""
+    results = {op.key: Result(op.key, op.tool, op.category, op.label) for op in ops}
+    runnable: list[Op] = []
+    for op in ops:
+        missing = [exe for exe in op.needs if exe != "fda-vault" and not shutil.which(exe)]
+        if missing:
+            results[op.key].status = "missing"
+            results[op.key].detail = f"not installed: {', '.join(missing)}"
+        elif op.key == "fda-restore" and not ctx.restore_available:
+            results[op.key].status = "not available"
+            results[op.key].detail = "this fda-vault has no restore command yet"
+        else:
+            runnable.append(op)
+    # Read operations need their producer's output even when the producer is not measured.
+    measured_keys = {op.key for op in runnable}
+    for producer in dict.fromkeys(op.producer for op in runnable if op.producer):
+        if producer not in measured_keys:
+            say(f"  setup: {producer} (not measured)")
+            run_op(ctx, OPS_BY_KEY[producer], Result(producer, "", "", ""), measured=False)
+    writers = [op for op in runnable if op.producer is None]
+    readers = [op for op in runnable if op.producer is not None]
+    failed: set[str] = set()
+    for rep in range(repeats):
+        for phase in (writers, readers):
+            shift = rep % len(phase) if phase else 0
+            for op in phase[shift:] + phase[:shift]:
+                if op.key in failed or (op.producer in failed):
+                    continue
+                try:
+                    run_op(ctx, op, results[op.key], measured=True)
+                except (RuntimeError, OSError, KeyError) as exc:
+                    failed.add(op.key)
+                    results[op.key].status = "failed"
+                    results[op.key].detail = str(exc)[:300]
+                    say(f"  {op.key}: FAILED {exc}")
+                    continue
+                s = results[op.key].samples[-1]
+                say(
+                    f"  [{rep + 1}/{repeats}] {op.key:15} {s.wall:8.2f} s  cpu {s.cpu:7.2f} s"
+                    f"  rss {s.rss_kb / 1024:7.1f} MiB"
+                    + (f"  size {s.size / MB:8.1f} MB" if s.size is not None else "")
+                )
+    return list(results.values())
+
+
+# ------------------------------------------------------------------------ reporting
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    """A number for a table cell."""
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def tables(results: list[Result], corpus_bytes: int) -> str:
+    """Markdown tables, one per category, with fda-vault's ratio to each peer."""
+    lines: list[str] = []
+    for category in CATEGORIES:
+        rows = [r for r in results if r.category == category]
+        if not rows:
+            continue
+        fda = next((r for r in rows if r.tool == "fda-vault"), None)
+        fda_wall = fda.median("wall") if fda else None
+        lines += [
+            f"### {category}",
+            "",
+            "| tool | command | wall median (s) | runs (s) | CPU (s) | peak RSS (MiB) "
+            "| MB/s | output on disk (MB) | fda-vault ÷ tool | check |",
+            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for r in rows:
+            wall = r.median("wall")
+            if r.status != "ok" or wall is None:
+                lines.append(f"| {r.tool} | `{r.label}` | {r.status} | {r.detail} |||||||")
+                continue
+            size = r.median("size")
+            ratio = (
+                "—"
+                if r is fda or fda_wall is None or category == "list"
+                else f"{fda_wall / wall:.2f}"
+            )
+            runs = ", ".join(f"{s.wall:.2f}" for s in r.samples)
+            rate = corpus_bytes / MB / wall if category != "list" else None
+            lines.append(
+                f"| {r.tool} | `{r.label}` | {wall:.2f} | {runs} | {fmt(r.median('cpu'))} "
+                f"| {fmt(r.peak_rss_mb, 1)} | {fmt(rate, 0)} "
+                f"| {fmt(size / MB if size is not None else None, 1)} | {ratio} | {r.check} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def targets(results: list[Result], big_file: bool) -> str:
+    """The issue's targets, measured: ratio (or value), limit, met or missed by how much."""
+    by_key = {r.key: r for r in results if r.status == "ok" and r.samples}
+
+    def wall(key: str) -> float | None:
+        return by_key[key].median("wall") if key in by_key else None
+
+    rows: list[tuple[str, float | None, float, str]] = []
+    if not big_file:
+        for fda_key, peer_key, limit, text in [
+            ("fda-backup", "zip-backup", 0.25, "backup ÷ `zip -r -6` wall time"),
+            ("fda-backup", "borg-create", 1.0, "backup ÷ `borg create` (first run) wall time"),
+            ("fda-restore", "unzip-restore", 0.7, "restore ÷ `unzip -q` wall time"),
+            ("fda-verify", "unzip-test", 0.5, "verify ÷ `unzip -tq` wall time"),
+        ]:
+            a, b = wall(fda_key), wall(peer_key)
+            rows.append((text, a / b if a is not None and b else None, limit, "×"))
+    rows.append(
+        ("`list ARCHIVE` wall time (target is for a 5 GB archive)", wall("fda-list"), 0.3, "s")
+    )
+    for key in ("fda-backup", "fda-verify", "fda-restore", "fda-list"):
+        rss = by_key[key].peak_rss_mb if key in by_key else None
+        rows.append((f"peak RSS of `{key.replace('fda-', 'fda-vault ')}`", rss, 100.0, "MiB"))
+    lines = ["| target | measured | limit | status |", "| --- | ---: | ---: | --- |"]
+    for text, value, limit, unit in rows:
+        if value is None:
+            status = "not measured"
+        elif value <= limit:
+            status = "met"
+        else:
+            status = f"missed: {value / limit:.1f}× the limit"
+        lines.append(
+            f"| {text} | {fmt(value)} {unit if value is not None else ''} "
+            f"| ≤ {limit:g} {unit} | {status} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def first_line(argv: Sequence[str], pattern: str = "") -> str:
+    """The first (matching) line a version command prints, or 'not installed'."""
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.strip() and pattern in line:
+            return line.strip()
+    return "unknown"
+
+
+def tool_versions(fda_vault: Path) -> dict[str, str]:
+    """Version of every tool in the comparison."""
+    return {
+        "fda-vault": first_line([str(fda_vault), "--version"]),
+        "zip": first_line(["zip", "-v"], "This is Zip"),
+        "unzip": first_line(["unzip", "-v"], "UnZip"),
+        "tar": first_line(["tar", "--version"]),
+        "gzip": first_line(["gzip", "--version"]),
+        "pigz": first_line(["pigz", "--version"]),
+        "restic": first_line(["restic", "version"]),
+        "borg": first_line(["borg", "--version"]),
+    }
+
+
+def machine_facts(work: Path) -> dict[str, str]:
+    """CPU, cores, memory, kernel, file system of the work folder, Python, date."""
+    cpu = "unknown"
+    mem = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    fs = "unknown"
+    try:
+        best = ""
+        for line in Path("/proc/mounts").read_text().splitlines():
+            _dev, mount, kind, *_ = line.split()
+            if str(work.resolve()).startswith(mount) and len(mount) > len(best):
+                best, fs = mount, f"{kind} (mounted at {mount})"
+    except OSError:
+        pass
+    return {
+        "date (UTC)": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "CPU": cpu,
+        "cores (nproc)": first_line(["nproc"]),
+        "memory": mem,
+        "kernel": platform.release(),
+        "work folder file system": fs,
+        "load average at start (1 min)": f"{os.getloadavg()[0]:.2f}",
+        "Python": platform.python_version(),
+    }
+
+
+def section(
+    mode: str,
+    args: argparse.Namespace,
+    summary: corpus.Summary,
+    limits: tuple[float, float, int],
+    results: list[Result],
+    fda_vault: Path,
+) -> str:
+    """The docs section for one mode: machine, corpus, command, tables, targets."""
+    read_s, hash_s, total = limits
+    command = " ".join(reproduce_args(args))
+    lines = [f"## {mode_title(mode, args, summary)}", ""]
+    if args.note:
+        lines += [f"> {args.note}", ""]
+    lines += ["Reproduce:", "", "```sh", command, "```", ""]
+    facts = machine_facts(args.work)
+    facts["fda-vault measured"] = args.measured
+    lines += ["| machine | |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in facts.items()]
+    lines += ["", "| tool | version |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in tool_versions(fda_vault).items()]
+    kinds = ", ".join(f"{k} {v[0]} files / {v[1] / MB:.0f} MB" for k, v in summary.by_kind.items())
+    lines += [
+        "",
+        f"Corpus: {summary.files:,} files, {summary.bytes / MB:,.0f} MB in {summary.folders:,} "
+        f"folders ({summary.empty_folders} empty), seed {summary.params.seed}, scale "
+        f"{summary.params.scale:g}{', many small files' if summary.params.many_small else ''}"
+        f" — {kinds}.",
+        "",
+        f"Floor on this machine: reading the corpus from page cache took {read_s:.2f} s "
+        f"({total / MB / read_s:,.0f} MB/s); SHA-256 over it, one core (hashlib), "
+        f"{hash_s:.2f} s ({total / MB / hash_s:,.0f} MB/s).",
+        "",
+        f"Medians of {args.repeats} run(s) each; peak RSS is the highest of the runs; "
+        "MB/s is corpus bytes ÷ wall time; fda-vault ÷ tool < 1 means fda-vault is faster.",
+        "",
+        tables(results, summary.bytes),
+        "### targets (issue 7)",
+        "",
+        targets(results, args.big_file),
+    ]
+    return "\n".join(lines)
+
+
+def reproduce_args(args: argparse.Namespace) -> list[str]:
+    """The command line that reproduces this run (without --write-docs and --note)."""
+    parts = ["bash benchmarks/setup.sh &&", ".venv/bin/python benchmarks/run.py"]
+    if args.big_file:
+        parts.append("--big-file")
+    if args.many_small:
+        parts.append("--many-small")
+    if args.scale != 1.0:
+        parts.append(f"--scale {args.scale:g}")
+    parts.append(f"--repeats {args.repeats}")
+    if args.commit:
+        parts.append(f"--commit {args.measured.split()[0]}")
+    for item in args.only:
+        parts.append(f"--only {item}")
+    return parts
+
+
+def mode_name(args: argparse.Namespace) -> str:
+    """The docs section id: variant and scale."""
+    base = "big-file" if args.big_file else "many-small" if args.many_small else "default"
+    return base if args.scale == 1.0 else f"{base}-scale-{args.scale:g}"
+
+
+def mode_title(mode: str, args: argparse.Namespace, summary: corpus.Summary) -> str:
+    """The docs section heading."""
+    size = f"{summary.bytes / MB:,.0f} MB"
+    if args.big_file:
+        return f"One large incompressible file ({size}) — `{mode}`"
+    if args.many_small:
+        return f"Many small files ({summary.files:,} files, {size}) — `{mode}`"
+    return f"Default corpus ({summary.files:,} files, {size}, 9 projects) — `{mode}`"
+
+
+DOC_HEADER = """# Benchmarks
+
+fda-vault against the tools a careful user would otherwise use: `zip`/`unzip`, `tar` with
+gzip or pigz, `restic` and `borg`. The harness lives in `benchmarks/`:
+
+- `benchmarks/setup.sh` finds the peers or installs them with apt-get (as root) and says
+  which are missing;
+- `benchmarks/corpus.py` generates a deterministic, seeded corpus shaped like real 510(k)
+  projects (openFDA JSON records and query results, CSV tables, Markdown drafts, text
+  extracted from PDFs, PDF-like files that do not compress, a few 50-100 MB files, nested
+  folders, unicode names, one empty folder); `--scale` grows or shrinks it,
+  `--many-small` gives 20,000+ small files;
+- `benchmarks/run.py` measures every tool in one run, round-robin (the order rotates
+  each repetition), on the same warm page cache (the corpus is read once first, `sync`
+  before every measured process), and writes the sections below with `--write-docs`.
+
+How it measures: each operation is one process started by the runner through GNU
+`time`; wall time is measured around it, CPU time (user + sys) and peak RSS are the
+`wait4` figures of the process (they include the children it waited for, e.g. `pigz`
+under `tar`). GNU `time` is the launcher because Linux counts the memory of the process
+that forked before `exec` into `ru_maxrss`: forked straight from the Python runner, even
+`unzip` would show the runner's 60 MB. Output size is what `du`
+would report for the archive, repository or restored tree. restic and borg start from
+a fresh repository every time (a first run), borg with `--encryption none` and its
+default lz4, restic with its defaults (repository v2, compression `auto`) and
+`--no-cache`. fda-vault's backup time includes its own post-write verification and
+fsync, which the ZIP and tar peers do not do. Nothing runs in the test suite; all
+output goes under `--work` (default `/tmp/fda-vault-bench`).
+
+Targets come from issue 7; a ratio is fda-vault's median wall time ÷ the peer's.
+"""
+
+
+def write_docs(mode: str, text: str) -> None:
+    """Replace (or add) this mode's section of docs/benchmarks.md, keeping the others."""
+    begin, end = f"<!-- begin {mode} -->", f"<!-- end {mode} -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}\n"
+    old = DOCS.read_text() if DOCS.exists() else ""
+    pattern = r"<!-- begin (\S+) -->\n.*?<!-- end \1 -->\n"
+    kept = {m.group(1): m.group(0) for m in re.finditer(pattern, old, flags=re.S)}
+    kept[mode] = block
+    # Fixed order for the three main modes; other scales follow, sorted by name.
+    order = {"default": 0, "many-small": 1, "big-file": 2}
+    names = sorted(kept, key=lambda n: (order.get(n, 3), n))
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(DOC_HEADER + "\n" + "\n".join(kept[n] for n in names))
+
+
+# ---------------------------------------------------------------------------- corpus
+
+
+def big_file_corpus(root: Path, scale: float, say: Callable[[str], None]) -> corpus.Summary:
+    """One project holding one incompressible file of 2 GiB × scale, made fast.
+
+    A 64 MiB seeded random block is written again and again, each time rotated by a random
+    offset: deflate (32 KiB window) finds nothing to compress, and it costs only copies.
+    """
+    params = corpus.Params(seed=corpus.DEFAULT_SEED, scale=scale, many_small=False)
+    marker = root / corpus.MARKER
+    size = int(2 * 1024 * MIB * scale)
+    existing = corpus.read_marker(root)
+    if existing is not None and existing.params == params and existing.bytes == size:
+        say(f"corpus: up to date in {root} (1 file, {size / MB:.0f} MB)")
+        return existing
+    wipe(root)
+    started = time.perf_counter()
+    folder = root / "projects" / BIG_FILE_PROJECT / "pdfs"
+    folder.mkdir(parents=True)
+    rng = random.Random(f"{corpus.DEFAULT_SEED}/big-file")
+    block = b"%PDF-1.7\n" + rng.randbytes(64 * MIB - 9)
+    left = size
+    with (folder / BIG_FILE_NAME).open("wb") as fh:
+        while left > 0:
+            cut = rng.randrange(len(block))
+            piece = block[cut:] + block[:cut]
+            fh.write(piece[:left])
+            left -= min(left, len(piece))
+    summary = corpus.Summary(params=params, files=1, bytes=size, folders=2)
+    summary.by_kind = {"pdf": [1, size]}
+    summary.seconds = round(time.perf_counter() - started, 2)
+    marker.write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    say(f"corpus: generated 1 file of {size / MB:.0f} MB in {summary.seconds:.1f} s")
+    return summary
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def find_fda_vault(given: Path | None) -> Path:
+    """The fda-vault executable: --fda-vault, the repository's .venv, or PATH."""
+    if given is not None:
+        return given
+    local = REPO / ".venv" / "bin" / "fda-vault"
+    if local.exists():
+        return local
+    found = shutil.which("fda-vault")
+    if found is None:
+        raise SystemExit("error: fda-vault not found: pass --fda-vault PATH")
+    return Path(found)
+
+
+def install_commit(rev: str, work: Path, say: Callable[[str], None]) -> tuple[Path, str]:
+    """Install fda-vault as committed at rev into its own venv under work; (exe, commit).
+
+    Others edit the working tree while benchmarks run; a clean export of one commit makes
+    the figures belong to a known version.
+    """
+    sha = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    home = work / f"fda-vault-{sha}"
+    exe = home / "venv" / "bin" / "fda-vault"
+    if exe.exists():
+        return exe, sha
+    wipe(home)
+    (home / "src").mkdir(parents=True)
+    say(f"installing fda-vault {sha} into {home}")
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", sha], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(home / "src")], input=archive, check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
+    pip = [str(home / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, str(home / "src")], check=True)
+    return exe, sha
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: generate the corpus if needed, measure, report."""
+    parser = argparse.ArgumentParser(
+        description="Benchmark fda-vault against zip, tar, restic and borg.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="corpus size factor")
+    parser.add_argument("--many-small", action="store_true", help="the 20,000+ file corpus")
+    parser.add_argument(
+        "--big-file", action="store_true", help="one 2 GiB file (× --scale): fda-vault RSS"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per operation (median)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/fda-vault-bench"))
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="OP",
+        help=f"category ({', '.join(CATEGORIES)}), tool (zip, borg, ...) or key "
+        f"({', '.join(OPS_BY_KEY)}); repeatable, comma-separated",
+    )
+    parser.add_argument("--fda-vault", type=Path, default=None, help="executable to measure")
+    parser.add_argument(
+        "--commit",
+        metavar="REV",
+        default=None,
+        help="measure fda-vault as committed at REV (clean export in its own venv under "
+        "--work) instead of the working tree's .venv",
+    )
+    parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS}")
+    parser.add_argument("--note", default="", help="a sentence to put in the docs section")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.scale <= 0:
+        parser.error("--repeats must be at least 1 and --scale positive")
+    if args.big_file and args.many_small:
+        parser.error("--big-file and --many-small are separate modes")
+    args.work = args.work.resolve()
+    if args.work == REPO or REPO in args.work.parents:
+        parser.error("--work must be outside the repository")
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    ops = select(args.only, args.big_file)
+    mode = mode_name(args)
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.commit:
+        fda_vault, args.measured = install_commit(args.commit, args.work, say)
+        args.measured = f"{args.measured} (clean export, own venv)"
+    else:
+        fda_vault = find_fda_vault(args.fda_vault)
+        args.measured = str(fda_vault)
+    (args.work / "logs").mkdir(exist_ok=True)
+    corpus_root = args.work / f"corpus-{mode}"
+    if args.big_file:
+        summary = big_file_corpus(corpus_root, args.scale, say)
+    else:
+        summary = corpus.generate(
+            corpus_root, scale=args.scale, many_small=args.many_small, log=say
+        )
+    help_run = subprocess.run(
+        [str(fda_vault), "restore", "--help"], capture_output=True, check=False
+    )
+    ctx = Context(
+        work=args.work,
+        corpus_root=corpus_root,
+        fda_vault=fda_vault,
+        restore_available=help_run.returncode == 0,
+    )
+    if GNU_TIME is None:
+        say("warning: GNU time (/usr/bin/time) missing: peak RSS includes the runner's own")
+    if not ctx.restore_available:
+        say("fda-vault restore: not available in this version (reported as such)")
+    say("warm-up: reading the corpus into the page cache, then hashing it once")
+    limits = warm_up(ctx.projects)
+    say(f"  read {limits[2] / MB:.0f} MB in {limits[0]:.2f} s, sha256 in {limits[1]:.2f} s")
+    started = time.perf_counter()
+    results = run_all(ctx, ops, args.repeats, say)
+    say(f"measured in {time.perf_counter() - started:.0f} s\n")
+    say(tables(results, summary.bytes))
+    say(targets(results, args.big_file))
+    raw = {
+        "mode": mode,
+        "corpus": asdict(summary),
+        "limits": {"read_s": limits[0], "sha256_s": limits[1], "bytes": limits[2]},
+        "results": [asdict(r) for r in results],
+    }
+    (args.work / f"results-{mode}.json").write_text(json.dumps(raw, indent=2) + "\n")
+    say(f"raw results: {args.work / f'results-{mode}.json'}")
+    if args.write_docs:
+        write_docs(mode, section(mode, args, summary, limits, results, fda_vault))
+        say(f"wrote {DOCS.relative_to(REPO)} (section {mode})")
+    # Restored trees and archives are large: keep only the corpus between runs.
+    wipe(args.work / "out")
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
