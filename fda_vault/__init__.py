@@ -23,6 +23,14 @@ from fda_vault.errors import (
     UsageError,
 )
 from fda_vault.manifest import BackupManifest, FileEntry, SkippedEntry
+from fda_vault.prune import (
+    PruneDecision,
+    PrunePlan,
+    PruneResult,
+    RetentionPolicy,
+    plan_prune,
+    prune,
+)
 from fda_vault.verify import Problem, VerifyReport, VerifyResult, verify, verify_archive
 
 __all__ = [
@@ -39,7 +47,11 @@ __all__ = [
     "LockedError",
     "OperationError",
     "Problem",
+    "PruneDecision",
+    "PrunePlan",
+    "PruneResult",
     "RefusedError",
+    "RetentionPolicy",
     "SkippedEntry",
     "UsageError",
     "VerifyReport",
@@ -49,6 +61,8 @@ __all__ = [
     "describe_archive",
     "list_backups",
     "list_projects",
+    "plan_prune",
+    "prune",
     "verify",
     "verify_archive",
 ]

@@ -25,6 +25,8 @@ from fda_vault.errors import (
 )
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault.output import Terminal
+from fda_vault.prune import RetentionPolicy
+from fda_vault.prune import prune as run_prune
 from fda_vault.restore import plan_restore
 from fda_vault.restore import restore as run_restore
 from fda_vault.verify import verify as run_verify
@@ -304,6 +306,128 @@ def restore(
         for line in result.recovered:
             term.warning(line)
         term.restore_result(result)
+
+
+@app.command()
+def prune(
+    keep_last: Annotated[
+        int, typer.Option("--keep-last", min=0, metavar="N", help="Keep the N newest backups.")
+    ] = 0,
+    keep_hourly: Annotated[
+        int,
+        typer.Option("--keep-hourly", min=0, metavar="N", help="Newest of each of N last hours."),
+    ] = 0,
+    keep_daily: Annotated[
+        int,
+        typer.Option("--keep-daily", min=0, metavar="N", help="Newest of each of N last days."),
+    ] = 0,
+    keep_weekly: Annotated[
+        int,
+        typer.Option(
+            "--keep-weekly", min=0, metavar="N", help="Newest of each of N last ISO weeks."
+        ),
+    ] = 0,
+    keep_monthly: Annotated[
+        int,
+        typer.Option("--keep-monthly", min=0, metavar="N", help="Newest of each of N last months."),
+    ] = 0,
+    keep_yearly: Annotated[
+        int,
+        typer.Option("--keep-yearly", min=0, metavar="N", help="Newest of each of N last years."),
+    ] = 0,
+    keep_within: Annotated[
+        Optional[str],
+        typer.Option(
+            "--keep-within",
+            metavar="DURATION",
+            help="Keep all within DURATION of the newest: 30d, 6m, 1y, 2y5m7d3h.",
+            show_default=False,
+        ),
+    ] = None,
+    project: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--project",
+            "-p",
+            help="Only backups labelled NAME: a project, all_projects, multi_project (repeatable).",
+            metavar="NAME",
+            show_default=False,
+        ),
+    ] = None,
+    backups_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--backups-dir",
+            help="Backups folder (env FDA_VAULT_BACKUP_DIR; default <projects root>/backups).",
+            show_default=False,
+        ),
+    ] = None,
+    projects_dir: ProjectsDirOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be kept and why; delete nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Delete old backups by a retention policy, never the last good one.
+
+    Rules as restic forget, per label (multi_project: per project set): each
+    --keep-* keeps the newest backup of each of its last N UTC periods that
+    have backups; a backup kept by any rule stays. The newest backup always
+    stays, and none is deleted unless a newer one of its label passes a
+    quick check. Asks first unless --yes; with no terminal, or with --json,
+    exits 4 and deletes nothing. Exits 3 if a kept backup is damaged.
+
+    Example: fda-vault prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        folder = resolve_backups_dir(backups_dir, projects_dir)
+        policy = RetentionPolicy(
+            keep_last=keep_last,
+            keep_hourly=keep_hourly,
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            keep_monthly=keep_monthly,
+            keep_yearly=keep_yearly,
+            keep_within=keep_within,
+        )
+        labels = project or []
+        previewed = False
+        if dry_run or yes:
+            result = run_prune(
+                folder, policy, labels=labels, dry_run=dry_run, lock_timeout=lock_timeout
+            )
+        else:
+            plan = run_prune(folder, policy, labels=labels, dry_run=True)
+            doomed = [item.file for item in plan.archives if not item.kept]
+            if doomed:
+                noun = "backup" if len(doomed) == 1 else "backups"
+                if not term.interactive:
+                    raise RefusedError(
+                        f"prune would delete {len(doomed)} {noun}",
+                        "no terminal to ask; use --yes, or --dry-run to preview "
+                        "(nothing was deleted)",
+                    )
+                term.prune_result(plan, preview=True)
+                if not typer.confirm(f"Delete {len(doomed)} {noun}?", default=False, err=True):
+                    raise RefusedError("prune cancelled", "nothing was deleted")
+                previewed = True
+            # Only what was shown may go: the plan is made again under the lock.
+            result = run_prune(
+                folder, policy, labels=labels, approved=doomed, lock_timeout=lock_timeout
+            )
+        term.prune_result(result, table=not previewed)
+        if not result.ok:
+            raise typer.Exit(int(ExitCode.INTEGRITY))
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    # SIGTERM (cron timeouts, systemd stop) gets the same clean rollback as Ctrl-C.
+    raise KeyboardInterrupt
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from fda_vault.backup import BackupResult
 from fda_vault.catalog import ArchiveContents, BackupList
 from fda_vault.errors import FdaVaultError
 from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.prune import PruneResult
 from fda_vault.restore import RestorePlan, RestoreResult
 from fda_vault.verify import VerifyResult
 
@@ -330,3 +331,57 @@ class Terminal:
             for entry in contents.file_list:
                 files.add_row(entry.path, str(entry.size), entry.sha256)
             self.out.print(files)
+
+    def prune_result(
+        self, result: PruneResult, *, preview: bool = False, table: bool = True
+    ) -> None:
+        """Render a prune: every archive kept or removed, with its reasons, then a summary.
+
+        ``preview`` is the plan shown before asking: on stderr, never as JSON.
+        """
+        if table:
+            for item in result.archives:
+                if not item.intact:
+                    fate = "kept" if item.kept else "to remove" if result.dry_run else "removed"
+                    self.warning(f"{item.file} is damaged ({item.problem}); {fate}")
+        if self.as_json:
+            if not preview:
+                self.emit_json(result)
+            return
+        if not self._human():
+            return
+        console = self.err if preview else self.out
+        if table and result.archives:
+            title = "Prune plan" if result.dry_run else "Pruned"
+            grid = Table(title=f"{title}: {result.policy} in {result.backups_dir}")
+            for column in ("group", "file", "created (UTC)", "size", "check", "action", "reasons"):
+                if column in {"group", "file", "reasons"}:
+                    # Names fold onto more lines rather than being cut with an ellipsis.
+                    grid.add_column(column, overflow="fold")
+                else:
+                    grid.add_column(
+                        column, no_wrap=True, justify="right" if column == "size" else "left"
+                    )
+            for item in result.archives:
+                action = "keep" if item.kept else "remove" if result.dry_run else "removed"
+                grid.add_row(
+                    item.group,
+                    item.file,
+                    item.timestamp.replace("T", " ").removesuffix("+00:00"),
+                    human_bytes(item.bytes),
+                    "ok" if item.intact else "DAMAGED",
+                    action,
+                    ", ".join(item.reasons),
+                )
+            console.print(grid)
+        total = result.kept + result.removed
+        freed = human_bytes(result.bytes_freed)
+        if preview:
+            console.print(f"would remove {result.removed} of {total} backups, freeing {freed}")
+        elif result.dry_run:
+            console.print(
+                f"dry run: would remove {result.removed} of {total} backups, freeing {freed}; "
+                "nothing was deleted"
+            )
+        else:
+            console.print(f"removed {result.removed} of {total} backups, freed {freed}")

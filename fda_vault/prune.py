@@ -1,0 +1,456 @@
+"""``prune``: restic-style retention policies that never delete the last good backup.
+
+Archives are grouped by the label in their name (a project, ``all_projects``), and
+``multi_project`` archives further by their set of projects, like restic's grouping by
+paths. Within a group, newest first, each ``--keep-*`` rule marks what it keeps:
+
+- ``keep_last N``: the N newest archives;
+- ``keep_hourly/daily/weekly/monthly/yearly N``: for the N most recent UTC hours, days,
+  ISO weeks (Monday to Sunday), months or years that have archives, the newest of each;
+- ``keep_within DURATION`` (``30d``, ``6m``, ``2y5m7d3h``): every archive newer than the
+  newest one (not counting future ones) minus DURATION.
+
+Then the safety rules, which only ever keep more: the newest archive of a group is kept;
+an archive is removed only when a newer one of its group passes a quick check (ZIP
+directory, manifest, structure and ``checksums.txt``; no data hashing), so the newest
+intact archive always survives; files whose names are not ``<label>_backup_<stamp>.zip``
+(or that are symlinks or folders) are never looked at, let alone deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from fda_vault.archive import open_archive, read_manifest
+from fda_vault.catalog import ARCHIVE_NAME_RE
+from fda_vault.errors import FdaVaultError, OperationError, UsageError
+from fda_vault.fsio import describe_os_error, fsync_dir
+from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
+from fda_vault.verify import check_structure
+
+__all__ = [
+    "PruneDecision",
+    "PrunePlan",
+    "PruneResult",
+    "RetentionPolicy",
+    "plan_prune",
+    "prune",
+]
+
+ALL_PROJECTS_LABEL = "all_projects"
+MULTI_PROJECT_LABEL = "multi_project"
+REASON_NEWEST = "newest"
+REASON_NO_INTACT_NEWER = "no newer intact backup"
+REASON_UNKNOWN_SET = "project set unreadable"
+REASON_NOT_CONFIRMED = "not in the confirmed plan"
+
+_DURATION_RE = re.compile(r"(?:\d+[ymdh])+")
+_DURATION_PART_RE = re.compile(r"(\d+)([ymdh])")
+
+
+class RetentionPolicy(BaseModel):
+    """What to keep; 0 (or no duration) turns a rule off. Rules are ORed."""
+
+    keep_last: int = Field(default=0, ge=0)
+    keep_hourly: int = Field(default=0, ge=0)
+    keep_daily: int = Field(default=0, ge=0)
+    keep_weekly: int = Field(default=0, ge=0)
+    keep_monthly: int = Field(default=0, ge=0)
+    keep_yearly: int = Field(default=0, ge=0)
+    keep_within: str | None = None
+
+    def describe(self) -> str:
+        """``keep last 3, daily 7, within 30d``."""
+        parts = [
+            f"{name} {count}"
+            for name, count in (
+                ("last", self.keep_last),
+                ("hourly", self.keep_hourly),
+                ("daily", self.keep_daily),
+                ("weekly", self.keep_weekly),
+                ("monthly", self.keep_monthly),
+                ("yearly", self.keep_yearly),
+            )
+            if count
+        ]
+        if self.keep_within:
+            parts.append(f"within {self.keep_within}")
+        return "keep " + (", ".join(parts) or "everything")
+
+
+class PruneDecision(BaseModel):
+    """One archive: kept (with every reason) or removed."""
+
+    file: str
+    label: str
+    group: str
+    timestamp: str = Field(description="ISO 8601 UTC: the manifest's, else the file name's")
+    bytes: int
+    kept: bool
+    reasons: list[str]
+    intact: bool = Field(description="passed the quick check (structure and manifest)")
+    problem: str | None = None
+
+
+class PrunePlan(BaseModel):
+    """Which archives a policy keeps and why, newest first in each group; nothing deleted."""
+
+    backups_dir: str
+    policy: RetentionPolicy
+    archives: list[PruneDecision]
+
+
+class PruneResult(BaseModel):
+    """A prune done (or, with ``dry_run``, only planned): kept/removed and bytes freed."""
+
+    dry_run: bool
+    backups_dir: str
+    policy: str
+    kept: int
+    removed: int
+    bytes_freed: int = Field(description="archive bytes deleted (or, in a dry run, to delete)")
+    ok: bool = Field(description="every kept archive passed the quick check")
+    archives: list[PruneDecision]
+
+
+@dataclass(frozen=True)
+class _Duration:
+    years: int = 0
+    months: int = 0
+    days: int = 0
+    hours: int = 0
+
+    def before(self, moment: datetime) -> datetime | None:
+        """``moment`` minus this duration, calendar-wise like Go's AddDate; None before year 1."""
+        total_months = moment.year * 12 + (moment.month - 1) - self.years * 12 - self.months
+        year, month0 = divmod(total_months, 12)
+        if year < 1:
+            return None
+        # Day overflow rolls on, as in Go: 31 March minus one month is 3 March (or 2 March).
+        start = moment.replace(year=year, month=month0 + 1, day=1)
+        try:
+            return start + timedelta(days=moment.day - 1 - self.days, hours=-self.hours)
+        except OverflowError:
+            return None
+
+
+def _parse_duration(text: str) -> _Duration:
+    """``2y5m7d3h`` -> _Duration; units y, m (months), d, h, each at most once."""
+    cleaned = text.strip().lower()
+    if not _DURATION_RE.fullmatch(cleaned):
+        raise UsageError(
+            f"--keep-within {text!r}", "not a duration; use e.g. 30d, 6m, 1y or 2y5m7d3h"
+        )
+    values: dict[str, int] = {}
+    for number, unit in _DURATION_PART_RE.findall(cleaned):
+        if unit in values:
+            raise UsageError(f"--keep-within {text!r}", f"the unit {unit!r} appears twice")
+        values[unit] = int(number)
+    return _Duration(
+        years=values.get("y", 0),
+        months=values.get("m", 0),
+        days=values.get("d", 0),
+        hours=values.get("h", 0),
+    )
+
+
+def _checked_policy(policy: RetentionPolicy) -> _Duration | None:
+    """The parsed ``keep_within``; UsageError for an empty policy (it would keep nothing)."""
+    within = _parse_duration(policy.keep_within) if policy.keep_within else None
+    if within == _Duration():
+        within = None
+    counts = (
+        policy.keep_last,
+        policy.keep_hourly,
+        policy.keep_daily,
+        policy.keep_weekly,
+        policy.keep_monthly,
+        policy.keep_yearly,
+    )
+    if within is None and not any(counts):
+        raise UsageError(
+            "no keep option",
+            "give at least one of --keep-last/-hourly/-daily/-weekly/-monthly/-yearly N "
+            "or --keep-within DURATION",
+        )
+    return within
+
+
+@dataclass
+class _Archive:
+    path: Path
+    label: str
+    group: str | None  # None: a multi_project archive whose project set cannot be read
+    time: datetime
+    size: int
+    problem: str | None
+
+    @property
+    def order(self) -> tuple[datetime, int, str]:
+        # Same second: the suffixed name (_1, _2 … _10) is the later one; longer sorts later.
+        return (self.time, len(self.path.name), self.path.name)
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _quick_check(path: Path, label: str) -> tuple[datetime | None, list[str] | None, str | None]:
+    """(manifest time, projects, first problem) without hashing any file data."""
+    try:
+        with open_archive(path) as zf:
+            manifest = read_manifest(zf, path)
+            problems = check_structure(zf, manifest, path)
+    except FdaVaultError as exc:
+        return None, None, exc.why or exc.message
+    except OSError as exc:
+        return None, None, describe_os_error(exc)
+    except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
+        return None, None, f"unreadable ({exc})"
+    problem = f"{problems[0].path}: {problems[0].detail}" if problems else None
+    single = label not in {ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL}
+    if problem is None and single and manifest.projects != [label]:
+        # Renamed by hand: it is not a backup of the project its name says.
+        problem = f"holds {', '.join(manifest.projects) or 'no project'}, not {label}"
+    return _parse_time(manifest.backup_timestamp), manifest.projects, problem
+
+
+def _inspect(path: Path, label: str, stamp: str) -> _Archive | None:
+    try:
+        stamped = datetime.strptime(stamp, "%Y%m%d_%H%M%S").replace(tzinfo=timezone.utc)
+        st = path.lstat()
+    except (ValueError, OSError):
+        return None  # not a real date, or gone: not something we may touch
+    manifest_time, projects, problem = _quick_check(path, label)
+    group: str | None = label
+    if label == MULTI_PROJECT_LABEL:
+        group = f"{label} ({', '.join(sorted(projects))})" if projects is not None else None
+    return _Archive(
+        path=path,
+        label=label,
+        group=group,
+        time=manifest_time or stamped,
+        size=st.st_size,
+        problem=problem,
+    )
+
+
+def _scan(backups_dir: Path, labels: Sequence[str]) -> list[_Archive]:
+    if not backups_dir.is_dir():
+        raise UsageError(backups_dir, "backups folder not found")
+    try:
+        entries = sorted(os.scandir(backups_dir), key=lambda e: e.name)
+    except OSError as exc:
+        raise OperationError(backups_dir, describe_os_error(exc)) from None
+    found: list[_Archive] = []
+    seen_labels: set[str] = set()
+    for entry in entries:
+        match = ARCHIVE_NAME_RE.match(entry.name)
+        # Symlinks and folders are never archives here, whatever they are called.
+        if not match or not entry.is_file(follow_symlinks=False):
+            continue
+        seen_labels.add(match["label"])
+        if labels and match["label"] not in labels:
+            continue
+        archive = _inspect(Path(entry.path), match["label"], match["stamp"])
+        if archive is not None:
+            found.append(archive)
+    unknown = [name for name in labels if name not in seen_labels]
+    if unknown:
+        present = ", ".join(sorted(seen_labels)) or "none"
+        raise UsageError(
+            f"no backups labelled {unknown[0]!r} in {backups_dir}", f"labels present: {present}"
+        )
+    return found
+
+
+_Bucket = Callable[[datetime, int], Any]
+_BUCKETS: tuple[tuple[str, str, _Bucket], ...] = (
+    ("last", "keep_last", lambda t, nr: nr),
+    ("hourly", "keep_hourly", lambda t, nr: (t.date(), t.hour)),
+    ("daily", "keep_daily", lambda t, nr: t.date()),
+    ("weekly", "keep_weekly", lambda t, nr: t.isocalendar()[:2]),
+    ("monthly", "keep_monthly", lambda t, nr: (t.year, t.month)),
+    ("yearly", "keep_yearly", lambda t, nr: t.year),
+)
+
+
+def _policy_reasons(
+    newest_first: Sequence[_Archive],
+    policy: RetentionPolicy,
+    within: _Duration | None,
+    now: datetime,
+) -> list[list[str]]:
+    """restic's ApplyPolicy: for each archive, every rule that keeps it ("daily 3")."""
+    reasons: list[list[str]] = [[] for _ in newest_first]
+    threshold: datetime | None = None
+    if within is not None and newest_first:
+        # As restic: measured from the newest archive that is not in the future.
+        past = [a.time for a in newest_first if a.time <= now]
+        latest = max(past) if past else newest_first[0].time
+        threshold = within.before(latest)
+    last_key: dict[str, object] = {}
+    used: dict[str, int] = {}
+    for nr, archive in enumerate(newest_first):
+        for name, field, bucket in _BUCKETS:
+            allowed: int = getattr(policy, field)
+            if used.get(name, 0) >= allowed:
+                continue
+            key = bucket(archive.time, nr)
+            if name not in last_key or key != last_key[name]:
+                last_key[name] = key
+                used[name] = used.get(name, 0) + 1
+                reasons[nr].append(f"{name} {used[name]}")
+        if within is not None and (threshold is None or archive.time > threshold):
+            reasons[nr].append(f"within {policy.keep_within}")
+    return reasons
+
+
+def _decide_group(
+    newest_first: Sequence[_Archive],
+    policy: RetentionPolicy,
+    within: _Duration | None,
+    now: datetime,
+) -> list[PruneDecision]:
+    reasons = _policy_reasons(newest_first, policy, within, now)
+    decisions = []
+    intact_newer = False
+    for nr, archive in enumerate(newest_first):
+        why = reasons[nr]
+        # Both rules below are also implied by the policy; they are kept explicit so that
+        # no policy bug can ever remove the newest, or the newest intact, archive.
+        if nr == 0 and not why:
+            why.append(REASON_NEWEST)
+        if not why and not intact_newer:
+            why.append(REASON_NO_INTACT_NEWER)
+        decisions.append(_decision(archive, why))
+        intact_newer = intact_newer or archive.problem is None
+    return decisions
+
+
+def _decision(archive: _Archive, reasons: list[str]) -> PruneDecision:
+    return PruneDecision(
+        file=archive.path.name,
+        label=archive.label,
+        group=archive.group or f"{archive.label} (unreadable)",
+        timestamp=archive.time.astimezone(timezone.utc).isoformat(),
+        bytes=archive.size,
+        kept=bool(reasons),
+        reasons=reasons,
+        intact=archive.problem is None,
+        problem=archive.problem,
+    )
+
+
+def plan_prune(
+    backups_dir: Path,
+    policy: RetentionPolicy,
+    *,
+    labels: Sequence[str] = (),
+    now: datetime | None = None,
+) -> PrunePlan:
+    """Apply ``policy`` to the archives in ``backups_dir`` (only ``labels`` if given)."""
+    within = _checked_policy(policy)
+    now = now or datetime.now(timezone.utc)
+    groups: dict[str, list[_Archive]] = {}
+    decisions: list[PruneDecision] = []
+    for archive in _scan(backups_dir, labels):
+        if archive.group is None:
+            # Which projects it holds is unknown, so no other archive can stand in for it.
+            decisions.append(_decision(archive, [REASON_UNKNOWN_SET]))
+        else:
+            groups.setdefault(archive.group, []).append(archive)
+    for group in sorted(groups):
+        newest_first = sorted(groups[group], key=lambda a: a.order, reverse=True)
+        decisions.extend(_decide_group(newest_first, policy, within, now))
+    return PrunePlan(backups_dir=str(backups_dir), policy=policy, archives=decisions)
+
+
+def _restrict(plan: PrunePlan, approved: Collection[str]) -> PrunePlan:
+    """Remove only what was approved; what the fresh plan adds is kept."""
+    archives = [
+        d.model_copy(update={"kept": True, "reasons": [REASON_NOT_CONFIRMED]})
+        if not d.kept and d.file not in approved
+        else d
+        for d in plan.archives
+    ]
+    return plan.model_copy(update={"archives": archives})
+
+
+def _delete(backups_dir: Path, doomed: Sequence[PruneDecision]) -> None:
+    """Unlink each archive, oldest first, then make the removals durable."""
+    deleted = 0
+    try:
+        for decision in sorted(doomed, key=lambda d: (d.timestamp, d.file)):
+            path = backups_dir / decision.file
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue  # already gone: what we wanted
+            except OSError as exc:
+                done = f"; {deleted} older archive(s) were deleted before it" if deleted else ""
+                raise OperationError(
+                    path, f"cannot delete ({describe_os_error(exc)}){done}"
+                ) from None
+            deleted += 1
+    finally:
+        if deleted:
+            fsync_dir(backups_dir)
+
+
+def _result(plan: PrunePlan, *, dry_run: bool) -> PruneResult:
+    removed = [d for d in plan.archives if not d.kept]
+    return PruneResult(
+        dry_run=dry_run,
+        backups_dir=plan.backups_dir,
+        policy=plan.policy.describe(),
+        kept=len(plan.archives) - len(removed),
+        removed=len(removed),
+        bytes_freed=sum(d.bytes for d in removed),
+        ok=all(d.intact for d in plan.archives if d.kept),
+        archives=plan.archives,
+    )
+
+
+def prune(
+    backups_dir: Path,
+    policy: RetentionPolicy,
+    *,
+    labels: Sequence[str] = (),
+    dry_run: bool = False,
+    approved: Collection[str] | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    now: datetime | None = None,
+) -> PruneResult:
+    """Delete the archives ``policy`` does not keep (none with ``dry_run``).
+
+    ``approved`` (file names, e.g. those of a plan a user confirmed) limits what may be
+    deleted: the plan is made again under the folder's lock and only what both plans
+    remove is deleted.
+    """
+    _checked_policy(policy)
+    if dry_run:
+        return _result(plan_prune(backups_dir, policy, labels=labels, now=now), dry_run=True)
+    if not backups_dir.is_dir():
+        raise UsageError(backups_dir, "backups folder not found")
+    with folder_lock(backups_dir, lock_timeout):
+        plan = plan_prune(backups_dir, policy, labels=labels, now=now)
+        if approved is not None:
+            plan = _restrict(plan, set(approved))
+        _delete(backups_dir, [d for d in plan.archives if not d.kept])
+    return _result(plan, dry_run=False)
