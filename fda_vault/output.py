@@ -7,11 +7,12 @@ project name is never read as Rich markup.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from rich.console import Console
@@ -98,8 +99,19 @@ class Terminal:
     def __init__(self, *, as_json: bool = False, quiet: bool = False) -> None:
         self.as_json = as_json
         self.quiet = quiet
-        self.out = Console(markup=False, highlight=False, emoji=False, soft_wrap=True)
-        self.err = Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        # NO_COLOR asks for plain text: Rich alone would drop colours but keep bold/italic.
+        styles: Literal["auto"] | None = None if os.environ.get("NO_COLOR") else "auto"
+        self.out = Console(
+            markup=False, highlight=False, emoji=False, soft_wrap=True, color_system=styles
+        )
+        self.err = Console(
+            stderr=True,
+            markup=False,
+            highlight=False,
+            emoji=False,
+            soft_wrap=True,
+            color_system=styles,
+        )
         if not self.out.is_terminal:
             # Piped or redirected: never cut a file name to fit an imaginary 80 columns.
             self.out.width = _PIPE_WIDTH
