@@ -228,8 +228,12 @@ class Terminal:
 
     def backup_result(self, result: BackupResult) -> None:
         """Render a finished backup."""
+        # Warnings reach stderr whatever the mode: --quiet and --json silence only the summary.
         for line in result.warnings:
             self.warning(line)
+        for item in result.skipped:
+            if not any(item.path in w for w in result.warnings):
+                self.warning(f"{item.path} — {item.reason}; not backed up")
         if self.as_json:
             self.emit_json(result)
             return
@@ -254,9 +258,6 @@ class Terminal:
             table.add_row("skipped", f"{len(result.skipped)} (see warnings)")
         table.add_row("duration", f"{result.duration_seconds:.2f} s ({human_bytes(rate)}/s)")
         self.out.print(table)
-        for item in result.skipped:
-            if not any(item.path in w for w in result.warnings):
-                self.warning(f"{item.path} — {item.reason}; not backed up")
 
     def verify_result(self, result: VerifyResult) -> None:
         """Render verification reports."""

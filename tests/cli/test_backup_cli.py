@@ -227,6 +227,23 @@ def test_symlinks_are_warned_about_on_stderr_only(
     assert "warning:" not in human.stdout
 
 
+@pytest.mark.parametrize("mode", ["--quiet", "--json"])
+def test_skipped_files_are_warned_about_under_quiet_and_json(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, mode: str
+) -> None:
+    """DESIGN: with -q (and --json) errors and warnings still go to stderr."""
+    (projects_dir / ORTHO / "latest.json").symlink_to("device_profile.json")
+    os.mkfifo(projects_dir / ORTHO / "pipe")
+    result = cli(
+        "backup", mode, "-p", ORTHO, "--projects-dir", projects_dir, "--output-dir", backups_dir
+    )
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2, result.stderr
+    assert f"{ORTHO}/latest.json" in warnings[0] + warnings[1]
+    assert f"{ORTHO}/pipe" in warnings[0] + warnings[1]
+
+
 def test_quiet_prints_nothing_on_stdout(
     cli: CliCall, projects_dir: Path, backups_dir: Path
 ) -> None:
@@ -465,4 +482,25 @@ def test_archive_damaged_before_verification_exits_3_and_is_not_kept(
     assert result.exit_code == ExitCode.INTEGRITY == 3
     assert _error_json(result.stdout)["kind"] == "integrity"
     _assert_one_error_line(result.stderr, "verification")
+    assert _zips(backups_dir) == []
+
+
+# --- exit 130 ------------------------------------------------------------------------
+
+
+def test_ctrl_c_while_writing_exits_130_and_leaves_nothing(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zipwriter = importlib.import_module("fda_vault.zipwriter")
+
+    def interrupted(self: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zipwriter.ZipWriter, "close", interrupted)
+    result = cli(
+        "backup", "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir, "--json"
+    )
+    assert result.exit_code == ExitCode.INTERRUPTED == 130
+    assert _error_json(result.stdout)["kind"] == "interrupted"
+    _assert_one_error_line(result.stderr, "interrupted")
     assert _zips(backups_dir) == []

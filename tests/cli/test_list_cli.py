@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -162,3 +164,17 @@ def test_unreadable_archive_exits_3(cli: CliCall, tmp_path: Path, content: bytes
     assert error["kind"] == "integrity"
     assert error["exit_code"] == 3
     assert "Traceback" not in result.stderr
+
+
+def test_io_error_while_reading_the_manifest_exits_1(
+    cli: CliCall, archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_read(self: zipfile.ZipExtFile, n: int | None = -1) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", failing_read)
+    result = cli("list", archive, "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"]["exit_code"] == 1
+    assert "Traceback" not in result.stderr
+    assert "Input/output error" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import zipfile
 from pathlib import Path
@@ -153,3 +154,24 @@ def test_quiet_shows_problems_but_no_summary(cli: CliCall, archive: Path, tmp_pa
     assert bad.exit_code == 3
     assert bad.stdout == ""
     assert PDF in bad.stderr
+
+
+def _input_output_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every read of archive member data fails as a dying disk would (EIO)."""
+
+    def failing_read(self: zipfile.ZipExtFile, n: int | None = -1) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", failing_read)
+
+
+def test_io_error_while_reading_exits_1(
+    cli: CliCall, archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _input_output_error(monkeypatch)
+    result = cli("verify", archive)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    assert "Input/output error" in line
