@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,7 +57,7 @@ ProjectsDirOpt = Annotated[
     Optional[Path],
     typer.Option(
         "--projects-dir",
-        help="Projects root [env FDA_VAULT_PROJECTS_DIR; default ~/fda-510k-data/projects].",
+        help="Projects root (env FDA_VAULT_PROJECTS_DIR; default ~/fda-510k-data/projects).",
         show_default=False,
     ),
 ]
@@ -93,7 +94,7 @@ def _reporting(term: Terminal, debug: bool) -> Iterator[None]:
     except FdaVaultError as exc:
         term.error(exc)
         raise typer.Exit(int(exc.exit_code)) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):  # Abort: Ctrl-C or EOF at a prompt
         term.error(InterruptedByUser("interrupted", "nothing was left half-done"))
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except Exception as exc:  # unexpected: still one line, unless debugging
@@ -117,7 +118,7 @@ def backup(
         Optional[Path],
         typer.Option(
             "--output-dir",
-            help="Backups folder [env FDA_VAULT_BACKUP_DIR; default <projects root>/backups].",
+            help="Backups folder (env FDA_VAULT_BACKUP_DIR; default <projects root>/backups).",
             show_default=False,
         ),
     ] = None,
@@ -210,7 +211,7 @@ def list_command(
         Optional[Path],
         typer.Option(
             "--backups-dir",
-            help="Backups folder [env FDA_VAULT_BACKUP_DIR; default <projects root>/backups].",
+            help="Backups folder (env FDA_VAULT_BACKUP_DIR; default <projects root>/backups).",
             show_default=False,
         ),
     ] = None,
@@ -246,7 +247,7 @@ def restore(
         Optional[Path],
         typer.Option(
             "--target-dir",
-            help="Where projects go [default: the projects root].",
+            help="Where projects go (default: the projects root).",
             show_default=False,
         ),
     ] = None,
@@ -432,4 +433,5 @@ def _terminate(signum: int, _frame: object) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
     app(prog_name="fda-vault")

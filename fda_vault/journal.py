@@ -71,7 +71,6 @@ class Journal:
 
     def write(self, state: str) -> None:
         """Record ``state`` durably (temp file, fsync, rename, fsync the folder)."""
-        self.state = state
         path = self.target / JOURNAL_NAME
         tmp = self.target / (JOURNAL_NAME + ".tmp")
         payload = {
@@ -88,6 +87,7 @@ class Journal:
             os.fsync(fp.fileno())
         tmp.replace(path)
         fsync_dir(self.target)
+        self.state = state  # only once it is on disk: recovery reads the disk, not us
 
     @classmethod
     def load(cls, target: Path) -> Journal | None:
@@ -150,7 +150,13 @@ class Journal:
     def roll_back(self) -> None:
         """Put every project back as it was, then clean up."""
         if self.state == SWAPPING:
-            self.write(ROLLING_BACK)
+            try:
+                self.write(ROLLING_BACK)
+            except OSError:
+                # A full disk may refuse even the journal. Undo anyway: renames need no
+                # space, and if we die mid-way the journal still says "swapping", whose
+                # recovery (forward) also ends with no project mixed.
+                self.state = ROLLING_BACK
         if self.state == ROLLING_BACK:
             for project in self.projects:
                 self._backward(project)

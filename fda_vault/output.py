@@ -43,6 +43,13 @@ _PIPE_WIDTH = 400
 _EXAMPLES = 5
 
 
+def one_line(text: str) -> str:
+    """Escape control characters, so a hostile file name cannot split or forge a line."""
+    return "".join(
+        f"\\x{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text
+    )
+
+
 def human_bytes(n: float) -> str:
     """1536 -> '1.5 KiB'."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -133,7 +140,7 @@ class Terminal:
     # --- chatter on stderr -------------------------------------------------
     def error(self, exc: FdaVaultError) -> None:
         """The one error line, plus a JSON error object on stdout under --json."""
-        self.err.print(f"error: {exc.message}", style="red")
+        self.err.print(f"error: {one_line(exc.message)}", style="red")
         if self.as_json:
             self.emit_json(
                 {
@@ -147,7 +154,7 @@ class Terminal:
 
     def warning(self, text: str) -> None:
         """A warning line on stderr (shown even with --quiet)."""
-        self.err.print(f"warning: {text}", style="yellow")
+        self.err.print(f"warning: {one_line(text)}", style="yellow")
 
     def info(self, text: str) -> None:
         """A human note on stderr, hidden by --quiet and --json."""
@@ -267,7 +274,7 @@ class Terminal:
         for report in result.archives:
             for problem in report.problems:
                 self.err.print(
-                    f"{report.archive}: {problem.path}: {problem.kind}: {problem.detail}"
+                    one_line(f"{report.archive}: {problem.path}: {problem.kind}: {problem.detail}")
                 )
             if self._human():
                 if report.ok:

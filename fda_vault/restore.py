@@ -47,8 +47,7 @@ __all__ = [
 ]
 
 Action = Literal["create", "overwrite", "identical"]
-# Room for folders and file-system overhead beyond the file bytes themselves.
-_SPACE_MARGIN = 16 << 20
+_BLOCK = 4096  # files occupy whole blocks; folders and inodes cost a block each
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -222,6 +221,31 @@ def _check_target(target: Path, archive: Path, selected: Sequence[str]) -> None:
             )
 
 
+def _check_space(target: Path, manifest: BackupManifest, projects: Sequence[str]) -> None:
+    """Refuse before writing when the staged copy cannot fit (bytes or inodes)."""
+    chosen = set(projects)
+    files = [e for e in manifest.files if e.path.split("/", 1)[0] in chosen]
+    folders = {e.path.rsplit("/", 1)[0] for e in files} | {
+        d for d in manifest.empty_dirs if d.split("/", 1)[0] in chosen
+    }
+    need_inodes = len(files) + len(folders) + 8
+    need_bytes = sum(-(-e.size // _BLOCK) * _BLOCK for e in files) + _BLOCK * need_inodes
+    fs = os.statvfs(target)
+    free_bytes = fs.f_bavail * fs.f_frsize
+    if need_bytes > free_bytes:
+        raise OperationError(
+            target,
+            f"disk full: the restore needs {need_bytes} bytes, {free_bytes} are free "
+            "(nothing was written)",
+        )
+    if fs.f_files and need_inodes > fs.f_favail:  # f_files is 0 where inodes are unlimited
+        raise OperationError(
+            target,
+            f"disk full: the restore needs {need_inodes} inodes, {fs.f_favail} are free "
+            "(nothing was written)",
+        )
+
+
 def _case_insensitive(target: Path) -> bool:
     """True when ``target``'s filesystem folds case (names differing in case collide)."""
     probe = target / f".fda-vault-Case-Probe-{os.getpid()}"
@@ -383,13 +407,8 @@ def restore(
                     f"{', '.join(plan.overwrites)}",
                     "use --force or --yes, or --dry-run to see the differences",
                 )
-            if plan.bytes_to_write + _SPACE_MARGIN > plan.free_bytes:
-                raise OperationError(
-                    target_dir,
-                    f"not enough free space: {plan.bytes_to_write} bytes to write, "
-                    f"{plan.free_bytes} free",
-                )
             changing = [p for p in plan.projects if p.action != "identical"]
+            _check_space(target_dir, manifest, [p.name for p in changing])
             written = 0
             if changing:
                 written = _apply(zf, archive, manifest, target_dir, changing, progress, _fail_after)

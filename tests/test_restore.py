@@ -184,15 +184,23 @@ def test_failure_after_n_files_leaves_every_project_as_it_was(
 
 
 def test_not_enough_space_is_refused_before_writing(
-    projects_dir: Path, all_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    all_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(
-        "fda_vault.restore.shutil.disk_usage", lambda _p: shutil._ntuple_diskusage(10, 10, 0)
-    )
+    real = os.statvfs(tmp_path)
+
+    class NearlyFull:
+        f_frsize = real.f_frsize
+        f_bavail = 3  # three blocks left
+        f_blocks = real.f_blocks
+        f_bfree = 3
+        f_files = real.f_files
+        f_favail = real.f_favail
+
+    monkeypatch.setattr("fda_vault.restore.os.statvfs", lambda _p: NearlyFull)
     target = tmp_path / "t"
     with pytest.raises(OperationError) as info:
         restore(all_archive, target_dir=target)
-    assert "not enough free space" in info.value.message
+    assert "disk full" in info.value.message and "nothing was written" in info.value.message
     assert [p.name for p in target.iterdir() if not p.name.startswith(".fda-vault.lock")] == []
 
 
