@@ -22,6 +22,7 @@ from fda_vault.errors import (
     RefusedError,
     UsageError,
 )
+from fda_vault.guard import GuardResult, Snapshot, run_guarded, safeguard
 from fda_vault.manifest import BackupManifest, FileEntry, SkippedEntry
 from fda_vault.prune import (
     PruneDecision,
@@ -31,6 +32,7 @@ from fda_vault.prune import (
     plan_prune,
     prune,
 )
+from fda_vault.restore import ProjectPlan, RestorePlan, RestoreResult, plan_restore, restore
 from fda_vault.verify import Problem, VerifyReport, VerifyResult, verify, verify_archive
 
 __all__ = [
@@ -42,17 +44,22 @@ __all__ = [
     "ExitCode",
     "FdaVaultError",
     "FileEntry",
+    "GuardResult",
     "IntegrityError",
     "InterruptedByUser",
     "LockedError",
     "OperationError",
     "Problem",
+    "ProjectPlan",
     "PruneDecision",
     "PrunePlan",
     "PruneResult",
     "RefusedError",
+    "RestorePlan",
+    "RestoreResult",
     "RetentionPolicy",
     "SkippedEntry",
+    "Snapshot",
     "UsageError",
     "VerifyReport",
     "VerifyResult",
@@ -62,7 +69,11 @@ __all__ = [
     "list_backups",
     "list_projects",
     "plan_prune",
+    "plan_restore",
     "prune",
+    "restore",
+    "run_guarded",
+    "safeguard",
     "verify",
     "verify_archive",
 ]

@@ -24,6 +24,7 @@ from fda_vault.errors import (
     OperationError,
     RefusedError,
 )
+from fda_vault.guard import run_guarded
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault.output import Terminal
 from fda_vault.prune import RetentionPolicy
@@ -424,6 +425,72 @@ def prune(
         term.prune_result(result, table=not previewed)
         if not result.ok:
             raise typer.Exit(int(ExitCode.INTEGRITY))
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def guard(
+    command: Annotated[
+        list[str],
+        typer.Argument(help="The command to run, after --.", metavar="-- COMMAND [ARGS]..."),
+    ],
+    project: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--project", "-p", help="Project to protect (repeatable).", show_default=False
+        ),
+    ] = None,
+    all_projects: Annotated[bool, typer.Option("--all", help="Protect every project.")] = False,
+    projects_dir: ProjectsDirOpt = None,
+    output_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output-dir",
+            help="Backups folder (env FDA_VAULT_BACKUP_DIR; default <projects root>/backups).",
+            show_default=False,
+        ),
+    ] = None,
+    keep_on_success: Annotated[
+        bool,
+        typer.Option(
+            "--keep-on-success/--discard-on-success",
+            help="Keep the safety backup when the command succeeds.",
+        ),
+    ] = True,
+    no_rollback: Annotated[
+        bool, typer.Option("--no-rollback", help="Only report a failure; do not restore.")
+    ] = False,
+    lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Back up, run COMMAND, and restore the projects if it fails or is killed.
+
+    The command's output and exit code pass through (under --json its stdout goes to
+    stderr). If the backup fails, the command never runs.
+    Example: fda-vault guard --all -- python update_manager.py --update-all
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        root = resolve_projects_dir(projects_dir)
+        with term.progress() as progress:
+            result = run_guarded(
+                command,
+                projects=project or [],
+                all_projects=all_projects,
+                projects_dir=root,
+                backups_dir=resolve_backups_dir(output_dir, root),
+                keep_on_success=keep_on_success,
+                rollback=not no_rollback,
+                stdout_to_stderr=as_json,
+                lock_timeout=lock_timeout,
+                progress=progress,
+            )
+        term.guard_result(result)
+        if result.returncode != 0:
+            raise typer.Exit(result.returncode)
 
 
 def _terminate(signum: int, _frame: object) -> None:

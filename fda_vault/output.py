@@ -32,6 +32,7 @@ from rich.table import Table
 from fda_vault.backup import BackupResult
 from fda_vault.catalog import ArchiveContents, BackupList
 from fda_vault.errors import FdaVaultError
+from fda_vault.guard import GuardResult
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.prune import PruneResult
 from fda_vault.restore import RestorePlan, RestoreResult
@@ -45,9 +46,7 @@ _EXAMPLES = 5
 
 def one_line(text: str) -> str:
     """Escape control characters, so a hostile file name cannot split or forge a line."""
-    return "".join(
-        f"\\x{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text
-    )
+    return "".join(f"\\x{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text)
 
 
 def human_bytes(n: float) -> str:
@@ -215,6 +214,28 @@ class Terminal:
         console.print(
             f"{human_bytes(plan.bytes_to_write)} to write, {human_bytes(plan.free_bytes)} free"
         )
+
+    def guard_result(self, result: GuardResult) -> None:
+        """Report what guard did around the command (on stderr: stdout is the command's)."""
+        if self.as_json:
+            self.emit_json(result)
+            return
+        command = " ".join(result.command)
+        if result.returncode == 0:
+            kept = (
+                f"backup kept: {result.backup.archive}" if result.backup_kept else "backup removed"
+            )
+            self.info(f"guard: {command!r} succeeded; {kept}")
+        elif result.rolled_back:
+            self.warning(
+                f"{command!r} failed (exit {result.returncode}); rolled back "
+                f"{', '.join(result.backup.projects)} from {result.backup.archive}"
+            )
+        else:
+            self.warning(
+                f"{command!r} failed (exit {result.returncode}); not rolled back (--no-rollback); "
+                f"the backup is {result.backup.archive}"
+            )
 
     def restore_result(self, result: RestoreResult) -> None:
         """Render a finished restore."""
