@@ -12,7 +12,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from fda_vault.errors import IntegrityError, UsageError
+from fda_vault.errors import IntegrityError, OperationError, UsageError
+from fda_vault.fsio import describe_os_error
 from fda_vault.manifest import BackupManifest, is_safe_segment, parse_manifest
 
 __all__ = [
@@ -84,9 +85,9 @@ def open_archive(path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
         raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
-    except PermissionError:
-        raise UsageError(path, "permission denied") from None
-    except (OSError, ValueError, EOFError, NotImplementedError) as exc:
+    except OSError as exc:
+        raise OperationError(path, f"cannot read ({describe_os_error(exc)})") from None
+    except (ValueError, EOFError, NotImplementedError) as exc:
         raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
 
 
@@ -128,5 +129,7 @@ def iter_member(
         raise IntegrityError(where, f"corrupt data ({exc})") from None
     except RuntimeError as exc:  # encrypted members
         raise IntegrityError(where, f"unreadable member ({exc})") from None
+    except OSError as exc:  # the medium failed, not the archive's content
+        raise OperationError(where, f"cannot read ({describe_os_error(exc)})") from None
     if produced != expected_size:
         raise IntegrityError(where, f"holds {produced} bytes, the manifest says {expected_size}")

@@ -30,6 +30,7 @@ from fda_vault.fsio import describe_os_error, make_private_dir, publish_no_clobb
 from fda_vault.journal import recover_interrupted
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.manifest import (
+    RESERVED_PROJECT_NAME,
     BackupManifest,
     ExcludeInfo,
     FileEntry,
@@ -108,8 +109,8 @@ def list_projects(projects_dir: Path, backups_dir: Path | None = None) -> list[s
             continue
         if backups_real and os.path.realpath(entry.path) == backups_real:
             continue
-        if entry.name == "backups" and backups_dir is None:
-            continue
+        if entry.name == RESERVED_PROJECT_NAME:
+            continue  # the default backups folder, even when backups now go elsewhere
         names.append(entry.name)
     return sorted(names)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from fda_vault.errors import (
     InterruptedByUser,
     OperationError,
     RefusedError,
+    UsageError,
 )
 from fda_vault.guard import run_guarded
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
@@ -498,7 +500,25 @@ def _terminate(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _usage_error(exc: typer.TyperException, argv: list[str]) -> int:
+    """A bad option or argument, caught by Typer: one line (and JSON), exit 2."""
+    message = exc.format_message()
+    if message:  # empty when Typer has already printed the help instead
+        context = getattr(exc, "ctx", None)
+        command = getattr(context, "command_path", "fda-vault")
+        term = Terminal(as_json="--json" in argv)
+        term.error(UsageError(message, f"see '{command} --help'"))
+    return int(exc.exit_code)
+
+
 def main() -> None:
     """Console-script entry point."""
     signal.signal(signal.SIGTERM, _terminate)
-    app(prog_name="fda-vault")
+    try:
+        code = app(prog_name="fda-vault", standalone_mode=False)
+    except typer.TyperException as exc:
+        code = _usage_error(exc, sys.argv[1:])
+    except (KeyboardInterrupt, typer.Abort):
+        Terminal().error(InterruptedByUser("interrupted", "nothing was left half-done"))
+        code = int(ExitCode.INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -11,6 +11,7 @@ from fda_vault.errors import IntegrityError
 
 __all__ = [
     "FORMAT_VERSION",
+    "RESERVED_PROJECT_NAME",
     "BackupManifest",
     "ExcludeInfo",
     "FileEntry",
@@ -21,6 +22,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION = "1.0.0"
+# The default backups folder lives in the projects root; no archive may replace it.
+RESERVED_PROJECT_NAME = "backups"
 SCHEMA_DESCRIPTION = (
     "fda-vault backup archive: metadata.json describes every file under "
     "projects/<project>/; checksums.txt holds the same SHA-256 values for sha256sum -c."
@@ -111,6 +114,8 @@ class BackupManifest(_Model):
         for name in value:
             if not is_safe_segment(name) or name.startswith("."):
                 raise ValueError(f"project name {name!r} is not a single safe path segment")
+            if name == RESERVED_PROJECT_NAME:
+                raise ValueError(f"project name {name!r} is reserved for the backups folder")
         if len(set(value)) != len(value):
             raise ValueError("project names repeat")
         return value

@@ -196,7 +196,7 @@ def test_not_enough_space_is_refused_before_writing(
         f_files = real.f_files
         f_favail = real.f_favail
 
-    monkeypatch.setattr("fda_vault.restore.os.statvfs", lambda _p: NearlyFull)
+    monkeypatch.setattr(os, "statvfs", lambda _p: NearlyFull)
     target = tmp_path / "t"
     with pytest.raises(OperationError) as info:
         restore(all_archive, target_dir=target)
