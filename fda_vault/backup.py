@@ -8,8 +8,7 @@ import os
 import stat
 import time
 import unicodedata
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,10 +32,10 @@ from fda_vault.manifest import (
     RESERVED_PROJECT_NAME,
     BackupManifest,
     ExcludeInfo,
-    FileEntry,
     SkippedEntry,
     is_safe_segment,
 )
+from fda_vault.packer import Packer, PackSource
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.zipwriter import ZipWriter
 
@@ -71,27 +70,12 @@ class BackupResult(BaseModel):
 
 
 @dataclass
-class _Source:
-    project: str
-    rel: str  # POSIX path inside the project
-    path: Path
-    size: int
-
-    @property
-    def key(self) -> str:
-        return f"{self.project}/{self.rel}"
-
-
-@dataclass
 class _Scan:
-    files: list[_Source] = field(default_factory=list)
+    files: list[PackSource] = field(default_factory=list)
+    total_bytes: int = 0
     empty_dirs: list[tuple[str, Path]] = field(default_factory=list)
     skipped: list[SkippedEntry] = field(default_factory=list)
     excluded: int = 0
-
-
-class _FileChanged(Exception):
-    pass
 
 
 def list_projects(projects_dir: Path, backups_dir: Path | None = None) -> list[str]:
@@ -227,7 +211,8 @@ def _scan_project(
                 if _excluded(rel, entry.name, False, patterns):
                     scan.excluded += 1
                     continue
-                scan.files.append(_Source(project, rel, Path(entry.path), st.st_size))
+                scan.files.append(PackSource(key, Path(entry.path)))
+                scan.total_bytes += st.st_size
                 kept = True
             else:
                 kind = (
@@ -241,130 +226,6 @@ def _scan_project(
         return kept
 
     walk(str(projects_dir / project), "")
-
-
-class _SourceError(Exception):
-    """Reading a source file failed (as opposed to writing the archive)."""
-
-    def __init__(self, exc: OSError) -> None:
-        super().__init__(describe_os_error(exc))
-        self.os_error = exc
-
-
-def _read_chunks(
-    fd: int, first: bytes, hasher: hashlib._Hash, counter: list[int], progress: Progress
-) -> Iterator[bytes]:
-    chunk = first
-    while chunk:
-        hasher.update(chunk)
-        counter[0] += len(chunk)
-        progress.advance(len(chunk))
-        yield chunk
-        try:
-            chunk = os.read(fd, READ_CHUNK)
-        except OSError as exc:
-            raise _SourceError(exc) from None
-
-
-def _choose_level(first: bytes, level: int) -> int:
-    if level == 0 or not first:
-        return level
-    trial = first[:_TRIAL_BYTES]
-    if len(zlib.compress(trial, 1)) > len(trial) * _INCOMPRESSIBLE_RATIO:
-        return 0
-    return level
-
-
-def _add_source(writer: ZipWriter, src: _Source, level: int, progress: Progress) -> FileEntry:
-    """Read, hash and write one file; raise _FileChanged if it moved under us."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(src.path, flags)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise _SourceError(exc) from None
-    try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            raise _FileChanged("is no longer a regular file")
-        try:
-            first = os.read(fd, READ_CHUNK)
-        except OSError as exc:
-            raise _SourceError(exc) from None
-        hasher = hashlib.sha256()
-        counter = [0]
-        result = writer.add_file(
-            DATA_PREFIX + src.key,
-            _read_chunks(fd, first, hasher, counter, progress),
-            mtime=before.st_mtime,
-            mode=stat.S_IMODE(before.st_mode),
-            size_hint=before.st_size,
-            level=_choose_level(first, level),
-        )
-        after = os.fstat(fd)
-    finally:
-        os.close(fd)
-    if (
-        counter[0] != before.st_size
-        or after.st_size != before.st_size
-        or after.st_mtime_ns != before.st_mtime_ns
-        or result.size != counter[0]
-    ):
-        raise _FileChanged("changed while it was being read")
-    return FileEntry(
-        path=src.key,
-        size=counter[0],
-        sha256=hasher.hexdigest(),
-        mtime=before.st_mtime,
-        mode=stat.S_IMODE(before.st_mode) & 0o777,
-        mtime_ns=before.st_mtime_ns,
-    )
-
-
-@dataclass
-class _Writing:
-    """State of one archive being written: what went in, what was left out and why."""
-
-    writer: ZipWriter
-    skip_unreadable: bool
-    progress: Progress
-    entries: list[FileEntry] = field(default_factory=list)
-    skipped: list[SkippedEntry] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def _leave_out(self, src: _Source, reason: str) -> None:
-        self.skipped.append(SkippedEntry(path=src.key, reason=reason))
-        self.warnings.append(f"{src.path} — {reason}; not backed up")
-
-    def add(self, src: _Source, level: int) -> None:
-        """Add one file, retrying once if it changes while read."""
-        for attempt in (1, 2):
-            mark = self.writer.tell()
-            try:
-                self.entries.append(_add_source(self.writer, src, level, self.progress))
-                return
-            except FileNotFoundError:
-                self.writer.rollback_to(mark)
-                self._leave_out(src, "deleted during the backup")
-                return
-            except (_FileChanged, OverflowError) as exc:
-                self.writer.rollback_to(mark)
-                if attempt == 2:
-                    if self.skip_unreadable:
-                        self._leave_out(src, f"{exc} (twice)")
-                        return
-                    raise OperationError(
-                        src.path, f"{exc} (twice); back it up when it is idle"
-                    ) from None
-            except _SourceError as exc:
-                self.writer.rollback_to(mark)
-                if self.skip_unreadable:
-                    self._leave_out(src, f"unreadable ({exc})")
-                    return
-                raise OperationError(
-                    src.path, f"cannot read ({exc}); use --skip-unreadable to leave it out"
-                ) from None
 
 
 def _write_archive(
@@ -381,10 +242,10 @@ def _write_archive(
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(tmp, flags, 0o600)
     with open(fd, "wb", buffering=READ_CHUNK) as fp:
-        writing = _Writing(ZipWriter(fp), skip_unreadable, progress, skipped=list(scan.skipped))
-        progress.start("backing up", sum(s.size for s in scan.files))
-        for src in scan.files:
-            writing.add(src, level)
+        writer = ZipWriter(fp)
+        packer = Packer(writer, level=level, skip_unreadable=skip_unreadable, progress=progress)
+        progress.start("backing up", scan.total_bytes)
+        packer.pack(scan.files)
         progress.finish()
         for key, path in scan.empty_dirs:
             try:
@@ -392,8 +253,8 @@ def _write_archive(
                 mtime, mode = st.st_mtime, stat.S_IMODE(st.st_mode)
             except OSError:
                 mtime, mode = time.time(), 0o755
-            writing.writer.add_dir(f"{DATA_PREFIX}{key}/", mtime=mtime, mode=mode)
-        entries = sorted(writing.entries, key=lambda e: e.path)
+            writer.add_dir(f"{DATA_PREFIX}{key}/", mtime=mtime, mode=mode)
+        entries = sorted(packer.entries, key=lambda e: e.path)
         manifest = BackupManifest(
             backup_timestamp=started.isoformat(),
             projects=projects,
@@ -403,12 +264,12 @@ def _write_archive(
             checksums={e.path: e.sha256 for e in entries},
             files=entries,
             empty_dirs=sorted(key for key, _ in scan.empty_dirs),
-            skipped=writing.skipped,
+            skipped=[*scan.skipped, *packer.skipped],
             exclude=ExcludeInfo(patterns=list(patterns), excluded_files=scan.excluded),
             created_by=f"fda-vault {__version__}",
         )
         checksums = manifest.checksums_txt()
-        writing.writer.add_file(
+        writer.add_file(
             CHECKSUMS_NAME,
             [checksums],
             mtime=time.time(),
@@ -417,13 +278,13 @@ def _write_archive(
             level=6,
         )
         raw = manifest.to_json_bytes()
-        writing.writer.add_file(
+        writer.add_file(
             MANIFEST_NAME, [raw], mtime=time.time(), mode=0o644, size_hint=len(raw), level=6
         )
-        writing.writer.close()
+        writer.close()
         fp.flush()
         os.fsync(fp.fileno())
-    return manifest, writing.warnings
+    return manifest, packer.warnings
 
 
 def _file_sha256(path: Path) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import struct
 import time
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-__all__ = ["EntryResult", "ZipWriter"]
+from fda_vault.deflate import compress_block, crc32
+
+__all__ = ["EntryResult", "ZipWriter", "file_attr"]
 
 _LOCAL_SIG = 0x04034B50
 _CENTRAL_SIG = 0x02014B50
@@ -61,6 +62,24 @@ class _Record:
     zip64_local: bool
 
 
+@dataclass(frozen=True)
+class _OpenEntry:
+    name: bytes
+    flags: int
+    method: int
+    dos_time: int
+    dos_date: int
+    offset: int
+    external_attr: int
+    zip64: bool
+    data_start: int
+
+
+def file_attr(mode: int) -> int:
+    """External attributes of a regular file with permission bits ``mode``."""
+    return (_S_IFREG | (mode & 0o777)) << 16
+
+
 def _dos_datetime(mtime: float) -> tuple[int, int]:
     t = time.localtime(max(mtime, 0))
     year = min(max(t.tm_year, 1980), 2107)
@@ -78,6 +97,7 @@ class ZipWriter:
         self._fp = fp
         self._records: list[_Record] = []
         self._offset = fp.tell()
+        self._open: _OpenEntry | None = None
 
     def tell(self) -> int:
         """Offset where the next entry starts (a mark for :meth:`rollback_to`)."""
@@ -85,6 +105,7 @@ class ZipWriter:
 
     def rollback_to(self, mark: int) -> None:
         """Forget an entry that failed half-way: cut the file back to ``mark``."""
+        self._open = None
         self._fp.seek(mark)
         self._fp.truncate()
         self._offset = mark
@@ -94,7 +115,8 @@ class ZipWriter:
         """Add a directory entry (``name`` ends with ``/``)."""
         assert name.endswith("/")
         attr = ((_S_IFDIR | (mode & 0o777)) << 16) | _MSDOS_DIR
-        self._write_entry(name, [], mtime=mtime, external_attr=attr, size_hint=0, level=0)
+        self.begin_entry(name, mtime=mtime, external_attr=attr, size_hint=0, stored=True)
+        self.end_entry(crc32=0, size=0)
 
     def add_file(
         self,
@@ -106,30 +128,25 @@ class ZipWriter:
         size_hint: int,
         level: int,
     ) -> EntryResult:
-        """Add a regular file from ``chunks``; ``level`` 0 stores, 1-9 deflates."""
-        attr = (_S_IFREG | (mode & 0o777)) << 16
-        return self._write_entry(
-            name, chunks, mtime=mtime, external_attr=attr, size_hint=size_hint, level=level
+        """Add a regular file from ``chunks`` in one go; ``level`` 0 stores, 1-9 deflates."""
+        data = b"".join(chunks)
+        self.begin_entry(
+            name, mtime=mtime, external_attr=file_attr(mode), size_hint=size_hint, stored=level == 0
         )
+        self.write_data(data if level == 0 else compress_block(data, level, final=True))
+        return self.end_entry(crc32=crc32(data), size=len(data))
 
-    def _write_entry(
-        self,
-        name: str,
-        chunks: Iterable[bytes],
-        *,
-        mtime: float,
-        external_attr: int,
-        size_hint: int,
-        level: int,
-    ) -> EntryResult:
-        fp = self._fp
-        start = self._offset
+    def begin_entry(
+        self, name: str, *, mtime: float, external_attr: int, size_hint: int, stored: bool
+    ) -> None:
+        """Write a local header; the data follows with :meth:`write_data`."""
+        assert self._open is None, "an entry is already open"
         encoded = name.encode("utf-8")
-        flags = 0 if encoded.isascii() else _FLAG_UTF8
-        method = _DEFLATED if level > 0 else _STORED
         zip64 = size_hint >= _ZIP64_THRESHOLD
         dos_time, dos_date = _dos_datetime(mtime)
         extra = struct.pack("<HHQQ", _ZIP64_EXTRA_ID, 16, 0, 0) if zip64 else b""
+        flags = 0 if encoded.isascii() else _FLAG_UTF8
+        method = _STORED if stored else _DEFLATED
         header = struct.pack(
             "<IHHHHHIIIHH",
             _LOCAL_SIG,
@@ -144,56 +161,48 @@ class ZipWriter:
             len(encoded),
             len(extra),
         )
-        fp.write(header)
-        fp.write(encoded)
-        fp.write(extra)
-        data_start = start + len(header) + len(encoded) + len(extra)
+        self._fp.write(header + encoded + extra)
+        self._open = _OpenEntry(
+            name=encoded,
+            flags=flags,
+            method=method,
+            dos_time=dos_time,
+            dos_date=dos_date,
+            offset=self._offset,
+            external_attr=external_attr,
+            zip64=zip64,
+            data_start=self._offset + len(header) + len(encoded) + len(extra),
+        )
+        self._offset = self._open.data_start
 
-        crc = 0
-        size = 0
-        written = 0
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -15) if level > 0 else None
-        for chunk in chunks:
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-            out = compressor.compress(chunk) if compressor else chunk
-            if out:
-                fp.write(out)
-                written += len(out)
-        if compressor:
-            tail = compressor.flush()
-            fp.write(tail)
-            written += len(tail)
-        if not zip64 and (size > _MAX32 or written > _MAX32):
-            raise OverflowError(f"{name}: grew past 4 GiB while being read")
+    def write_data(self, data: bytes) -> None:
+        """Append stored or compressed bytes of the open entry."""
+        self._fp.write(data)
+        self._offset += len(data)
 
-        end = data_start + written
-        # Patch CRC and sizes into the local header now that they are known.
-        fp.seek(start + 14)
-        if zip64:
-            fp.write(struct.pack("<I", crc))
-            fp.seek(start + 30 + len(encoded) + 4)
-            fp.write(struct.pack("<QQ", size, written))
+    def end_entry(self, *, crc32: int, size: int) -> EntryResult:
+        """Patch CRC and sizes into the local header and record the entry."""
+        entry = self._open
+        assert entry is not None, "no entry is open"
+        written = self._offset - entry.data_start
+        if not entry.zip64 and (size > _MAX32 or written > _MAX32):
+            raise OverflowError(f"{entry.name.decode()}: grew past 4 GiB while being read")
+        self._fp.seek(entry.offset + 14)
+        if entry.zip64:
+            self._fp.write(struct.pack("<I", crc32))
+            self._fp.seek(entry.offset + 30 + len(entry.name) + 4)
+            self._fp.write(struct.pack("<QQ", size, written))
         else:
-            fp.write(struct.pack("<III", crc, written, size))
-        fp.seek(end)
-        self._offset = end
+            self._fp.write(struct.pack("<III", crc32, written, size))
+        self._fp.seek(self._offset)
         self._records.append(
             _Record(
-                encoded,
-                flags,
-                method,
-                dos_time,
-                dos_date,
-                crc,
-                written,
-                size,
-                start,
-                external_attr,
-                zip64,
+                entry.name, entry.flags, entry.method, entry.dos_time, entry.dos_date, crc32,
+                written, size, entry.offset, entry.external_attr, entry.zip64,
             )
-        )
-        return EntryResult(crc, size, written, method)
+        )  # fmt: skip
+        self._open = None
+        return EntryResult(crc32, size, written, entry.method)
 
     def close(self) -> None:
         """Write the central directory and the end records."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import zipfile
+import os
 from pathlib import Path
 
 import pytest
@@ -169,10 +169,11 @@ def test_unreadable_archive_exits_3(cli: CliCall, tmp_path: Path, content: bytes
 def test_io_error_while_reading_the_manifest_exits_1(
     cli: CliCall, archive: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def failing_read(self: zipfile.ZipExtFile, n: int | None = -1) -> bytes:
+    def failing_pread(fd: int, n: int, offset: int) -> bytes:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(zipfile.ZipExtFile, "read", failing_read)
+    # Members are read with os.pread: a dying disk fails exactly there.
+    monkeypatch.setattr(os, "pread", failing_pread)
     result = cli("list", archive, "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["error"]["exit_code"] == 1

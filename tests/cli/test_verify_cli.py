@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -159,10 +160,11 @@ def test_quiet_shows_problems_but_no_summary(cli: CliCall, archive: Path, tmp_pa
 def _input_output_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every read of archive member data fails as a dying disk would (EIO)."""
 
-    def failing_read(self: zipfile.ZipExtFile, n: int | None = -1) -> bytes:
+    def failing_pread(fd: int, n: int, offset: int) -> bytes:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(zipfile.ZipExtFile, "read", failing_read)
+    # Members are read with os.pread: a dying disk fails exactly there.
+    monkeypatch.setattr(os, "pread", failing_pread)
 
 
 def test_io_error_while_reading_exits_1(

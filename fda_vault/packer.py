@@ -1,0 +1,273 @@
+"""The backup data path: read each file once, hash it, compress it on every core.
+
+One thread reads files in order, feeds SHA-256 and CRC-32, and hands blocks to a pool
+that deflates them (ISA-L and hashlib release the GIL). Results are written strictly in
+order, so when a file turns out to have changed while it was read, its entry is the
+last thing in the archive and can be cut off and read again later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fda_vault.archive import DATA_PREFIX
+from fda_vault.deflate import compress_block, crc32
+from fda_vault.errors import OperationError
+from fda_vault.fsio import describe_os_error
+from fda_vault.manifest import FileEntry, SkippedEntry
+from fda_vault.progress import Progress
+from fda_vault.zipwriter import ZipWriter, file_attr
+
+__all__ = ["BLOCK_SIZE", "PackSource", "Packer", "worker_count"]
+
+BLOCK_SIZE = 1 << 20
+# Blocks smaller than this are deflated on the reading thread: handing them to the pool
+# costs more than compressing them.
+_INLINE_BELOW = 64 << 10
+# A first block that deflate cannot shrink by 3% marks a file not worth compressing.
+_INCOMPRESSIBLE_RATIO = 0.97
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def worker_count() -> int:
+    """Cores this process may use (at most 8: beyond that the reader is the bottleneck)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+@dataclass(frozen=True)
+class PackSource:
+    """One regular file to back up."""
+
+    key: str  # "<project>/<path>"
+    path: Path
+
+
+@dataclass
+class _Job:
+    """One attempt at one file."""
+
+    src: PackSource
+    attempt: int
+    before: os.stat_result
+    after: os.stat_result | None = None
+    hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
+    crc: int = 0
+    size: int = 0
+    stored: bool | None = None  # decided by the first block's result
+    mark: int = -1
+
+
+@dataclass
+class _Block:
+    job: _Job
+    raw: bytes
+    compressed: Future[bytes] | bytes | None
+    first: bool
+    last: bool
+
+
+class _SourceError(Exception):
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(describe_os_error(exc))
+
+
+class Packer:
+    """Adds files to a ZipWriter; collects manifest entries, skips and warnings."""
+
+    def __init__(
+        self,
+        writer: ZipWriter,
+        *,
+        level: int,
+        skip_unreadable: bool,
+        progress: Progress,
+        workers: int | None = None,
+    ) -> None:
+        self.writer = writer
+        self.level = level
+        self.skip_unreadable = skip_unreadable
+        self.progress = progress
+        self.entries: list[FileEntry] = []
+        self.skipped: list[SkippedEntry] = []
+        self.warnings: list[str] = []
+        self._workers = worker_count() if workers is None else workers
+        self._pending: deque[_Block] = deque()
+        self._retry: list[PackSource] = []
+        self._pool: ThreadPoolExecutor | None = None
+
+    def pack(self, sources: Sequence[PackSource]) -> None:
+        """Add every source, retrying once each file that changed while it was read."""
+        pool = ThreadPoolExecutor(self._workers) if self.level and self._workers > 1 else None
+        self._pool = pool
+        try:
+            for src in sources:
+                self._read(src, attempt=1)
+            self._drain(0)
+            retry, self._retry = self._retry, []
+            for src in retry:
+                self._read(src, attempt=2)
+            self._drain(0)
+        finally:
+            self._pending.clear()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    # --- reading (in order) -------------------------------------------------
+    def _leave_out(self, src: PackSource, reason: str) -> None:
+        self.skipped.append(SkippedEntry(path=src.key, reason=reason))
+        self.warnings.append(f"{src.path} — {reason}; not backed up")
+
+    def _read(self, src: PackSource, attempt: int) -> None:
+        try:
+            fd = os.open(src.path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            self._leave_out(src, "deleted during the backup")
+            return
+        except OSError as exc:
+            self._unreadable(src, _SourceError(exc))
+            return
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                self._leave_out(src, "replaced by a non-regular file during the backup")
+                return
+            job = _Job(src=src, attempt=attempt, before=before)
+            self._read_blocks(fd, job)
+        except _SourceError as exc:
+            # Drop what was queued for this file; its entry (if begun) is the archive's tail.
+            self._drain(0, stop_at=job)
+            if job.mark >= 0:
+                self.writer.rollback_to(job.mark)
+            self._unreadable(src, exc)
+        finally:
+            os.close(fd)
+
+    def _read_blocks(self, fd: int, job: _Job) -> None:
+        block = self._os_read(fd)
+        first = True
+        while True:
+            following = self._os_read(fd) if block else b""
+            last = not following
+            job.hasher.update(block)
+            job.crc = crc32(block, job.crc)
+            job.size += len(block)
+            self.progress.advance(len(block))
+            if last:
+                job.after = os.fstat(fd)  # before the last block is queued: see _finish
+            self._queue(_Block(job, block, self._compress(job, block, last), first, last))
+            if last:
+                return
+            block, first = following, False
+
+    @staticmethod
+    def _os_read(fd: int) -> bytes:
+        try:
+            return os.read(fd, BLOCK_SIZE)
+        except OSError as exc:
+            raise _SourceError(exc) from None
+
+    def _compress(self, job: _Job, block: bytes, last: bool) -> Future[bytes] | bytes | None:
+        if self.level == 0 or job.stored:
+            return None
+        if self._pool is None or len(block) < _INLINE_BELOW:
+            return compress_block(block, self.level, last)
+        return self._pool.submit(compress_block, block, self.level, last)
+
+    def _queue(self, block: _Block) -> None:
+        self._pending.append(block)
+        # Enough blocks in flight to keep every worker busy, few enough to bound memory.
+        self._drain(2 * self._workers + 2)
+
+    def _unreadable(self, src: PackSource, exc: _SourceError) -> None:
+        if self.skip_unreadable:
+            self._leave_out(src, f"unreadable ({exc})")
+            return
+        raise OperationError(
+            src.path, f"cannot read ({exc}); use --skip-unreadable to leave it out"
+        )
+
+    # --- writing (in order) -------------------------------------------------
+    def _drain(self, keep: int, stop_at: _Job | None = None) -> None:
+        while len(self._pending) > keep:
+            block = self._pending[0]
+            if stop_at is not None and block.job is stop_at:
+                # Blocks of a failed file are discarded, never written.
+                self._pending = deque(b for b in self._pending if b.job is not stop_at)
+                continue
+            self._pending.popleft()
+            self._write(block)
+
+    def _write(self, block: _Block) -> None:
+        job = block.job
+        data = _result(block.compressed)
+        if block.first:
+            job.stored = self.level == 0 or (
+                data is not None and len(data) > len(block.raw) * _INCOMPRESSIBLE_RATIO
+            )
+            job.mark = self.writer.tell()
+            self.writer.begin_entry(
+                DATA_PREFIX + job.src.key,
+                mtime=job.before.st_mtime,
+                external_attr=file_attr(stat.S_IMODE(job.before.st_mode)),
+                size_hint=job.before.st_size,
+                stored=job.stored,
+            )
+        self.writer.write_data(block.raw if job.stored or data is None else data)
+        if block.last:
+            self._finish(job)
+
+    def _finish(self, job: _Job) -> None:
+        before, after = job.before, job.after
+        assert after is not None
+        changed = (
+            job.size != before.st_size
+            or after.st_size != before.st_size
+            or after.st_mtime_ns != before.st_mtime_ns
+        )
+        if not changed:
+            try:
+                self.writer.end_entry(crc32=job.crc, size=job.size)
+            except OverflowError:
+                changed = True  # grew past 4 GiB: read it again with ZIP64 headers
+        if changed:
+            self.writer.rollback_to(job.mark)
+            self._changed(job)
+            return
+        self.entries.append(
+            FileEntry(
+                path=job.src.key,
+                size=job.size,
+                sha256=job.hasher.hexdigest(),
+                mtime=before.st_mtime,
+                mode=stat.S_IMODE(before.st_mode) & 0o777,
+                mtime_ns=before.st_mtime_ns,
+            )
+        )
+
+    def _changed(self, job: _Job) -> None:
+        if job.attempt == 1:
+            self._retry.append(job.src)
+        elif self.skip_unreadable:
+            self._leave_out(job.src, "changed while it was being read (twice)")
+        else:
+            raise OperationError(
+                job.src.path, "changed while it was being read (twice); back it up when idle"
+            )
+
+
+def _result(compressed: Future[bytes] | bytes | None) -> bytes | None:
+    if isinstance(compressed, Future):
+        return compressed.result()
+    return compressed
