@@ -9,6 +9,7 @@ import stat
 import time
 import unicodedata
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 
 from fda_vault import __version__
 from fda_vault.archive import CHECKSUMS_NAME, DATA_PREFIX, MANIFEST_NAME, READ_CHUNK
+from fda_vault.config import DEFAULT_LEVEL
 from fda_vault.errors import (
     FdaVaultError,
     IntegrityError,
@@ -46,7 +48,6 @@ __all__ = [
     "list_projects",
 ]
 
-DEFAULT_LEVEL = 6
 # A first block that deflate cannot shrink by 3% marks a file not worth compressing.
 _TRIAL_BYTES = 64 << 10
 _INCOMPRESSIBLE_RATIO = 0.97
@@ -282,9 +283,15 @@ def _write_archive(
             MANIFEST_NAME, [raw], mtime=time.time(), mode=0o644, size_hint=len(raw), level=6
         )
         writer.close()
-        fp.flush()
-        os.fsync(fp.fileno())
     return manifest, packer.warnings
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _file_sha256(path: Path) -> str:
@@ -367,14 +374,19 @@ def backup(
                 projects=selected,
                 patterns=excludes,
             )
-            if verify:
-                report = verify_archive(tmp, progress=progress)
-                if not report.ok:
-                    first = report.problems[0]
-                    raise IntegrityError(
-                        tmp, f"verification after writing failed: {first.path}: {first.detail}"
-                    )
-            archive_sha = _file_sha256(tmp)
+            # Flushing to disk, hashing the archive and verifying it all re-read or wait on
+            # the same fresh file: done side by side they cost about the longest of the three.
+            with ThreadPoolExecutor(2) as side:
+                synced = side.submit(_fsync_file, tmp)
+                digest = side.submit(_file_sha256, tmp)
+                report = verify_archive(tmp, progress=progress) if verify else None
+                synced.result()
+                archive_sha = digest.result()
+            if report is not None and not report.ok:
+                first = report.problems[0]
+                raise IntegrityError(
+                    tmp, f"verification after writing failed: {first.path}: {first.detail}"
+                )
             publish_no_clobber(tmp, final)
         except BaseException as exc:
             tmp.unlink(missing_ok=True)

@@ -14,10 +14,12 @@ from typing import Annotated, Optional
 import typer
 
 from fda_vault import __version__
-from fda_vault.backup import DEFAULT_LEVEL
-from fda_vault.backup import backup as run_backup
-from fda_vault.catalog import describe_archive, list_backups
-from fda_vault.config import resolve_backups_dir, resolve_projects_dir
+from fda_vault.config import (
+    DEFAULT_LEVEL,
+    DEFAULT_LOCK_TIMEOUT,
+    resolve_backups_dir,
+    resolve_projects_dir,
+)
 from fda_vault.errors import (
     ExitCode,
     FdaVaultError,
@@ -26,14 +28,10 @@ from fda_vault.errors import (
     RefusedError,
     UsageError,
 )
-from fda_vault.guard import run_guarded
-from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault.output import Terminal
-from fda_vault.prune import RetentionPolicy
-from fda_vault.prune import prune as run_prune
-from fda_vault.restore import plan_restore
-from fda_vault.restore import restore as run_restore
-from fda_vault.verify import verify as run_verify
+
+# Each command imports the library module it needs when it runs: a `list` should not pay
+# for building every pydantic model of backup, restore and prune at start-up.
 
 __all__ = ["app", "main"]
 
@@ -156,6 +154,8 @@ def backup(
 
     Example: fda-vault backup -p K241234_cardiac_monitor --exclude '*.tmp'
     """
+    from fda_vault.backup import backup as run_backup
+
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
         root = resolve_projects_dir(projects_dir)
@@ -190,6 +190,8 @@ def verify(
     Exit 0 only when every archive is intact, 3 otherwise.
     Example: fda-vault verify backups/all_projects_backup_20261126_020000.zip
     """
+    from fda_vault.verify import verify as run_verify
+
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
         with term.progress() as progress:
@@ -227,6 +229,8 @@ def list_command(
 
     Examples: fda-vault list   |   fda-vault list all_projects_backup_20261126_020000.zip --files
     """
+    from fda_vault.catalog import describe_archive, list_backups
+
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
         if backup_file is None:
@@ -273,6 +277,9 @@ def restore(
     without a terminal, or with --json, such a restore exits 4 and changes nothing.
     Example: fda-vault restore backups/all_projects_backup_20261126_020000.zip -p K241234 --dry-run
     """
+    from fda_vault.restore import plan_restore
+    from fda_vault.restore import restore as run_restore
+
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
         target = target_dir.expanduser().absolute() if target_dir else None
@@ -387,6 +394,9 @@ def prune(
 
     Example: fda-vault prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
     """
+    from fda_vault.prune import RetentionPolicy
+    from fda_vault.prune import prune as run_prune
+
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
         folder = resolve_backups_dir(backups_dir, projects_dir)
@@ -474,6 +484,8 @@ def guard(
     stderr). If the backup fails, the command never runs.
     Example: fda-vault guard --all -- python update_manager.py --update-all
     """
+    from fda_vault.guard import run_guarded
+
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
         root = resolve_projects_dir(projects_dir)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 __all__ = [
     "BACKUPS_ENV",
+    "DEFAULT_LEVEL",
+    "DEFAULT_LOCK_TIMEOUT",
     "PROJECTS_ENV",
     "resolve_backups_dir",
     "resolve_projects_dir",
@@ -15,6 +17,8 @@ __all__ = [
 PROJECTS_ENV = "FDA_VAULT_PROJECTS_DIR"
 BACKUPS_ENV = "FDA_VAULT_BACKUP_DIR"
 DEFAULT_PROJECTS_DIR = Path("~/fda-510k-data/projects")
+DEFAULT_LEVEL = 6  # --level: 0 stores, 1-9 deflate
+DEFAULT_LOCK_TIMEOUT = 5.0  # --lock-timeout: seconds to wait for another run
 
 
 def resolve_projects_dir(flag: Path | None = None) -> Path:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from fda_vault.errors import OperationError
 
-__all__ = ["describe_os_error", "fsync_dir", "make_private_dir", "publish_no_clobber"]
+__all__ = [
+    "describe_os_error",
+    "fsync_dir",
+    "make_private_dir",
+    "publish_no_clobber",
+    "sync_filesystem",
+]
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -20,6 +29,34 @@ def describe_os_error(exc: OSError) -> str:
     if exc.errno in {errno.EACCES, errno.EPERM}:
         return "permission denied"
     return exc.strerror or str(exc)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function: Callable[[int], int] = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
+_SYNCFS = _load_syncfs()
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush every dirty page of the filesystem holding ``path`` (``syncfs``, else ``sync``).
+
+    One call makes thousands of freshly written files durable at once, much cheaper than
+    an ``fsync`` per file, and unlike ``sync`` it does not wait for other disks.
+    """
+    if _SYNCFS is not None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()
 
 
 def fsync_dir(path: Path) -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from fda_vault.config import DEFAULT_LOCK_TIMEOUT
 from fda_vault.errors import LockedError, OperationError
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "LOCK_NAME", "folder_lock"]
 
 LOCK_NAME = ".fda-vault.lock"
 _HOLDER_SUFFIX = ".holder"
-DEFAULT_LOCK_TIMEOUT = 5.0
 
 
 @contextmanager

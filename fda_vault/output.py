@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 from rich.console import Console
@@ -29,14 +29,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from fda_vault.backup import BackupResult
-from fda_vault.catalog import ArchiveContents, BackupList
 from fda_vault.errors import FdaVaultError
-from fda_vault.guard import GuardResult
 from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.prune import PruneResult
-from fda_vault.restore import RestorePlan, RestoreResult
-from fda_vault.verify import VerifyResult
+
+if TYPE_CHECKING:  # rendering needs only attribute access; importing them costs start-up
+    from fda_vault.backup import BackupResult
+    from fda_vault.catalog import ArchiveContents, BackupList
+    from fda_vault.guard import GuardResult
+    from fda_vault.prune import PruneResult
+    from fda_vault.restore import RestorePlan, RestoreResult
+    from fda_vault.verify import VerifyResult
 
 __all__ = ["Terminal", "human_bytes"]
 

@@ -22,10 +22,11 @@ from fda_vault.deflate import compress_block, crc32
 from fda_vault.errors import OperationError
 from fda_vault.fsio import describe_os_error
 from fda_vault.manifest import FileEntry, SkippedEntry
+from fda_vault.parallel import worker_count
 from fda_vault.progress import Progress
 from fda_vault.zipwriter import ZipWriter, file_attr
 
-__all__ = ["BLOCK_SIZE", "PackSource", "Packer", "worker_count"]
+__all__ = ["BLOCK_SIZE", "PackSource", "Packer"]
 
 BLOCK_SIZE = 1 << 20
 # Blocks smaller than this are deflated on the reading thread: handing them to the pool
@@ -34,15 +35,6 @@ _INLINE_BELOW = 64 << 10
 # A first block that deflate cannot shrink by 3% marks a file not worth compressing.
 _INCOMPRESSIBLE_RATIO = 0.97
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-
-
-def worker_count() -> int:
-    """Cores this process may use (at most 8: beyond that the reader is the bottleneck)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
 
 
 @dataclass(frozen=True)

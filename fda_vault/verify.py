@@ -22,7 +22,8 @@ from fda_vault.archive import (
     read_manifest,
 )
 from fda_vault.errors import IntegrityError
-from fda_vault.manifest import BackupManifest, is_safe_segment
+from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment
+from fda_vault.parallel import batches, map_in_threads
 from fda_vault.progress import NO_PROGRESS, Progress
 
 # Deflate cannot expand data more than ~1032:1; a member claiming more is forged.
@@ -245,34 +246,48 @@ def check_file_data(
     projects: Collection[str] | None = None,
 ) -> tuple[int, int, list[Problem]]:
     """Stream every selected file, checking size and SHA-256: (files, bytes, problems)."""
-    problems: list[Problem] = []
-    files = bytes_done = 0
     selected = [
         e for e in manifest.files if projects is None or e.path.split("/", 1)[0] in projects
     ]
     progress.start("verifying", sum(e.size for e in selected))
-    for entry in selected:
-        name = DATA_PREFIX + entry.path
-        try:
-            info = zf.getinfo(name)
-        except KeyError:
-            continue  # reported by check_structure
-        hasher = hashlib.sha256()
-        try:
-            for chunk in iter_member(zf, info, entry.size, archive):
-                hasher.update(chunk)
-                progress.advance(len(chunk))
-        except IntegrityError as exc:
-            problems.append(Problem(path=name, kind="corrupt", detail=exc.why))
-            continue
-        files += 1
-        bytes_done += entry.size
-        if hasher.hexdigest() != entry.sha256:
-            problems.append(
-                Problem(path=name, kind="sha256", detail="content does not match its SHA-256")
-            )
+
+    def check(batch: list[FileEntry]) -> tuple[int, int, list[Problem]]:
+        problems: list[Problem] = []
+        files = bytes_done = 0
+        for entry in batch:
+            name = DATA_PREFIX + entry.path
+            try:
+                info = zf.getinfo(name)
+            except KeyError:
+                continue  # reported by check_structure
+            hasher = hashlib.sha256()
+            try:
+                for chunk in iter_member(zf, info, entry.size, archive):
+                    hasher.update(chunk)
+                    progress.advance(len(chunk))
+            except IntegrityError as exc:
+                problems.append(Problem(path=name, kind="corrupt", detail=exc.why))
+                continue
+            files += 1
+            bytes_done += entry.size
+            if hasher.hexdigest() != entry.sha256:
+                problems.append(
+                    Problem(path=name, kind="sha256", detail="content does not match its SHA-256")
+                )
+        return files, bytes_done, problems
+
+    total_files = total_bytes = 0
+    all_problems: list[Problem] = []
+    for files, nbytes, problems in map_in_threads(check, batches(selected, _entry_size)):
+        total_files += files
+        total_bytes += nbytes
+        all_problems.extend(problems)
     progress.finish()
-    return files, bytes_done, problems
+    return total_files, total_bytes, all_problems
+
+
+def _entry_size(entry: FileEntry) -> int:
+    return entry.size
 
 
 def verify_archive(path: Path, *, progress: Progress = NO_PROGRESS) -> VerifyReport:

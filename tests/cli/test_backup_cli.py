@@ -439,7 +439,8 @@ def test_unexpected_exception_is_one_line_exit_1(
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(importlib.import_module("fda_vault.cli"), "run_backup", boom)
+    # The command imports the library function when it runs: patch it where it lives.
+    monkeypatch.setattr(importlib.import_module("fda_vault.backup"), "backup", boom)
     args = ("backup", "-p", ORTHO, "--projects-dir", projects_dir, "--output-dir", backups_dir)
     result = cli(*args)
     assert result.exit_code == 1

@@ -1,0 +1,62 @@
+"""Spreading member work over the cores: batches sized so small files don't drown in
+scheduling overhead and large ones still spread."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+__all__ = ["batches", "map_in_threads", "worker_count"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_BATCH_BYTES = 8 << 20
+_BATCH_ITEMS = 256
+
+
+def worker_count() -> int:
+    """Cores this process may use (at most 8: beyond that the reader is the bottleneck)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def batches(items: Iterable[T], size_of: Callable[[T], int]) -> list[list[T]]:
+    """Consecutive groups of about 8 MiB or 256 items, whichever comes first."""
+    groups: list[list[T]] = []
+    current: list[T] = []
+    weight = 0
+    for item in items:
+        current.append(item)
+        weight += size_of(item)
+        if weight >= _BATCH_BYTES or len(current) >= _BATCH_ITEMS:
+            groups.append(current)
+            current, weight = [], 0
+    if current:
+        groups.append(current)
+    return groups
+
+
+def map_in_threads(function: Callable[[T], R], work: Sequence[T]) -> Iterator[R]:
+    """``map`` over threads (the work must release the GIL: hashing, inflating, I/O).
+
+    Results come in order; the first exception is raised once every thread stopped, so
+    callers can clean up knowing nothing is still writing.
+    """
+    workers = min(worker_count(), len(work))
+    if workers <= 1:
+        yield from map(function, work)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(function, item) for item in work]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
