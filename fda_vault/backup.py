@@ -35,6 +35,7 @@ from fda_vault.manifest import (
     BackupManifest,
     ExcludeInfo,
     SkippedEntry,
+    has_control_char,
     is_safe_segment,
 )
 from fda_vault.packer import Packer, PackSource
@@ -141,7 +142,7 @@ def _name_problem(name: str) -> str | None:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return "file name is not valid UTF-8"
-    if "\\" in name or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    if "\\" in name or has_control_char(name):
         return "file name has a backslash or control character (not portable)"
     return None
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -17,6 +16,7 @@ __all__ = [
     "FileEntry",
     "SchemaInfo",
     "SkippedEntry",
+    "has_control_char",
     "is_safe_segment",
     "parse_manifest",
 ]
@@ -30,6 +30,14 @@ SCHEMA_DESCRIPTION = (
 )
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def has_control_char(text: str) -> bool:
+    """True when ``text`` holds a C0 control character or DEL."""
+    return _CONTROL.search(text) is not None
+
+
 def is_safe_segment(name: str) -> bool:
     """True when ``name`` is one harmless path segment: no separator, dots or control."""
     return (
@@ -37,7 +45,7 @@ def is_safe_segment(name: str) -> bool:
         and name not in {".", ".."}
         and "/" not in name
         and "\\" not in name
-        and not any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+        and not has_control_char(name)
         and not (len(name) >= 2 and name[1] == ":")
     )
 
@@ -133,14 +141,13 @@ class BackupManifest(_Model):
 def parse_manifest(raw: bytes, archive_name: str) -> BackupManifest:
     """Parse ``metadata.json`` bytes, raising IntegrityError naming the first problem."""
     try:
-        data: Any = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntegrityError(archive_name, f"metadata.json is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise IntegrityError(archive_name, "metadata.json is not a JSON object")
-    try:
-        return BackupManifest.model_validate(data)
+        # pydantic parses and validates in one pass in Rust: a large manifest costs little.
+        return BackupManifest.model_validate_json(raw)
     except ValidationError as exc:
+        if exc.errors()[0]["type"].startswith("json"):
+            raise IntegrityError(
+                archive_name, f"metadata.json is not valid JSON ({exc.errors()[0]['msg']})"
+            ) from None
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(root)"
         raise IntegrityError(archive_name, f"metadata.json field {where}: {first['msg']}") from None

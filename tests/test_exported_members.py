@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import inspect
 import re
+
+import pytest
 
 import fda_vault
 
@@ -21,8 +24,17 @@ EXPECTED = {
     "InterruptedByUser",
     "LockedError",
     "OperationError",
+    "GuardResult",
     "Problem",
+    "ProjectPlan",
+    "PruneDecision",
+    "PrunePlan",
+    "PruneResult",
     "RefusedError",
+    "RestorePlan",
+    "RestoreResult",
+    "RetentionPolicy",
+    "Snapshot",
     "SkippedEntry",
     "UsageError",
     "VerifyReport",
@@ -32,26 +44,37 @@ EXPECTED = {
     "describe_archive",
     "list_backups",
     "list_projects",
+    "plan_prune",
+    "plan_restore",
+    "prune",
+    "restore",
+    "run_guarded",
+    "safeguard",
     "verify",
     "verify_archive",
 }
 
 
 def test_all_is_pinned() -> None:
-    """Names may be added by later features; none of these may disappear."""
-    assert set(fda_vault.__all__) >= EXPECTED
+    """Additions and removals are deliberate: this list changes with them."""
+    assert set(fda_vault.__all__) == EXPECTED
 
 
-def test_everything_public_in_the_namespace_is_in_all() -> None:
-    """Like httpx: a name importable from fda_vault is either in __all__ or a submodule."""
-    public = {
-        name
-        for name, value in vars(fda_vault).items()
-        if not name.startswith("_")
-        and not inspect.ismodule(value)
-        and name != "annotations"  # from __future__ import annotations
-    }
-    assert public == set(fda_vault.__all__) - {"__version__"}
+def test_every_public_name_resolves_lazily_to_what_its_module_defines() -> None:
+    """Names are imported on first use; each must exist, and a submodule import of the
+    same name (fda_vault.backup the module) must not hide the function."""
+    importlib.import_module("fda_vault.backup")
+    importlib.import_module("fda_vault.restore")
+    for name in fda_vault.__all__:
+        value = getattr(fda_vault, name)
+        assert not inspect.ismodule(value), name
+    assert callable(fda_vault.backup) and callable(fda_vault.restore)
+    assert set(fda_vault.__all__) - {"__version__"} <= set(dir(fda_vault))
+
+
+def test_unknown_names_raise_attribute_error() -> None:
+    with pytest.raises(AttributeError):
+        _ = fda_vault.no_such_name  # type: ignore[attr-defined]
 
 
 def test_all_has_no_duplicates_and_is_sorted() -> None:
