@@ -493,15 +493,8 @@ def test_skip_unreadable_records_the_file(
     assert verify_archive(Path(result.archive)).ok
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_a_chmod_000_file_fails_the_backup(
-    tmp_path: Path, make_project: MakeProject, backups_dir: Path
-) -> None:
-    root = tmp_path / "p"
-    project = make_project(root, "locked", {"secret.txt": b"s"})
-    os.chmod(project / "secret.txt", 0)
-    with pytest.raises(OperationError, match=r"secret\.txt"):
-        _run(root, backups_dir, "locked")
+# A real chmod 000 file (even as root, with its override dropped) is tested in
+# tests/test_faults.py::test_permission_denied_fails_naming_the_file_unless_skipped.
 
 
 # --- compression -----------------------------------------------------------------------

@@ -424,13 +424,8 @@ def test_skip_unreadable_exits_0_and_records_it(
     assert any(str(target) in w for w in data["warnings"])
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_chmod_000_file_exits_1(cli: CliCall, projects_dir: Path, backups_dir: Path) -> None:
-    target = projects_dir / ORTHO / "device_profile.json"
-    os.chmod(target, 0)
-    result = cli("backup", "-p", ORTHO, "--projects-dir", projects_dir, "--output-dir", backups_dir)
-    assert result.exit_code == 1
-    _assert_one_error_line(result.stderr, str(target))
+# A real chmod 000 file (even as root, with its override dropped) is tested in
+# tests/test_faults.py::test_permission_denied_fails_naming_the_file_unless_skipped.
 
 
 def test_unexpected_exception_is_one_line_exit_1(
