@@ -17,6 +17,8 @@ $(BIN)/fda-vault: pyproject.toml
 install: $(BIN)/fda-vault
 
 demo: install
+	@# git keeps no empty folders; the examples have some, listed in this file
+	sed -e '/^#/d' -e '/^$$/d' examples/EMPTY_DIRS.txt | xargs mkdir -p
 	$(BIN)/fda-vault backup --all --projects-dir examples/projects --output-dir $(DEMO_BACKUPS)
 	$(BIN)/fda-vault verify $$(ls -t $(DEMO_BACKUPS)/*.zip | head -n 1)
 	$(BIN)/fda-vault list --backups-dir $(DEMO_BACKUPS)
