@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MARKER = "corpus.json"
 MB = 1_000_000
 DEFAULT_SEED = 510
@@ -182,8 +182,8 @@ class TextPool:
     """
 
     def __init__(self, rng: random.Random, size: int = 6 * MB) -> None:
-        vocab = list(dict.fromkeys(DOMAIN_WORDS)) + self._pseudo_words(rng, 4000)
-        weights = [1.0 / (rank + 1) ** 0.9 for rank in range(len(vocab))]
+        vocab = list(dict.fromkeys(DOMAIN_WORDS)) + self._pseudo_words(rng, 1500)
+        weights = [1.0 / (rank + 1) ** 1.0 for rank in range(len(vocab))]
         words = rng.choices(vocab, weights=weights, k=size // 6)
         sentences: list[str] = []
         i = 0
@@ -198,6 +198,13 @@ class TextPool:
         self.rng = rng
         self._records: list[bytes] = []
         self._rows: list[str] = []
+        self._names: dict[str, list[str]] = {}
+
+    def name(self, rng: random.Random, kind: str, length: int) -> str:
+        """A value from a small per-kind set: real records repeat cities, devices, people."""
+        if kind not in self._names:
+            self._names[kind] = [self.sentence(self.rng, length).title() for _ in range(150)]
+        return rng.choice(self._names[kind])
 
     def records(self) -> list[bytes]:
         """Serialized openFDA records without their leading '{"k_number": ...' field."""
@@ -205,7 +212,9 @@ class TextPool:
             for _ in range(3000):
                 record = openfda_record(self.rng, self)
                 del record["k_number"]
-                self._records.append(json.dumps(record, ensure_ascii=False).encode()[1:])
+                # Pretty-printed as the openFDA API serves it, nested in "results": [...].
+                text = json.dumps(record, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+                self._records.append(text[1:].encode())
         return self._records
 
     def rows(self) -> list[str]:
@@ -215,7 +224,7 @@ class TextPool:
             self._rows = [
                 f',"{company(rng)}",{rng.choice(PRODUCT_CODES)},'
                 f"{date(rng)},{rng.choice(DECISIONS)},{rng.randint(20, 400)},"
-                f'"{self.sentence(rng, 60).title()[:40]}",{rng.uniform(0.8, 1):.4f},'
+                f'"{self.name(rng, "device", 60)[:40]}",{rng.uniform(0.8, 1):.4f},'
                 f"{rng.uniform(0.8, 1):.4f},{rng.randint(10, 3000)}\n"
                 for _ in range(8000)
             ]
@@ -273,9 +282,9 @@ def openfda_record(rng: random.Random, pool: TextPool) -> dict[str, object]:
     return {
         "k_number": k_number(rng),
         "applicant": company(rng),
-        "contact": f"{pool.sentence(rng, 30).title()[:24]}",
-        "address_1": f"{rng.randint(1, 9999)} {pool.sentence(rng, 40).title()[:28]} Road",
-        "city": pool.sentence(rng, 30).title()[:16] or "Minneapolis",
+        "contact": pool.name(rng, "contact", 30)[:24],
+        "address_1": f"{rng.randint(1, 9999)} {pool.name(rng, 'street', 40)[:28]} Road",
+        "city": pool.name(rng, "city", 30)[:16] or "Minneapolis",
         "state": rng.choice(STATES),
         "zip_code": f"{rng.randint(10000, 99999)}",
         "country_code": "US",
@@ -284,13 +293,13 @@ def openfda_record(rng: random.Random, pool: TextPool) -> dict[str, object]:
         "decision_code": rng.choice(DECISIONS),
         "decision_description": "Substantially Equivalent",
         "product_code": code,
-        "device_name": pool.sentence(rng, 60).title()[:48],
+        "device_name": pool.name(rng, "device", 60)[:48],
         "statement_or_summary": rng.choice(["Summary", "Statement"]),
         "clearance_type": rng.choice(["Traditional", "Special", "Abbreviated"]),
         "third_party_flag": rng.choice(["N", "Y"]),
         "expedited_review_flag": "N",
         "openfda": {
-            "device_name": pool.sentence(rng, 80).title(),
+            "device_name": pool.name(rng, "device", 60),
             "medical_specialty_description": rng.choice(
                 ["Cardiovascular", "General Hospital", "Orthopedic", "Dental", "Radiology"]
             ),
@@ -299,7 +308,7 @@ def openfda_record(rng: random.Random, pool: TextPool) -> dict[str, object]:
             "fei_number": [str(rng.randint(10**9, 10**10 - 1))],
             "registration_number": [str(rng.randint(10**6, 10**7 - 1))],
         },
-        "summary_excerpt": pool.sentence(rng, rng.randint(100, 900)),
+        "summary_excerpt": pool.sentence(rng, rng.randint(80, 400)),
     }
 
 
@@ -324,15 +333,16 @@ def make_record_file(rng: random.Random, pool: TextPool, size: int) -> bytes:
 def make_query_file(rng: random.Random, pool: TextPool, size: int) -> bytes:
     """A large openFDA query result: pooled records, each with its own 510(k) number."""
     parts = [b'{\n  "meta": {"last_updated": "2025-11-20", "results": {"skip": 0}},\n']
-    parts.append(b'  "results": [\n    ')
+    parts.append(b'  "results": [\n')
     total = sum(len(p) for p in parts)
     records = pool.records()
     while total < size:
         for record in rng.choices(records, k=64):
-            piece = b'{"k_number": "%s", %s,\n    ' % (k_number(rng).encode(), record)
+            number = k_number(rng).encode()
+            piece = b'    {\n      "k_number": "%s",%s,\n' % (number, record)
             parts.append(piece)
             total += len(piece)
-    parts.append(b'{"k_number": "K000000"}\n  ]\n}\n')
+    parts.append(b'    {\n      "k_number": "K000000"\n    }\n  ]\n}\n')
     return b"".join(parts)
 
 
@@ -380,7 +390,10 @@ def make_text_file(rng: random.Random, pool: TextPool, size: int) -> bytes:
     total = 0
     page = 1
     while total < size:
-        piece = f"\n\f--- page {page} ---\n".encode() + pool.take(rng, rng.randint(2_000, 6_000))
+        # Running headers and footers, as text extracted from a PDF has on every page.
+        header = f"\n\f510(k) Summary — CONFIDENTIAL\nSection {1 + page // 25}\n\n".encode()
+        footer = f"\n\nPage {page} — Traditional 510(k) Submission\n".encode()
+        piece = header + pool.take(rng, rng.randint(2_000, 6_000)) + footer
         parts.append(piece)
         total += len(piece)
         page += 1

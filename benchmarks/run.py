@@ -12,10 +12,12 @@ on disk. Reported: medians (peak RSS: the maximum), and fda-vault's ratio to eac
     .venv/bin/python benchmarks/run.py --repeats 3 --write-docs   # docs/benchmarks.md
     .venv/bin/python benchmarks/run.py --many-small --write-docs
     .venv/bin/python benchmarks/run.py --big-file --repeats 1 --write-docs
+    .venv/bin/python benchmarks/run.py --commit HEAD ...   # a clean export of one commit
 
 Everything it writes (corpus, archives, repositories, restores) lives under --work
 (default /tmp/fda-vault-bench), outside the repository; only --write-docs touches
-docs/benchmarks.md. It is run by hand, never by the test suite.
+docs/benchmarks.md (its sections between "<!-- begin MODE -->" markers; a hand-written
+"notes" block is kept). It is run by hand, never by the test suite.
 """
 
 from __future__ import annotations
@@ -785,7 +787,8 @@ How it measures: each operation is one process started by the runner through GNU
 under `tar`). GNU `time` is the launcher because Linux counts the memory of the process
 that forked before `exec` into `ru_maxrss`: forked straight from the Python runner, even
 `unzip` would show the runner's 60 MB. Output size is what `du`
-would report for the archive, repository or restored tree. restic and borg start from
+would report for the archive, repository or restored tree (a restored tree of small
+files takes more than its bytes: whole 4 KiB blocks, folders). restic and borg start from
 a fresh repository every time (a first run), borg with `--encryption none` and its
 default lz4, restic with its defaults (repository v2, compression `auto`) and
 `--no-cache`. fda-vault's backup time includes its own post-write verification and
@@ -804,8 +807,9 @@ def write_docs(mode: str, text: str) -> None:
     pattern = r"<!-- begin (\S+) -->\n.*?<!-- end \1 -->\n"
     kept = {m.group(1): m.group(0) for m in re.finditer(pattern, old, flags=re.S)}
     kept[mode] = block
-    # Fixed order for the three main modes; other scales follow, sorted by name.
-    order = {"default": 0, "many-small": 1, "big-file": 2}
+    # Fixed order for the three main modes; other scales follow, sorted by name; then the
+    # hand-written "notes" block (kept as it is: the runner never rewrites it).
+    order = {"default": 0, "many-small": 1, "big-file": 2, "notes": 4}
     names = sorted(kept, key=lambda n: (order.get(n, 3), n))
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     DOCS.write_text(DOC_HEADER + "\n" + "\n".join(kept[n] for n in names))
