@@ -99,7 +99,7 @@ def open_archive(path: Path) -> zipfile.ZipFile:
     except zipfile.BadZipFile as exc:
         raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
     except OSError as exc:
-        raise OperationError(path, f"cannot read ({describe_os_error(exc)})") from None
+        raise OperationError(path, f"cannot read: {describe_os_error(exc)}") from None
     except (ValueError, EOFError, NotImplementedError) as exc:
         raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
 
@@ -184,7 +184,7 @@ def iter_member(
     except INFLATE_ERRORS as exc:
         raise IntegrityError(where, f"corrupt data ({exc})") from None
     except OSError as exc:  # the medium failed, not the archive's content
-        raise OperationError(where, f"cannot read ({describe_os_error(exc)})") from None
+        raise OperationError(where, f"cannot read: {describe_os_error(exc)}") from None
     if produced != expected_size:
         raise IntegrityError(where, f"holds {produced} bytes, the manifest says {expected_size}")
     if crc != info.CRC:

@@ -167,7 +167,7 @@ def _scan_project(
                 scan.skipped.append(SkippedEntry(path=where, reason=describe_os_error(exc)))
                 return True
             raise OperationError(
-                directory, f"cannot read folder ({describe_os_error(exc)})"
+                directory, f"cannot read folder: {describe_os_error(exc)}"
             ) from None
         kept = False
         for entry in entries:
@@ -395,7 +395,7 @@ def backup(
                 raise InterruptedByUser(final.name, "interrupted; no archive was written") from None
             if isinstance(exc, OSError) and not isinstance(exc, FdaVaultError):
                 raise OperationError(
-                    output_dir, f"cannot write the archive ({describe_os_error(exc)})"
+                    output_dir, f"cannot write the archive: {describe_os_error(exc)}"
                 ) from None
             raise
     return BackupResult(

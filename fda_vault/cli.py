@@ -294,7 +294,8 @@ def restore(
             return
         overwrite = force or yes
         if plan.overwrites and not overwrite:
-            term.restore_plan(plan, to_stdout=False)
+            # The same plan, shown before asking: not a dry run, nothing written yet.
+            term.restore_plan(plan.model_copy(update={"dry_run": False}), to_stdout=False)
             if not term.interactive:
                 raise RefusedError(
                     f"restore would overwrite {', '.join(plan.overwrites)}",

@@ -76,7 +76,7 @@ def make_private_dir(path: Path) -> None:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
     except OSError as exc:
-        raise OperationError(path, f"cannot create folder ({describe_os_error(exc)})") from None
+        raise OperationError(path, f"cannot create folder: {describe_os_error(exc)}") from None
 
 
 def publish_no_clobber(tmp: Path, final: Path) -> None:

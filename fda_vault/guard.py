@@ -7,6 +7,7 @@ same all-or-nothing restore as ``fda-vault restore``.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import threading
@@ -146,6 +147,8 @@ def run_guarded(
     """Back up, run ``command``, and restore the projects if it fails or is killed."""
     if not command:
         raise UsageError("no command given", "put it after --, e.g. guard --all -- make update")
+    if shutil.which(command[0]) is None:  # before the backup: nothing to undo, nothing to keep
+        raise UsageError(command[0], "command not found or not executable")
     taken = backup(
         projects,
         all_projects=all_projects,

@@ -213,6 +213,6 @@ def recover_interrupted(target: Path) -> list[str]:
             messages.append(f"removed the leftover staging folder {leftover.name}")
     except OSError as exc:
         raise OperationError(
-            target, f"cannot recover an interrupted restore ({describe_os_error(exc)})"
+            target, f"cannot recover an interrupted restore: {describe_os_error(exc)}"
         ) from None
     return messages

@@ -120,9 +120,10 @@ class Terminal:
             soft_wrap=True,
             color_system=styles,
         )
-        if not self.out.is_terminal:
-            # Piped or redirected: never cut a file name to fit an imaginary 80 columns.
-            self.out.width = _PIPE_WIDTH
+        for console in (self.out, self.err):
+            if not console.is_terminal:
+                # Piped, redirected or in a cron log: never cut a file name to 80 columns.
+                console.width = _PIPE_WIDTH
 
     @property
     def interactive(self) -> bool:
@@ -296,9 +297,10 @@ class Terminal:
             return
         for report in result.archives:
             for problem in report.problems:
-                self.err.print(
-                    one_line(f"{report.archive}: {problem.path}: {problem.kind}: {problem.detail}")
-                )
+                # A problem of the whole file is named by the archive alone, not twice.
+                same = problem.path == report.archive
+                where = f"{report.archive}: " if same else f"{report.archive}: {problem.path}: "
+                self.err.print(one_line(f"{where}{problem.kind}: {problem.detail}"))
             if self._human():
                 if report.ok:
                     self.out.print(

@@ -186,9 +186,7 @@ class Packer:
         if self.skip_unreadable:
             self._leave_out(src, f"unreadable ({exc})")
             return
-        raise OperationError(
-            src.path, f"cannot read ({exc}); use --skip-unreadable to leave it out"
-        )
+        raise OperationError(src.path, f"cannot read: {exc}; use --skip-unreadable to leave it out")
 
     # --- writing (in order) -------------------------------------------------
     def _drain(self, keep: int, stop_at: _Job | None = None) -> None:

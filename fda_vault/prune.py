@@ -405,7 +405,7 @@ def _delete(backups_dir: Path, doomed: Sequence[PruneDecision]) -> None:
             except OSError as exc:
                 done = f"; {deleted} older archive(s) were deleted before it" if deleted else ""
                 raise OperationError(
-                    path, f"cannot delete ({describe_os_error(exc)}){done}"
+                    path, f"cannot delete: {describe_os_error(exc)}{done}"
                 ) from None
             deleted += 1
     finally:

@@ -264,7 +264,7 @@ def _prepare_target(target: Path) -> None:
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OperationError(target, f"cannot create target ({describe_os_error(exc)})") from None
+        raise OperationError(target, f"cannot create target: {describe_os_error(exc)}") from None
 
 
 def _build_plan(
@@ -446,7 +446,7 @@ def _apply(
 ) -> int:
     journal = Journal(
         target=target,
-        archive=str(archive),
+        archive=str(archive.absolute()),  # recovery may run from another folder
         projects=[p.name for p in changing],
         existed=[p.name for p in changing if p.action == "overwrite"],
     )
