@@ -120,17 +120,27 @@ _LOCAL_HEADER = struct.Struct("<4s22xHH")
 _FLAG_UTF8 = 0x800
 
 
-def _data_start(fd: int, info: zipfile.ZipInfo, where: str) -> int:
-    """Offset of a member's data, after checking its local header against the directory."""
-    header = os.pread(fd, _LOCAL_HEADER.size, info.header_offset)
-    if len(header) != _LOCAL_HEADER.size:
+# Small members are read with their local header in a single pread: room for its extra field.
+_EXTRA_ALLOWANCE = 64
+_SMALL_MEMBER = 1 << 20
+
+
+def _data_start(fd: int, info: zipfile.ZipInfo, where: str, head: bytes = b"") -> int:
+    """Offset of a member's data, after checking its local header against the directory.
+
+    ``head`` may hold bytes already read from the header's offset (saves a read).
+    """
+    encoding = "utf-8" if info.flag_bits & _FLAG_UTF8 else "cp437"
+    expected_name = info.orig_filename.encode(encoding, errors="surrogateescape")
+    if len(head) < _LOCAL_HEADER.size + len(expected_name):
+        head = os.pread(fd, _LOCAL_HEADER.size + len(expected_name), info.header_offset)
+    if len(head) < _LOCAL_HEADER.size:
         raise IntegrityError(where, "local header truncated")
-    signature, name_len, extra_len = _LOCAL_HEADER.unpack(header)
+    signature, name_len, extra_len = _LOCAL_HEADER.unpack_from(head)
     if signature != b"PK\x03\x04":
         raise IntegrityError(where, "bad local header signature")
-    local_name = os.pread(fd, name_len, info.header_offset + _LOCAL_HEADER.size)
-    encoding = "utf-8" if info.flag_bits & _FLAG_UTF8 else "cp437"
-    if local_name != info.orig_filename.encode(encoding, errors="surrogateescape"):
+    local_name = head[_LOCAL_HEADER.size : _LOCAL_HEADER.size + name_len]
+    if name_len != len(expected_name) or local_name != expected_name:
         raise IntegrityError(where, "local header names another file")
     return int(info.header_offset) + _LOCAL_HEADER.size + int(name_len) + int(extra_len)
 
@@ -157,10 +167,22 @@ def iter_member(
     inflater = new_inflater() if info.compress_type == zipfile.ZIP_DEFLATED else None
     produced = crc = 0
     try:
-        position = _data_start(fd, info, where)
+        head = b""
+        if info.compress_size <= _SMALL_MEMBER:
+            span = _LOCAL_HEADER.size + len(info.orig_filename) * 4 + _EXTRA_ALLOWANCE
+            head = os.pread(fd, span + info.compress_size, info.header_offset)
+        position = _data_start(fd, info, where, head)
         left = info.compress_size
+        # The member's bytes, when the first read already holds all of them.
+        offset_in_head = position - info.header_offset
+        pending = head[offset_in_head : offset_in_head + left]
+        if len(pending) != left:
+            pending = b""
         while left > 0:
-            raw = os.pread(fd, min(READ_CHUNK, left), position)
+            if pending:
+                raw, pending = pending, b""
+            else:
+                raw = os.pread(fd, min(READ_CHUNK, left), position)
             if not raw:
                 raise IntegrityError(where, "archive truncated inside this member")
             position += len(raw)

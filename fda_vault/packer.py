@@ -150,7 +150,10 @@ class Packer:
         block = self._os_read(fd)
         first = True
         while True:
-            following = self._os_read(fd) if block else b""
+            # A small file read whole in one go needs no second read to find its end (if it
+            # grew meanwhile, the size check in _finish catches it).
+            whole = first and len(block) == job.before.st_size and len(block) < BLOCK_SIZE
+            following = self._os_read(fd) if block and not whole else b""
             last = not following
             job.hasher.update(block)
             job.crc = crc32(block, job.crc)
@@ -202,6 +205,9 @@ class Packer:
     def _write(self, block: _Block) -> None:
         job = block.job
         data = _result(block.compressed)
+        if block.first and block.last:
+            self._write_whole(job, block.raw, data)
+            return
         if block.first:
             job.stored = self.level == 0 or (
                 data is not None and len(data) > len(block.raw) * _INCOMPRESSIBLE_RATIO
@@ -218,23 +224,26 @@ class Packer:
         if block.last:
             self._finish(job)
 
-    def _finish(self, job: _Job) -> None:
-        before, after = job.before, job.after
-        assert after is not None
-        changed = (
-            job.size != before.st_size
-            or after.st_size != before.st_size
-            or after.st_mtime_ns != before.st_mtime_ns
-        )
-        if not changed:
-            try:
-                self.writer.end_entry(crc32=job.crc, size=job.size)
-            except OverflowError:
-                changed = True  # grew past 4 GiB: read it again with ZIP64 headers
-        if changed:
-            self.writer.rollback_to(job.mark)
-            self._changed(job)
+    def _write_whole(self, job: _Job, raw: bytes, compressed: bytes | None) -> None:
+        """A file in one block: decide, write header and data at once, nothing to patch."""
+        if _changed_while_read(job):
+            self._changed(job)  # nothing was written: no rollback needed
             return
+        stored = compressed is None or len(compressed) > len(raw) * _INCOMPRESSIBLE_RATIO
+        self.writer.add_whole_entry(
+            DATA_PREFIX + job.src.key,
+            mtime=job.before.st_mtime,
+            external_attr=file_attr(stat.S_IMODE(job.before.st_mode)),
+            data=raw if stored or compressed is None else compressed,
+            crc32=job.crc,
+            size=job.size,
+            stored=stored,
+            size_hint=job.before.st_size,
+        )
+        self._record(job)
+
+    def _record(self, job: _Job) -> None:
+        before = job.before
         self.entries.append(
             FileEntry(
                 path=job.src.key,
@@ -246,6 +255,19 @@ class Packer:
             )
         )
 
+    def _finish(self, job: _Job) -> None:
+        changed = _changed_while_read(job)
+        if not changed:
+            try:
+                self.writer.end_entry(crc32=job.crc, size=job.size)
+            except OverflowError:
+                changed = True  # grew past 4 GiB: read it again with ZIP64 headers
+        if changed:
+            self.writer.rollback_to(job.mark)
+            self._changed(job)
+            return
+        self._record(job)
+
     def _changed(self, job: _Job) -> None:
         if job.attempt == 1:
             self._retry.append(job.src)
@@ -255,6 +277,16 @@ class Packer:
             raise OperationError(
                 job.src.path, "changed while it was being read (twice); back it up when idle"
             )
+
+
+def _changed_while_read(job: _Job) -> bool:
+    before, after = job.before, job.after
+    assert after is not None
+    return (
+        job.size != before.st_size
+        or after.st_size != before.st_size
+        or after.st_mtime_ns != before.st_mtime_ns
+    )
 
 
 def _result(compressed: Future[bytes] | bytes | None) -> bytes | None:

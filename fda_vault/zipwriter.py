@@ -73,6 +73,7 @@ class _OpenEntry:
     external_attr: int
     zip64: bool
     data_start: int
+    patched: bool  # the header already holds the final CRC and sizes
 
 
 def file_attr(mode: int) -> int:
@@ -130,16 +131,49 @@ class ZipWriter:
     ) -> EntryResult:
         """Add a regular file from ``chunks`` in one go; ``level`` 0 stores, 1-9 deflates."""
         data = b"".join(chunks)
+        packed = data if level == 0 else compress_block(data, level, final=True)
+        self.add_whole_entry(
+            name, mtime=mtime, external_attr=file_attr(mode), data=packed, crc32=crc32(data),
+            size=len(data), stored=level == 0, size_hint=size_hint,
+        )  # fmt: skip
+        return EntryResult(crc32(data), len(data), len(packed), 0 if level == 0 else _DEFLATED)
+
+    def add_whole_entry(
+        self,
+        name: str,
+        *,
+        mtime: float,
+        external_attr: int,
+        data: bytes,
+        crc32: int,
+        size: int,
+        stored: bool,
+        size_hint: int | None = None,
+    ) -> None:
+        """Add an entry whose data is all known: one write, no header to patch afterwards."""
         self.begin_entry(
-            name, mtime=mtime, external_attr=file_attr(mode), size_hint=size_hint, stored=level == 0
-        )
-        self.write_data(data if level == 0 else compress_block(data, level, final=True))
-        return self.end_entry(crc32=crc32(data), size=len(data))
+            name, mtime=mtime, external_attr=external_attr,
+            size_hint=size if size_hint is None else size_hint, stored=stored,
+            known=(crc32, len(data), size), data=data,
+        )  # fmt: skip
+        self.end_entry(crc32=crc32, size=size)
 
     def begin_entry(
-        self, name: str, *, mtime: float, external_attr: int, size_hint: int, stored: bool
+        self,
+        name: str,
+        *,
+        mtime: float,
+        external_attr: int,
+        size_hint: int,
+        stored: bool,
+        known: tuple[int, int, int] | None = None,
+        data: bytes = b"",
     ) -> None:
-        """Write a local header; the data follows with :meth:`write_data`."""
+        """Write a local header; the data follows with :meth:`write_data`.
+
+        ``known`` = (CRC-32, compressed size, size) when ``data`` is the whole entry: the
+        header then carries them and :meth:`end_entry` has nothing to patch.
+        """
         assert self._open is None, "an entry is already open"
         encoded = name.encode("utf-8")
         zip64 = size_hint >= _ZIP64_THRESHOLD
@@ -155,13 +189,13 @@ class ZipWriter:
             method,
             dos_time,
             dos_date,
-            0,
-            _MAX32 if zip64 else 0,
-            _MAX32 if zip64 else 0,
+            known[0] if known else 0,
+            _MAX32 if zip64 else (known[1] if known else 0),
+            _MAX32 if zip64 else (known[2] if known else 0),
             len(encoded),
             len(extra),
         )
-        self._fp.write(header + encoded + extra)
+        self._fp.write(header + encoded + extra + data)
         self._open = _OpenEntry(
             name=encoded,
             flags=flags,
@@ -172,8 +206,9 @@ class ZipWriter:
             external_attr=external_attr,
             zip64=zip64,
             data_start=self._offset + len(header) + len(encoded) + len(extra),
+            patched=known is not None and not zip64,
         )
-        self._offset = self._open.data_start
+        self._offset = self._open.data_start + len(data)
 
     def write_data(self, data: bytes) -> None:
         """Append stored or compressed bytes of the open entry."""
@@ -187,14 +222,18 @@ class ZipWriter:
         written = self._offset - entry.data_start
         if not entry.zip64 and (size > _MAX32 or written > _MAX32):
             raise OverflowError(f"{entry.name.decode()}: grew past 4 GiB while being read")
-        self._fp.seek(entry.offset + 14)
-        if entry.zip64:
+        if entry.patched:
+            pass  # written whole, with its final CRC and sizes: no seek, no flush
+        elif entry.zip64:
+            self._fp.seek(entry.offset + 14)
             self._fp.write(struct.pack("<I", crc32))
             self._fp.seek(entry.offset + 30 + len(entry.name) + 4)
             self._fp.write(struct.pack("<QQ", size, written))
+            self._fp.seek(self._offset)
         else:
+            self._fp.seek(entry.offset + 14)
             self._fp.write(struct.pack("<III", crc32, written, size))
-        self._fp.seek(self._offset)
+            self._fp.seek(self._offset)
         self._records.append(
             _Record(
                 entry.name, entry.flags, entry.method, entry.dos_time, entry.dos_date, crc32,

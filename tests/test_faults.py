@@ -186,7 +186,9 @@ def test_a_file_changed_once_while_read_is_read_again(tmp_path: Path) -> None:
 def test_a_file_deleted_before_it_is_read_is_reported_not_fatal(tmp_path: Path) -> None:
     projects = tmp_path / "projects"
     (projects / "K4").mkdir(parents=True)
-    (projects / "K4" / "a_first.md").write_bytes(b"first\n" * 10_000)
+    # Larger than one block, so it is read (and the progress hook fires) before the next
+    # file is even opened.
+    (projects / "K4" / "a_first.md").write_bytes(b"first\n" * 400_000)
     doomed = projects / "K4" / "z_temp_export.csv"
     doomed.write_bytes(b"a,b\n")
     result = backup(
