@@ -18,6 +18,7 @@ from fda_vault.deflate import INFLATE_ERRORS, crc32, new_inflater
 from fda_vault.errors import IntegrityError, OperationError, UsageError
 from fda_vault.fsio import describe_os_error
 from fda_vault.manifest import BackupManifest, has_control_char, is_safe_segment, parse_manifest
+from fda_vault.zipindex import Member, ZipIndex
 
 __all__ = [
     "CHECKSUMS_NAME",
@@ -73,7 +74,7 @@ def member_name_problem(name: str) -> str | None:
     return None
 
 
-def is_regular_or_dir(info: zipfile.ZipInfo) -> bool:
+def is_regular_or_dir(info: Member) -> bool:
     """False for symlinks and other special entries, judged by their Unix attributes."""
     unix_mode = info.external_attr >> 16
     if stat.S_IFMT(unix_mode) == 0:  # no file type recorded (e.g. Python's zipfile.writestr)
@@ -88,23 +89,16 @@ def nfc_key(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def open_archive(path: Path) -> zipfile.ZipFile:
+def open_archive(path: Path) -> ZipIndex:
     """Open ``path`` as a ZIP, or raise UsageError (missing) / IntegrityError (not a ZIP)."""
     if not path.exists():
         raise UsageError(path, "no such archive")
     if not path.is_file():
         raise UsageError(path, "not a file")
-    try:
-        return zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
-    except OSError as exc:
-        raise OperationError(path, f"cannot read: {describe_os_error(exc)}") from None
-    except (ValueError, EOFError, NotImplementedError) as exc:
-        raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
+    return ZipIndex(path)
 
 
-def read_manifest(zf: zipfile.ZipFile, archive: Path) -> BackupManifest:
+def read_manifest(zf: ZipIndex, archive: Path) -> BackupManifest:
     """Read and validate ``metadata.json`` (bounded in size)."""
     try:
         info = zf.getinfo(MANIFEST_NAME)
@@ -112,12 +106,13 @@ def read_manifest(zf: zipfile.ZipFile, archive: Path) -> BackupManifest:
         raise IntegrityError(archive, "metadata.json is missing: not a fda-vault archive") from None
     if info.file_size > MAX_MANIFEST_BYTES:
         raise IntegrityError(archive, f"metadata.json declares {info.file_size} bytes (too large)")
-    raw = b"".join(iter_member(zf, info, info.file_size, archive))
+    raw = bytearray()  # grown in place: half the peak of joining a list of chunks
+    for chunk in iter_member(zf, info, info.file_size, archive):
+        raw += chunk
     return parse_manifest(raw, str(archive))
 
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")
-_FLAG_UTF8 = 0x800
 
 
 # Small members are read with their local header in a single pread: room for its extra field.
@@ -125,13 +120,12 @@ _EXTRA_ALLOWANCE = 64
 _SMALL_MEMBER = 1 << 20
 
 
-def _data_start(fd: int, info: zipfile.ZipInfo, where: str, head: bytes = b"") -> int:
+def _data_start(fd: int, info: Member, where: str, head: bytes = b"") -> int:
     """Offset of a member's data, after checking its local header against the directory.
 
     ``head`` may hold bytes already read from the header's offset (saves a read).
     """
-    encoding = "utf-8" if info.flag_bits & _FLAG_UTF8 else "cp437"
-    expected_name = info.orig_filename.encode(encoding, errors="surrogateescape")
+    expected_name = info.raw_name
     if len(head) < _LOCAL_HEADER.size + len(expected_name):
         head = os.pread(fd, _LOCAL_HEADER.size + len(expected_name), info.header_offset)
     if len(head) < _LOCAL_HEADER.size:
@@ -145,9 +139,7 @@ def _data_start(fd: int, info: zipfile.ZipInfo, where: str, head: bytes = b"") -
     return int(info.header_offset) + _LOCAL_HEADER.size + int(name_len) + int(extra_len)
 
 
-def iter_member(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected_size: int, archive: Path
-) -> Iterator[bytes]:
+def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -> Iterator[bytes]:
     """Yield a member's bytes, never more than ``expected_size``; CRC checked at the end.
 
     Reads with ``pread`` (so threads can share the archive) and inflates with ISA-L where
@@ -162,14 +154,13 @@ def iter_member(
         raise IntegrityError(where, "encrypted member")
     if info.compress_type not in {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}:
         raise IntegrityError(where, f"unsupported compression method {info.compress_type}")
-    assert zf.fp is not None
-    fd = zf.fp.fileno()
+    fd = zf.fd
     inflater = new_inflater() if info.compress_type == zipfile.ZIP_DEFLATED else None
     produced = crc = 0
     try:
         head = b""
         if info.compress_size <= _SMALL_MEMBER:
-            span = _LOCAL_HEADER.size + len(info.orig_filename) * 4 + _EXTRA_ALLOWANCE
+            span = _LOCAL_HEADER.size + len(info.raw_name) + _EXTRA_ALLOWANCE
             head = os.pread(fd, span + info.compress_size, info.header_offset)
         position = _data_start(fd, info, where, head)
         left = info.compress_size

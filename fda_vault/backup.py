@@ -14,6 +14,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
@@ -213,7 +214,7 @@ def _scan_project(
                 if _excluded(rel, entry.name, False, patterns):
                     scan.excluded += 1
                     continue
-                scan.files.append(PackSource(key, Path(entry.path)))
+                scan.files.append(PackSource(key, entry.path))
                 scan.total_bytes += st.st_size
                 kept = True
             else:
@@ -230,6 +231,16 @@ def _scan_project(
     walk(str(projects_dir / project), "")
 
 
+class _Written(NamedTuple):
+    """What the result needs of a written archive (its manifest is dropped: memory)."""
+
+    files: int
+    bytes: int
+    skipped: list[SkippedEntry]
+    excluded: int
+    warnings: list[str]
+
+
 def _write_archive(
     tmp: Path,
     scan: _Scan,
@@ -240,7 +251,7 @@ def _write_archive(
     started: datetime,
     projects: list[str],
     patterns: Sequence[str],
-) -> tuple[BackupManifest, list[str]]:
+) -> _Written:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(tmp, flags, 0o600)
     with open(fd, "wb", buffering=READ_CHUNK) as fp:
@@ -279,12 +290,19 @@ def _write_archive(
             size_hint=len(checksums),
             level=6,
         )
+        del entries
         raw = manifest.to_json_bytes()
         writer.add_file(
             MANIFEST_NAME, [raw], mtime=time.time(), mode=0o644, size_hint=len(raw), level=6
         )
         writer.close()
-    return manifest, packer.warnings
+    return _Written(
+        files=manifest.total_files,
+        bytes=manifest.total_bytes,
+        skipped=manifest.skipped,
+        excluded=scan.excluded,
+        warnings=packer.warnings,
+    )
 
 
 def _fsync_file(path: Path) -> None:
@@ -365,7 +383,7 @@ def backup(
         final = _archive_path(output_dir, archive_label(selected, all_projects), started)
         tmp = Path(f"{final}{_TMP_SUFFIX}")
         try:
-            manifest, warnings = _write_archive(
+            written = _write_archive(
                 tmp,
                 scan,
                 level=level,
@@ -375,6 +393,7 @@ def backup(
                 projects=selected,
                 patterns=excludes,
             )
+            del scan  # the file list is not needed to verify: keep the peak low
             # Flushing to disk, hashing the archive and verifying it all re-read or wait on
             # the same fresh file: done side by side they cost about the longest of the three.
             with ThreadPoolExecutor(2) as side:
@@ -401,15 +420,15 @@ def backup(
     return BackupResult(
         archive=str(final),
         projects=selected,
-        files=manifest.total_files,
-        bytes=manifest.total_bytes,
+        files=written.files,
+        bytes=written.bytes,
         archive_size=final.stat().st_size,
         archive_sha256=archive_sha,
         duration_seconds=round(time.monotonic() - clock, 3),
         verified=verify,
-        skipped=manifest.skipped,
-        excluded_files=manifest.exclude.excluded_files,
-        warnings=recovered + warnings,
+        skipped=written.skipped,
+        excluded_files=written.excluded,
+        warnings=recovered + written.warnings,
     )
 
 

@@ -154,10 +154,10 @@ def backup(
 
     Example: fda-vault backup -p K241234_cardiac_monitor --exclude '*.tmp'
     """
-    from fda_vault.backup import backup as run_backup
-
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
+        from fda_vault.backup import backup as run_backup
+
         root = resolve_projects_dir(projects_dir)
         with term.progress() as progress:
             result = run_backup(
@@ -190,10 +190,10 @@ def verify(
     Exit 0 only when every archive is intact, 3 otherwise.
     Example: fda-vault verify backups/all_projects_backup_20261126_020000.zip
     """
-    from fda_vault.verify import verify as run_verify
-
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
+        from fda_vault.verify import verify as run_verify
+
         with term.progress() as progress:
             result = run_verify(backups, progress=progress)
         term.verify_result(result)
@@ -229,10 +229,10 @@ def list_command(
 
     Examples: fda-vault list   |   fda-vault list all_projects_backup_20261126_020000.zip --files
     """
-    from fda_vault.catalog import describe_archive, list_backups
-
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
+        from fda_vault.catalog import describe_archive, list_backups
+
         if backup_file is None:
             term.backup_list(list_backups(resolve_backups_dir(backups_dir, projects_dir)))
         else:
@@ -277,11 +277,11 @@ def restore(
     without a terminal, or with --json, such a restore exits 4 and changes nothing.
     Example: fda-vault restore backups/all_projects_backup_20261126_020000.zip -p K241234 --dry-run
     """
-    from fda_vault.restore import plan_restore
-    from fda_vault.restore import restore as run_restore
-
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
+        from fda_vault.restore import plan_restore
+        from fda_vault.restore import restore as run_restore
+
         target = target_dir.expanduser().absolute() if target_dir else None
         target = target or resolve_projects_dir(projects_dir)
         plan = plan_restore(
@@ -395,11 +395,11 @@ def prune(
 
     Example: fda-vault prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
     """
-    from fda_vault.prune import RetentionPolicy
-    from fda_vault.prune import prune as run_prune
-
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
+        from fda_vault.prune import RetentionPolicy
+        from fda_vault.prune import prune as run_prune
+
         folder = resolve_backups_dir(backups_dir, projects_dir)
         policy = RetentionPolicy(
             keep_last=keep_last,
@@ -485,10 +485,10 @@ def guard(
     stderr). If the backup fails, the command never runs.
     Example: fda-vault guard --all -- python update_manager.py --update-all
     """
-    from fda_vault.guard import run_guarded
-
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
+        from fda_vault.guard import run_guarded
+
         root = resolve_projects_dir(projects_dir)
         with term.progress() as progress:
             result = run_guarded(

@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from fda_vault.archive import DATA_PREFIX
 from fda_vault.deflate import compress_block, crc32
@@ -42,7 +41,7 @@ class PackSource:
     """One regular file to back up."""
 
     key: str  # "<project>/<path>"
-    path: Path
+    path: str  # a str, not a Path: there is one per file and a Path costs 3x more
 
 
 @dataclass

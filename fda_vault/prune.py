@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import zipfile
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -220,8 +219,6 @@ def _quick_check(path: Path, label: str) -> tuple[datetime | None, list[str] | N
         return None, None, exc.why or exc.message
     except OSError as exc:
         return None, None, describe_os_error(exc)
-    except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
-        return None, None, f"unreadable ({exc})"
     problem = f"{problems[0].path}: {problems[0].detail}" if problems else None
     single = label not in {ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL}
     if problem is None and single and manifest.projects != [label]:

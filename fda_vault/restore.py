@@ -13,7 +13,6 @@ import os
 import shutil
 import stat
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from fda_vault.manifest import BackupManifest, FileEntry
 from fda_vault.parallel import batches, map_in_threads
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.verify import check_names, check_structure
+from fda_vault.zipindex import ZipIndex
 
 __all__ = [
     "ProjectPlan",
@@ -186,7 +186,7 @@ def _plan_project(target: Path, name: str, manifest: BackupManifest) -> ProjectP
 
 def _open_checked(
     archive: Path, projects: Sequence[str] | None
-) -> tuple[zipfile.ZipFile, BackupManifest, list[str]]:
+) -> tuple[ZipIndex, BackupManifest, list[str]]:
     """Open the archive, validate everything but file data, and resolve the selection."""
     zf = open_archive(archive)
     try:
@@ -316,7 +316,7 @@ def _safe_dir(base: Path, rel_parts: Sequence[str]) -> Path:
 
 
 def _extract_file(
-    zf: zipfile.ZipFile, archive: Path, entry: FileEntry, dest_root: Path, progress: Progress
+    zf: ZipIndex, archive: Path, entry: FileEntry, dest_root: Path, progress: Progress
 ) -> None:
     rel_parts = entry.path.split("/")[1:]
     parent = _safe_dir(dest_root, rel_parts[:-1])
@@ -342,7 +342,7 @@ def _extract_file(
 
 
 def _stage(
-    zf: zipfile.ZipFile,
+    zf: ZipIndex,
     archive: Path,
     manifest: BackupManifest,
     journal: Journal,
@@ -436,7 +436,7 @@ def restore(
 
 
 def _apply(
-    zf: zipfile.ZipFile,
+    zf: ZipIndex,
     archive: Path,
     manifest: BackupManifest,
     target: Path,

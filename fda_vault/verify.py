@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import zipfile
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -25,6 +25,7 @@ from fda_vault.errors import IntegrityError
 from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment
 from fda_vault.parallel import batches, map_in_threads
 from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.zipindex import Member, ZipIndex
 
 # Deflate cannot expand data more than ~1032:1; a member claiming more is forged.
 MAX_DEFLATE_RATIO = 1100
@@ -121,7 +122,7 @@ def manifest_problems(manifest: BackupManifest) -> list[Problem]:
     return problems
 
 
-def _layout_problems(zf: zipfile.ZipFile) -> list[Problem]:
+def _layout_problems(zf: ZipIndex) -> list[Problem]:
     """Members that overlap (a classic zip-bomb trick) or claim an impossible ratio."""
     problems: list[Problem] = []
     members = sorted(zf.infolist(), key=lambda i: i.header_offset)
@@ -149,7 +150,7 @@ def _layout_problems(zf: zipfile.ZipFile) -> list[Problem]:
     return problems
 
 
-def check_names(zf: zipfile.ZipFile, *, casefold: bool = False) -> tuple[list[Problem], set[str]]:
+def check_names(zf: ZipIndex, *, casefold: bool = False) -> tuple[list[Problem], set[str]]:
     """Unsafe, duplicate, special or encrypted members, and the set of acceptable names.
 
     ``casefold`` also treats names that differ only in case as duplicates (for targets on
@@ -183,35 +184,50 @@ def check_names(zf: zipfile.ZipFile, *, casefold: bool = False) -> tuple[list[Pr
     return problems, seen
 
 
+def _files(zf: ZipIndex) -> Iterator[Member]:
+    return (m for m in zf.infolist() if not m.is_dir() and m.filename.startswith(DATA_PREFIX))
+
+
+def _dirs(zf: ZipIndex) -> Iterator[Member]:
+    return (m for m in zf.infolist() if m.is_dir() and m.filename.startswith(DATA_PREFIX))
+
+
 def check_structure(
-    zf: zipfile.ZipFile, manifest: BackupManifest, archive: Path, *, casefold: bool = False
+    zf: ZipIndex, manifest: BackupManifest, archive: Path, *, casefold: bool = False
 ) -> list[Problem]:
     """Every problem of names, entry types, manifest consistency and checksums.txt."""
     problems = manifest_problems(manifest)
+    manifest_consistent = not problems
     name_problems, seen = check_names(zf, casefold=casefold)
     problems.extend(name_problems)
-    expected_files = {DATA_PREFIX + e.path for e in manifest.files}
-    expected_dirs = {DATA_PREFIX + d + "/" for d in manifest.empty_dirs}
+    # Manifest paths lack the "projects/" prefix; sets of them reuse the manifest's strings.
+    expected_files = {e.path for e in manifest.files}
+    expected_dirs = {d + "/" for d in manifest.empty_dirs}
     for info in zf.infolist():
         name = info.filename
         if name not in seen or name in {MANIFEST_NAME, CHECKSUMS_NAME}:
             continue
+        rel = name[len(DATA_PREFIX) :]
         if info.is_dir():
-            if name not in expected_dirs:
+            if rel not in expected_dirs:
                 problems.append(
                     Problem(path=name, kind="unexpected", detail="folder not in the manifest")
                 )
-        elif name not in expected_files:
+        elif rel not in expected_files:
             problems.append(
                 Problem(path=name, kind="unexpected", detail="member not in the manifest")
             )
-    for name in sorted(expected_files - seen):
+    for rel in sorted(expected_files - {m.filename[len(DATA_PREFIX) :] for m in _files(zf)}):
         problems.append(
-            Problem(path=name, kind="missing", detail="in the manifest, not in the archive")
+            Problem(
+                path=DATA_PREFIX + rel, kind="missing", detail="in the manifest, not in the archive"
+            )
         )
-    for name in sorted(expected_dirs - seen):
+    for rel in sorted(expected_dirs - {m.filename[len(DATA_PREFIX) :] for m in _dirs(zf)}):
         problems.append(
-            Problem(path=name, kind="missing", detail="empty folder not in the archive")
+            Problem(
+                path=DATA_PREFIX + rel, kind="missing", detail="empty folder not in the archive"
+            )
         )
     if CHECKSUMS_NAME not in seen:
         problems.append(
@@ -219,27 +235,29 @@ def check_structure(
         )
     else:
         try:
-            raw = b"".join(
-                iter_member(
-                    zf, zf.getinfo(CHECKSUMS_NAME), zf.getinfo(CHECKSUMS_NAME).file_size, archive
-                )
-            )
+            info = zf.getinfo(CHECKSUMS_NAME)
+            raw = b"".join(iter_member(zf, info, info.file_size, archive))
         except IntegrityError as exc:
             problems.append(Problem(path=CHECKSUMS_NAME, kind="corrupt", detail=exc.why))
         else:
-            listed, parse_problems = _parse_checksums_txt(raw)
-            problems.extend(parse_problems)
-            if listed != manifest.checksums:
-                problems.append(
-                    Problem(
-                        path=CHECKSUMS_NAME, kind="checksums", detail="disagrees with metadata.json"
+            # Our own archives hold exactly the lines a consistent manifest gives: compare
+            # bytes, and parse (which costs memory) only when they differ.
+            if not manifest_consistent or raw != manifest.checksums_txt():
+                listed, parse_problems = _parse_checksums_txt(raw)
+                problems.extend(parse_problems)
+                if listed != manifest.checksums:
+                    problems.append(
+                        Problem(
+                            path=CHECKSUMS_NAME,
+                            kind="checksums",
+                            detail="disagrees with metadata.json",
+                        )
                     )
-                )
     return problems
 
 
 def check_file_data(
-    zf: zipfile.ZipFile,
+    zf: ZipIndex,
     manifest: BackupManifest,
     archive: Path,
     progress: Progress,

@@ -1,0 +1,197 @@
+"""The central directory of a ZIP archive, read compactly and defensively.
+
+``zipfile.ZipInfo`` costs about 1 KB per member; an index of 20,000 files would be most of
+our memory budget. This reader keeps what verify, list and restore need (a few slots per
+member), reads the directory in one ``pread``, understands ZIP64, and turns every
+malformation into an :class:`IntegrityError` instead of an exception from deep inside.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from types import TracebackType
+
+from fda_vault.errors import IntegrityError, OperationError, UsageError
+from fda_vault.fsio import describe_os_error
+
+__all__ = ["Member", "ZipIndex"]
+
+_EOCD = struct.Struct("<4sHHHHIIH")
+_ZIP64_LOCATOR = struct.Struct("<4sIQI")
+_ZIP64_EOCD = struct.Struct("<4sQHHIIQQQQ")
+_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
+_MAX32 = 0xFFFFFFFF
+_MAX16 = 0xFFFF
+_FLAG_UTF8 = 0x800
+_MAX_COMMENT = 0xFFFF
+
+
+class Member:
+    """One central-directory record (the attributes of ``zipfile.ZipInfo`` we use)."""
+
+    __slots__ = (
+        "CRC",
+        "compress_size",
+        "compress_type",
+        "external_attr",
+        "file_size",
+        "filename",
+        "flag_bits",
+        "header_offset",
+        "raw_name",
+    )
+
+    def __init__(
+        self,
+        raw_name: bytes,
+        filename: str,
+        flag_bits: int,
+        compress_type: int,
+        crc: int,
+        compress_size: int,
+        file_size: int,
+        header_offset: int,
+        external_attr: int,
+    ) -> None:
+        self.raw_name = raw_name
+        self.filename = filename
+        self.flag_bits = flag_bits
+        self.compress_type = compress_type
+        self.CRC = crc
+        self.compress_size = compress_size
+        self.file_size = file_size
+        self.header_offset = header_offset
+        self.external_attr = external_attr
+
+    def is_dir(self) -> bool:
+        """A folder entry (its name ends with ``/``)."""
+        return self.filename.endswith("/")
+
+
+def _zip64_values(extra: bytes, wanted: list[bool]) -> list[int]:
+    """The 64-bit size/offset fields that the 32-bit record marked as overflowing."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, pos)
+        if tag == 0x0001:
+            count = sum(wanted)
+            if length < 8 * count:
+                raise ValueError("ZIP64 extra field too short")
+            return list(struct.unpack_from(f"<{count}Q", extra, pos + 4))
+        pos += 4 + length
+    raise ValueError("ZIP64 extra field missing")
+
+
+class ZipIndex:
+    """An open archive: its members by name, and the descriptor to read them from."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            raise UsageError(path, "no such archive") from None
+        except IsADirectoryError:
+            raise UsageError(path, "not a file") from None
+        except OSError as exc:
+            raise OperationError(path, f"cannot read: {describe_os_error(exc)}") from None
+        try:
+            self._members = self._read_directory()
+        except IntegrityError:
+            self.close()
+            raise
+        except (ValueError, struct.error, IndexError, UnicodeDecodeError) as exc:
+            self.close()
+            raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
+        except OSError as exc:
+            self.close()
+            raise OperationError(path, f"cannot read: {describe_os_error(exc)}") from None
+        self._by_name = {m.filename: m for m in self._members}
+
+    def _bad(self, why: str) -> IntegrityError:
+        return IntegrityError(self.path, f"not a readable ZIP archive ({why})")
+
+    def _read_directory(self) -> list[Member]:
+        size = os.fstat(self.fd).st_size
+        if size < _EOCD.size:
+            raise self._bad("too short to be a ZIP file" if size else "empty file")
+        tail_len = min(size, _MAX_COMMENT + _EOCD.size)
+        tail = os.pread(self.fd, tail_len, size - tail_len)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or at + _EOCD.size > len(tail):
+            raise self._bad("no end-of-directory record: not a ZIP file, or truncated")
+        eocd_offset = size - tail_len + at
+        _sig, _disk, _cd_disk, _n_disk, count, cd_size, cd_offset, _comment = _EOCD.unpack_from(
+            tail, at
+        )
+        locator_at = at - _ZIP64_LOCATOR.size
+        if locator_at >= 0 and tail[locator_at : locator_at + 4] == b"PK\x06\x07":
+            _lsig, _ldisk, z64_offset, _ndisks = _ZIP64_LOCATOR.unpack_from(tail, locator_at)
+            record = os.pread(self.fd, _ZIP64_EOCD.size, z64_offset)
+            if len(record) != _ZIP64_EOCD.size or record[:4] != b"PK\x06\x06":
+                raise self._bad("bad ZIP64 end-of-directory record")
+            fields = _ZIP64_EOCD.unpack(record)
+            count, cd_size, cd_offset = fields[7], fields[8], fields[9]
+            eocd_offset = z64_offset
+        elif count == _MAX16 or _MAX32 in (cd_size, cd_offset):
+            raise self._bad("ZIP64 record missing")
+        if cd_offset + cd_size > eocd_offset:
+            raise self._bad("central directory runs past its end record (truncated?)")
+        directory = os.pread(self.fd, cd_size, cd_offset)
+        if len(directory) != cd_size:
+            raise self._bad("central directory truncated")
+        members: list[Member] = []
+        pos = 0
+        for _ in range(count):
+            if pos + _CENTRAL.size > len(directory):
+                raise self._bad("central directory truncated")
+            (sig, _made, _need, flags, method, _time, _date, crc, csize, usize, name_len,
+             extra_len, comment_len, _disk, _internal, external, offset) = _CENTRAL.unpack_from(
+                directory, pos
+            )  # fmt: skip
+            if sig != b"PK\x01\x02":
+                raise self._bad("bad central directory record")
+            start = pos + _CENTRAL.size
+            raw_name = directory[start : start + name_len]
+            extra = directory[start + name_len : start + name_len + extra_len]
+            pos = start + name_len + extra_len + comment_len
+            if pos > len(directory):
+                raise self._bad("central directory truncated")
+            wanted = [usize == _MAX32, csize == _MAX32, offset == _MAX32]
+            if any(wanted):
+                values = iter(_zip64_values(extra, wanted))
+                usize = next(values) if wanted[0] else usize
+                csize = next(values) if wanted[1] else csize
+                offset = next(values) if wanted[2] else offset
+            name = raw_name.decode("utf-8" if flags & _FLAG_UTF8 else "cp437")
+            members.append(
+                Member(raw_name, name, flags, method, crc, csize, usize, offset, external)
+            )
+        return members
+
+    def infolist(self) -> list[Member]:
+        """Every member, in directory order (duplicates included)."""
+        return self._members
+
+    def getinfo(self, name: str) -> Member:
+        """The member called ``name`` (the last one, if the name repeats); KeyError if none."""
+        return self._by_name[name]
+
+    def close(self) -> None:
+        """Release the file descriptor."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> ZipIndex:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
