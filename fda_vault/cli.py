@@ -62,6 +62,13 @@ ProjectsDirOpt = Annotated[
         show_default=False,
     ),
 ]
+_BACKUPS_HELP = "Backups folder (env FDA_VAULT_BACKUP_DIR; default <projects root>/backups)."
+OutputDirOpt = Annotated[
+    Optional[Path], typer.Option("--output-dir", help=_BACKUPS_HELP, show_default=False)
+]
+BackupsDirOpt = Annotated[
+    Optional[Path], typer.Option("--backups-dir", help=_BACKUPS_HELP, show_default=False)
+]
 LockTimeoutOpt = Annotated[
     float,
     typer.Option("--lock-timeout", min=0, help="Seconds to wait for another run's lock."),
@@ -115,14 +122,7 @@ def backup(
     ] = None,
     all_projects: Annotated[bool, typer.Option("--all", help="Back up every project.")] = False,
     projects_dir: ProjectsDirOpt = None,
-    output_dir: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--output-dir",
-            help="Backups folder (env FDA_VAULT_BACKUP_DIR; default <projects root>/backups).",
-            show_default=False,
-        ),
-    ] = None,
+    output_dir: OutputDirOpt = None,
     level: Annotated[
         int,
         typer.Option("--level", min=0, max=9, help="0 stores, 1-9 deflate (faster to smaller)."),
@@ -212,14 +212,7 @@ def list_command(
     files: Annotated[
         bool, typer.Option("--files", help="List every file with size and SHA-256.")
     ] = False,
-    backups_dir: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--backups-dir",
-            help="Backups folder (env FDA_VAULT_BACKUP_DIR; default <projects root>/backups).",
-            show_default=False,
-        ),
-    ] = None,
+    backups_dir: BackupsDirOpt = None,
     projects_dir: ProjectsDirOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -366,14 +359,7 @@ def prune(
             show_default=False,
         ),
     ] = None,
-    backups_dir: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--backups-dir",
-            help="Backups folder (env FDA_VAULT_BACKUP_DIR; default <projects root>/backups).",
-            show_default=False,
-        ),
-    ] = None,
+    backups_dir: BackupsDirOpt = None,
     projects_dir: ProjectsDirOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be kept and why; delete nothing.")
@@ -456,14 +442,7 @@ def guard(
     ] = None,
     all_projects: Annotated[bool, typer.Option("--all", help="Protect every project.")] = False,
     projects_dir: ProjectsDirOpt = None,
-    output_dir: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--output-dir",
-            help="Backups folder (env FDA_VAULT_BACKUP_DIR; default <projects root>/backups).",
-            show_default=False,
-        ),
-    ] = None,
+    output_dir: OutputDirOpt = None,
     keep_on_success: Annotated[
         bool,
         typer.Option(

@@ -35,13 +35,18 @@ if HAVE_ISAL:
 
 
 def _engine_level(level: int) -> tuple[bool, int]:
-    """Map the user's 1-9 to (use ISA-L, its level): 9 keeps zlib's densest output."""
-    if not HAVE_ISAL or level >= 9:
+    """Map the user's 1-9 to (use ISA-L, its level), or zlib at that level for 7-9.
+
+    Measured on the benchmark corpus (text-heavy 510(k) projects): ISA-L 3 is 5-10x
+    faster than zlib -6 and its archives stay within 5% of ``zip -6``'s; ISA-L 2 and 1
+    are faster still but 5-10% larger. 7-9 are for those who want zlib's densest output.
+    """
+    if not HAVE_ISAL or level >= 7:
         return False, level
     if level <= 3:
         return True, 1
-    if level <= 6:
-        return True, 2  # within ~1% of zlib -6's size, many times faster
+    if level <= 5:
+        return True, 2
     return True, 3
 
 

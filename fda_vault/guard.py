@@ -50,6 +50,25 @@ class GuardResult(BaseModel):
     backup_kept: bool
 
 
+def _take_snapshot(
+    projects: Sequence[str],
+    all_projects: bool,
+    projects_dir: Path,
+    backups_dir: Path,
+    lock_timeout: float,
+    progress: Progress,
+) -> Snapshot:
+    taken = backup(
+        projects,
+        all_projects=all_projects,
+        projects_dir=projects_dir,
+        output_dir=backups_dir,
+        lock_timeout=lock_timeout,
+        progress=progress,
+    )
+    return Snapshot(backup=taken, archive=Path(taken.archive))
+
+
 def _roll_back(snapshot: Snapshot, projects_dir: Path, lock_timeout: float) -> None:
     snapshot.restore = restore(
         snapshot.archive,
@@ -83,15 +102,9 @@ def safeguard(
     A failed backup raises before the block runs. ``keep_on_success=False`` deletes the
     backup when the block succeeds; a backup that was used for a rollback is always kept.
     """
-    taken = backup(
-        projects,
-        all_projects=all_projects,
-        projects_dir=projects_dir,
-        output_dir=backups_dir,
-        lock_timeout=lock_timeout,
-        progress=progress,
+    snapshot = _take_snapshot(
+        projects, all_projects, projects_dir, backups_dir, lock_timeout, progress
     )
-    snapshot = Snapshot(backup=taken, archive=Path(taken.archive))
     try:
         yield snapshot
     except BaseException:
@@ -149,15 +162,9 @@ def run_guarded(
         raise UsageError("no command given", "put it after --, e.g. guard --all -- make update")
     if shutil.which(command[0]) is None:  # before the backup: nothing to undo, nothing to keep
         raise UsageError(command[0], "command not found or not executable")
-    taken = backup(
-        projects,
-        all_projects=all_projects,
-        projects_dir=projects_dir,
-        output_dir=backups_dir,
-        lock_timeout=lock_timeout,
-        progress=progress,
+    snapshot = _take_snapshot(
+        projects, all_projects, projects_dir, backups_dir, lock_timeout, progress
     )
-    snapshot = Snapshot(backup=taken, archive=Path(taken.archive))
     returncode = _run_forwarding_signals(command, stdout_to_stderr)
     # A command killed by signal N reports -N; the shell convention is 128 + N.
     exit_status = 128 - returncode if returncode < 0 else returncode
@@ -169,7 +176,7 @@ def run_guarded(
     return GuardResult(
         command=list(command),
         returncode=exit_status,
-        backup=taken,
+        backup=snapshot.backup,
         rolled_back=snapshot.rolled_back,
         restore=snapshot.restore,
         backup_kept=snapshot.kept,

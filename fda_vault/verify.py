@@ -308,31 +308,26 @@ def _entry_size(entry: FileEntry) -> int:
     return entry.size
 
 
+def _unreadable_report(path: Path, problem: Problem) -> VerifyReport:
+    """The report of an archive that could not even be opened or whose manifest is bad."""
+    return VerifyReport(
+        archive=str(path), ok=False, projects=[], files_checked=0, bytes_checked=0,
+        problems=[problem],
+    )  # fmt: skip
+
+
 def verify_archive(path: Path, *, progress: Progress = NO_PROGRESS) -> VerifyReport:
     """Check one archive fully; every problem is reported, none raised (but a missing file)."""
     try:
         zf = open_archive(path)
     except IntegrityError as exc:
-        return VerifyReport(
-            archive=str(path),
-            ok=False,
-            projects=[],
-            files_checked=0,
-            bytes_checked=0,
-            problems=[Problem(path=str(path), kind="structure", detail=exc.why)],
-        )
+        return _unreadable_report(path, Problem(path=str(path), kind="structure", detail=exc.why))
     with zf:
         try:
             manifest = read_manifest(zf, path)
         except IntegrityError as exc:
-            return VerifyReport(
-                archive=str(path),
-                ok=False,
-                projects=[],
-                files_checked=0,
-                bytes_checked=0,
-                problems=[Problem(path=MANIFEST_NAME, kind="manifest", detail=exc.why)],
-            )
+            problem = Problem(path=MANIFEST_NAME, kind="manifest", detail=exc.why)
+            return _unreadable_report(path, problem)
         problems = check_structure(zf, manifest, path)
         files, nbytes, data_problems = check_file_data(zf, manifest, path, progress)
     problems.extend(data_problems)
