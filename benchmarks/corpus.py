@@ -404,7 +404,12 @@ def make_pdf_file(rng: random.Random, pool: TextPool, size: int) -> bytes:
     """PDF-like bytes that do not compress: a %PDF header, random streams, %%EOF."""
     head = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\nstream\n"
     tail = b"\nendstream\n%%EOF\n"
-    return head + rng.randbytes(max(0, size - len(head) - len(tail))) + tail
+    body = max(0, size - len(head) - len(tail))
+    if body < 256 << 20:
+        return head + rng.randbytes(body) + tail
+    # randbytes() of 256 MB or more overflows a C int (--scale 10): draw it in slices.
+    slices = [rng.randbytes(min(64 << 20, body - i)) for i in range(0, body, 64 << 20)]
+    return head + b"".join(slices) + tail
 
 
 MAKERS: dict[str, Callable[[random.Random, TextPool, int], bytes]] = {
