@@ -3,6 +3,7 @@ concurrent runs, SIGKILL, SIGINT and SIGTERM. Real files and real processes, no 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -122,14 +123,16 @@ def test_disk_filling_up_during_a_restore_changes_nothing(tmp_path: Path, small_
     deadline = time.monotonic() + 30
     while not list(small_disk.glob(".fda-vault-staging-*")) and time.monotonic() < deadline:
         time.sleep(0.001)
-    with (small_disk / "filler.bin").open("wb") as filler:
+    with (small_disk / "filler.bin").open("wb", buffering=0) as filler:
+        # posix_fallocate takes all the free space at once (tmpfs allocates real pages),
+        # long before the restore has staged its 10 MB; writes mop up what is left.
+        fs = os.statvfs(small_disk)
+        with contextlib.suppress(OSError):
+            os.posix_fallocate(filler.fileno(), 0, fs.f_bavail * fs.f_frsize)
         block = b"\0" * 65536
-        try:
+        with contextlib.suppress(OSError):
             while True:
-                filler.write(block)
-                filler.flush()
-        except OSError:
-            pass
+                filler.write(block)  # unbuffered: nothing left to flush on close
     _, stderr = proc.communicate(timeout=120)
     (small_disk / "filler.bin").unlink()
     assert proc.returncode == 1, stderr
