@@ -50,9 +50,6 @@ __all__ = [
     "list_projects",
 ]
 
-# A first block that deflate cannot shrink by 3% marks a file not worth compressing.
-_TRIAL_BYTES = 64 << 10
-_INCOMPRESSIBLE_RATIO = 0.97
 _TMP_SUFFIX = ".tmp"
 
 

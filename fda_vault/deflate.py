@@ -18,7 +18,6 @@ except ImportError:  # pragma: no cover - isal has wheels for every platform we 
     HAVE_ISAL = False
 
 __all__ = [
-    "ENGINE",
     "HAVE_ISAL",
     "INFLATE_ERRORS",
     "Inflater",
@@ -27,7 +26,6 @@ __all__ = [
     "new_inflater",
 ]
 
-ENGINE = "isa-l" if HAVE_ISAL else "zlib"
 # What a decompressor raises on invalid data (ISA-L's error is not a zlib.error).
 INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error,)
 if HAVE_ISAL:
