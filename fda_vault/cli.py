@@ -277,28 +277,32 @@ def restore(
 
         target = target_dir.expanduser().absolute() if target_dir else None
         target = target or resolve_projects_dir(projects_dir)
-        plan = plan_restore(
-            backup_file, target_dir=target, projects=project, lock_timeout=lock_timeout
-        )
-        for line in plan.recovered:
-            term.warning(line)
-        if dry_run:
-            term.restore_plan(plan, to_stdout=True)
-            return
         overwrite = force or yes
-        if plan.overwrites and not overwrite:
-            # The same plan, shown before asking: not a dry run, nothing written yet.
-            term.restore_plan(plan.model_copy(update={"dry_run": False}), to_stdout=False)
-            if not term.interactive:
-                raise RefusedError(
-                    f"restore would overwrite {', '.join(plan.overwrites)}",
-                    "no terminal to ask; use --force or --yes (nothing was changed)",
-                )
-            count = len(plan.overwrites)
-            noun = "project" if count == 1 else "projects"
-            if not typer.confirm(f"Overwrite {count} {noun}?", default=False, err=True):
-                raise RefusedError("restore cancelled", "nothing was changed")
-            overwrite = True
+        # The plan is for showing and asking; with --force/--yes there is nothing to ask,
+        # and restore() plans again under the target's lock anyway.
+        if dry_run or not overwrite:
+            plan = plan_restore(
+                backup_file, target_dir=target, projects=project, lock_timeout=lock_timeout
+            )
+            for line in plan.recovered:
+                term.warning(line)
+            if dry_run:
+                term.restore_plan(plan, to_stdout=True)
+                return
+            if plan.overwrites:
+                # The same plan, shown before asking: not a dry run, nothing written yet.
+                term.restore_plan(plan.model_copy(update={"dry_run": False}), to_stdout=False)
+                if not term.interactive:
+                    raise RefusedError(
+                        f"restore would overwrite {', '.join(plan.overwrites)}",
+                        "no terminal to ask; use --force or --yes (nothing was changed)",
+                    )
+                count = len(plan.overwrites)
+                noun = "project" if count == 1 else "projects"
+                if not typer.confirm(f"Overwrite {count} {noun}?", default=False, err=True):
+                    raise RefusedError("restore cancelled", "nothing was changed")
+                overwrite = True
+            del plan  # its file lists are not needed while restoring
         with term.progress() as progress:
             result = run_restore(
                 backup_file,
