@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
@@ -137,10 +138,25 @@ class BackupManifest(_Model):
         # Straight to bytes: no intermediate str (nor a copy) of the whole manifest.
         return self.__pydantic_serializer__.to_json(self, by_alias=True, indent=2)
 
+    def checksums_lines(self) -> Iterator[bytes]:
+        """The lines of ``checksums.txt``, in order (sorted, as ``sha256sum`` prints them)."""
+        # Sorting entries by (digest, path) orders the lines exactly as sorting the text.
+        for entry in sorted(self.files, key=lambda e: (e.sha256, e.path)):
+            yield f"{entry.sha256}  projects/{entry.path}\n".encode()
+
     def checksums_txt(self) -> bytes:
         """The ``checksums.txt`` member: sorted ``sha256sum -c`` lines."""
-        lines = sorted(f"{e.sha256}  projects/{e.path}\n" for e in self.files)
-        return "".join(lines).encode("utf-8")
+        return b"".join(self.checksums_lines())
+
+    def checksums_txt_matches(self, raw: bytes) -> bool:
+        """True when ``raw`` is exactly :meth:`checksums_txt`, without building it whole."""
+        view = memoryview(raw)
+        position = 0
+        for line in self.checksums_lines():
+            if view[position : position + len(line)] != line:
+                return False
+            position += len(line)
+        return position == len(raw)
 
 
 def parse_manifest(raw: bytes | bytearray, archive_name: str) -> BackupManifest:

@@ -242,7 +242,7 @@ def check_structure(
         else:
             # Our own archives hold exactly the lines a consistent manifest gives: compare
             # bytes, and parse (which costs memory) only when they differ.
-            if not manifest_consistent or raw != manifest.checksums_txt():
+            if not manifest_consistent or not manifest.checksums_txt_matches(raw):
                 listed, parse_problems = _parse_checksums_txt(raw)
                 problems.extend(parse_problems)
                 if listed != manifest.checksums:
