@@ -278,12 +278,18 @@ def restore(
         target = target_dir.expanduser().absolute() if target_dir else None
         target = target or resolve_projects_dir(projects_dir)
         overwrite = force or yes
-        # The plan is for showing and asking; with --force/--yes there is nothing to ask,
-        # and restore() plans again under the target's lock anyway.
+        # The plan (which verifies the data first) is for showing and asking; with
+        # --force/--yes there is nothing to ask, and restore() verifies every byte as it
+        # stages it, before anything becomes visible.
         if dry_run or not overwrite:
-            plan = plan_restore(
-                backup_file, target_dir=target, projects=project, lock_timeout=lock_timeout
-            )
+            with term.progress() as progress:
+                plan = plan_restore(
+                    backup_file,
+                    target_dir=target,
+                    projects=project,
+                    lock_timeout=lock_timeout,
+                    progress=progress,
+                )
             for line in plan.recovered:
                 term.warning(line)
             if dry_run:

@@ -36,7 +36,7 @@ from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.manifest import BackupManifest, FileEntry
 from fda_vault.parallel import batches, map_in_threads
 from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.verify import check_names, check_structure
+from fda_vault.verify import check_file_data, check_names, check_structure
 from fda_vault.zipindex import ZipIndex
 
 __all__ = [
@@ -290,11 +290,23 @@ def plan_restore(
     target_dir: Path,
     projects: Sequence[str] | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    progress: Progress = NO_PROGRESS,
 ) -> RestorePlan:
-    """What ``restore`` would do, writing nothing (but finishing an interrupted restore)."""
+    """What ``restore`` would do, writing nothing (but finishing an interrupted restore).
+
+    The selected projects' data is verified in full first (sizes and SHA-256), so a plan
+    is only shown, and a question only asked, for an archive that can be restored.
+    """
     zf, manifest, selected = _open_checked(archive, projects)
     with zf:
         _check_target(target_dir, archive, selected)
+        _files, _bytes, problems = check_file_data(
+            zf, manifest, archive, progress, projects=set(selected)
+        )
+        if problems:
+            first = problems[0]
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            raise IntegrityError(f"{archive}: {first.path}", f"{first.detail}{more}")
         recovered: list[str] = []
         # A plan writes nothing, not even a lock, unless a crashed restore must be finished.
         if target_dir.is_dir() and needs_recovery(target_dir):

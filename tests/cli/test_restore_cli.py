@@ -151,3 +151,14 @@ def test_force_and_yes_overwrite_without_asking(
     assert result.exit_code == 0, result.stderr
     assert RestoreResult.model_validate_json(result.stdout).overwritten == [ORTHO]
     assert (projects_dir / ORTHO / "device_profile.json").read_bytes() == original
+
+
+def test_dry_run_verifies_the_data_before_showing_a_plan(
+    cli: CliCall, archive: Path, projects_dir: Path, tmp_path: Path
+) -> None:
+    flip_member_byte(archive, f"projects/{ORTHO}/device_profile.json")
+    target = tmp_path / "fresh"
+    result = cli("restore", archive, "--target-dir", target, "--dry-run")
+    assert result.exit_code == 3
+    assert "device_profile.json" in result.stderr and "Restore plan" not in result.stdout
+    assert not target.exists()
