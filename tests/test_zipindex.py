@@ -1,0 +1,125 @@
+"""The compact central-directory reader: same view as zipfile on good archives, an
+IntegrityError (never another exception) on bad ones."""
+
+from __future__ import annotations
+
+import struct
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fda_vault.archive import iter_member
+from fda_vault.errors import IntegrityError, UsageError
+from fda_vault.zipindex import ZipIndex
+from fda_vault.zipwriter import ZipWriter
+
+MTIME = time.mktime((2024, 5, 17, 10, 30, 42, 0, 0, -1))
+
+
+def _write(path: Path, members: dict[str, bytes], *, size_hint: int | None = None) -> Path:
+    with path.open("wb") as fp:
+        writer = ZipWriter(fp)
+        for name, data in members.items():
+            hint = len(data) if size_hint is None else size_hint
+            writer.add_file(name, [data], mtime=MTIME, mode=0o644, size_hint=hint, level=6)
+        writer.close()
+    return path
+
+
+def _same_as_zipfile(path: Path) -> None:
+    with ZipIndex(path) as index, zipfile.ZipFile(path) as zf:
+        ours = [
+            (m.filename, m.CRC, m.compress_size, m.file_size, m.header_offset, m.compress_type)
+            for m in index.infolist()
+        ]
+        theirs = [
+            (i.filename, i.CRC, i.compress_size, i.file_size, i.header_offset, i.compress_type)
+            for i in zf.infolist()
+        ]
+        assert ours == theirs
+
+
+def test_matches_zipfile_on_a_plain_archive(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.zip", {"projects/p/a.txt": b"abc" * 999, "projects/p/é.md": b""})
+    _same_as_zipfile(path)
+    with ZipIndex(path) as index:
+        member = index.getinfo("projects/p/a.txt")
+        assert b"".join(iter_member(index, member, 2997, path)) == b"abc" * 999
+
+
+def test_reads_zip64_size_fields(tmp_path: Path) -> None:
+    # A size hint of 4 GiB makes the writer use ZIP64 headers for a small payload.
+    path = _write(tmp_path / "z64.zip", {"projects/p/big.bin": b"x" * 5000}, size_hint=1 << 32)
+    with ZipIndex(path) as index:
+        member = index.getinfo("projects/p/big.bin")
+        assert (member.file_size, member.header_offset) == (5000, 0)
+        assert b"".join(iter_member(index, member, 5000, path)) == b"x" * 5000
+    _same_as_zipfile(path)
+
+
+def test_reads_the_zip64_end_record_of_65536_members(tmp_path: Path) -> None:
+    members = {f"projects/p/{i:05d}": b"" for i in range(65_536)}
+    path = _write(tmp_path / "many.zip", members)
+    with ZipIndex(path) as index:
+        assert len(index.infolist()) == 65_536
+        assert index.getinfo("projects/p/65535").file_size == 0
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda data: b"", "empty"),
+        (lambda data: data[:10], "too short"),
+        (lambda data: data.replace(b"PK\x05\x06", b"XX\x05\x06"), "end-of-directory"),
+        (lambda data: data.replace(b"PK\x01\x02", b"PK\x01\x09", 1), "central directory"),
+        (lambda data: data[:-40] + data[-22:], "central directory"),
+    ],
+)
+def test_damage_is_an_integrity_error(tmp_path: Path, damage: object, words: str) -> None:
+    good = _write(tmp_path / "good.zip", {"projects/p/a.txt": b"hello" * 100})
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(damage(good.read_bytes()))  # type: ignore[operator]
+    with pytest.raises(IntegrityError) as info:
+        ZipIndex(bad)
+    assert words in info.value.why
+
+
+def test_central_directory_pointing_past_its_end_is_refused(tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.zip", {"projects/p/a.txt": b"hello"})
+    data = bytearray(good.read_bytes())
+    eocd = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<I", data, eocd + 16, len(data) + 100)  # central directory offset
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        ZipIndex(bad)
+
+
+def test_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        ZipIndex(tmp_path / "nope.zip")
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(position=st.integers(min_value=0), value=st.integers(min_value=0, max_value=255))
+def test_any_single_byte_change_opens_or_raises_integrity_error(
+    tmp_path: Path, position: int, value: int
+) -> None:
+    good = tmp_path / "good.zip"
+    if not good.exists():
+        _write(good, {"projects/p/a.txt": b"hello" * 100, "projects/p/b.txt": b"bye"})
+    data = bytearray(good.read_bytes())
+    data[position % len(data)] = value
+    bad = tmp_path / "mutant.zip"
+    bad.write_bytes(bytes(data))
+    try:
+        with ZipIndex(bad) as index:
+            index.infolist()
+    except IntegrityError:
+        pass
