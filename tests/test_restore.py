@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from fda_vault import backup
-from fda_vault.errors import IntegrityError, OperationError, RefusedError, UsageError
+from fda_vault.errors import (
+    IntegrityError,
+    InterruptedByUser,
+    OperationError,
+    RefusedError,
+    UsageError,
+)
 from fda_vault.journal import JOURNAL_NAME, STAGING_PREFIX, Journal, recover_interrupted
 from fda_vault.restore import plan_restore, restore
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, rewrite_archive
@@ -266,3 +272,19 @@ def test_restore_leaves_no_lock_holder_of_another_pid(all_archive: Path, tmp_pat
     restore(all_archive, target_dir=target)
     holder = (target / ".fda-vault.lock.holder").read_text()
     assert f"pid {os.getpid()}" in holder
+
+
+def test_ctrl_c_while_staging_rolls_back_and_reports_an_interruption(
+    projects_dir: Path, all_archive: Path
+) -> None:
+    (projects_dir / CARDIAC / "device_profile.json").write_bytes(b"today's edits")
+    before = _project_snapshot(projects_dir)
+
+    def ctrl_c(count: int) -> None:
+        if count == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(InterruptedByUser):
+        restore(all_archive, target_dir=projects_dir, overwrite=True, _fail_after=ctrl_c)
+    assert _project_snapshot(projects_dir) == before
+    assert _leftovers(projects_dir) == []
