@@ -41,6 +41,7 @@ from fda_vault.manifest import (
 )
 from fda_vault.packer import Packer, PackSource
 from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.verify import verify_archive
 from fda_vault.zipwriter import ZipWriter
 
 __all__ = [
@@ -351,8 +352,6 @@ def backup(
     progress: Progress = NO_PROGRESS,
 ) -> BackupResult:
     """Back up the named projects (or all) into a new verified archive in ``output_dir``."""
-    from fda_vault.verify import verify_archive  # verify imports backup's neighbours only
-
     if not 0 <= level <= 9:
         raise UsageError(f"--level {level}", "must be 0 (store) to 9")
     clock = time.monotonic()

@@ -426,7 +426,6 @@ def test_a_failed_verification_leaves_no_archive(
     projects_dir: Path, backups_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The archive is damaged between writing and verifying: nothing is published."""
-    verify_module = importlib.import_module("fda_vault.verify")
 
     def damage_then_verify(path: Path, **kwargs: Any) -> Any:
         with zipfile.ZipFile(path) as zf:
@@ -439,7 +438,10 @@ def test_a_failed_verification_leaves_no_archive(
             fp.write(bytes([byte[0] ^ 0xFF]))
         return verify_archive(path, **kwargs)
 
-    monkeypatch.setattr(verify_module, "verify_archive", damage_then_verify)
+    # backup() calls the verify_archive it imported: replace it there.
+    monkeypatch.setattr(
+        importlib.import_module("fda_vault.backup"), "verify_archive", damage_then_verify
+    )
     with pytest.raises(IntegrityError) as info:
         _run(projects_dir, backups_dir, ORTHO, level=0)
     assert info.value.exit_code == ExitCode.INTEGRITY

@@ -462,7 +462,10 @@ def test_archive_damaged_before_verification_exits_3_and_is_not_kept(
         path.write_bytes(bytes(raw))
         return real_verify(path, **kwargs)
 
-    monkeypatch.setattr(verify_module, "verify_archive", damage_then_verify)
+    # backup() calls the verify_archive it imported: replace it there.
+    monkeypatch.setattr(
+        importlib.import_module("fda_vault.backup"), "verify_archive", damage_then_verify
+    )
     result = cli(
         "backup",
         "-p",
