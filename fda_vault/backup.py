@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 import stat
 import time
@@ -28,7 +27,13 @@ from fda_vault.errors import (
     OperationError,
     UsageError,
 )
-from fda_vault.fsio import describe_os_error, make_private_dir, publish_no_clobber
+from fda_vault.fsio import (
+    describe_os_error,
+    fsync_path,
+    make_private_dir,
+    publish_no_clobber,
+    sha256_file,
+)
 from fda_vault.journal import recover_interrupted
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.manifest import (
@@ -303,22 +308,6 @@ def _write_archive(
     )
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _file_sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as fp:
-        while chunk := fp.read(READ_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
 def _select_projects(
     names: Sequence[str], all_projects: bool, projects_dir: Path, output_dir: Path
 ) -> list[str]:
@@ -393,8 +382,8 @@ def backup(
             # Flushing to disk, hashing the archive and verifying it all re-read or wait on
             # the same fresh file: done side by side they cost about the longest of the three.
             with ThreadPoolExecutor(2) as side:
-                synced = side.submit(_fsync_file, tmp)
-                digest = side.submit(_file_sha256, tmp)
+                synced = side.submit(fsync_path, tmp)
+                digest = side.submit(sha256_file, tmp)
                 report = verify_archive(tmp, progress=progress) if verify else None
                 synced.result()
                 archive_sha = digest.result()

@@ -75,7 +75,7 @@ def list_backups(backups_dir: Path) -> BackupList:
     """Every fda-vault archive in ``backups_dir``, newest first; damaged ones flagged."""
     if not backups_dir.is_dir():
         raise UsageError(backups_dir, "backups folder not found")
-    found: list[BackupSummary] = []
+    found: list[tuple[str, BackupSummary]] = []  # (UTC stamp from the name, summary)
     for path in backups_dir.iterdir():
         match = ARCHIVE_NAME_RE.match(path.name)
         if not match or not path.is_file():
@@ -100,10 +100,10 @@ def list_backups(backups_dir: Path) -> BackupList:
             summary.projects = manifest.projects
             summary.files = manifest.total_files
             summary.data_bytes = manifest.total_bytes
-        found.append(summary)
+        found.append((match["stamp"], summary))
     # The stamp in the name is UTC and sortable; it orders damaged archives too.
-    found.sort(key=lambda s: (ARCHIVE_NAME_RE.match(s.file)["stamp"], s.file), reverse=True)  # type: ignore[index]
-    return BackupList(backups_dir=str(backups_dir), backups=found)
+    found.sort(key=lambda item: (item[0], item[1].file), reverse=True)
+    return BackupList(backups_dir=str(backups_dir), backups=[summary for _, summary in found])
 
 
 def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -13,11 +14,14 @@ from fda_vault.errors import OperationError
 
 __all__ = [
     "describe_os_error",
-    "fsync_dir",
+    "fsync_path",
     "make_private_dir",
     "publish_no_clobber",
+    "sha256_file",
     "sync_filesystem",
 ]
+
+_CHUNK = 1 << 20
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -59,13 +63,22 @@ def sync_filesystem(path: Path) -> None:
     os.sync()
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or create in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def fsync_path(path: Path) -> None:
+    """Flush a file's data (or, for a folder, the renames and creates in it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sha256_file(path: Path | str) -> str:
+    """SHA-256 (hex) of a file's content, read in 1 MiB chunks."""
+    hasher = hashlib.sha256()
+    with open(path, "rb") as fp:
+        while chunk := fp.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
 
 
 def make_private_dir(path: Path) -> None:
@@ -92,4 +105,4 @@ def publish_no_clobber(tmp: Path, final: Path) -> None:
         os.rename(tmp, final)
     else:
         os.unlink(tmp)
-    fsync_dir(final.parent)
+    fsync_path(final.parent)

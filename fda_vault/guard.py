@@ -33,10 +33,30 @@ class Snapshot:
     """The backup taken before a guarded change; ``rolled_back`` tells what happened after."""
 
     backup: BackupResult
-    archive: Path
     rolled_back: bool = False
     restore: RestoreResult | None = None
     kept: bool = True
+
+    @property
+    def archive(self) -> Path:
+        """The safety backup's archive."""
+        return Path(self.backup.archive)
+
+    def roll_back(self, projects_dir: Path, lock_timeout: float) -> None:
+        """Restore the backed-up projects as they were (all or nothing)."""
+        self.restore = restore(
+            self.archive,
+            target_dir=projects_dir,
+            projects=self.backup.projects,
+            overwrite=True,
+            lock_timeout=lock_timeout,
+        )
+        self.rolled_back = True
+
+    def discard(self) -> None:
+        """Delete the safety backup (the change succeeded and it is not wanted)."""
+        self.archive.unlink(missing_ok=True)
+        self.kept = False
 
 
 class GuardResult(BaseModel):
@@ -66,18 +86,7 @@ def _take_snapshot(
         lock_timeout=lock_timeout,
         progress=progress,
     )
-    return Snapshot(backup=taken, archive=Path(taken.archive))
-
-
-def _roll_back(snapshot: Snapshot, projects_dir: Path, lock_timeout: float) -> None:
-    snapshot.restore = restore(
-        snapshot.archive,
-        target_dir=projects_dir,
-        projects=snapshot.backup.projects,
-        overwrite=True,
-        lock_timeout=lock_timeout,
-    )
-    snapshot.rolled_back = True
+    return Snapshot(backup=taken)
 
 
 @contextmanager
@@ -108,11 +117,10 @@ def safeguard(
     try:
         yield snapshot
     except BaseException:
-        _roll_back(snapshot, projects_dir, lock_timeout)
+        snapshot.roll_back(projects_dir, lock_timeout)
         raise
     if not keep_on_success:
-        snapshot.archive.unlink(missing_ok=True)
-        snapshot.kept = False
+        snapshot.discard()
 
 
 def _run_forwarding_signals(command: Sequence[str], stdout_to_stderr: bool) -> int:
@@ -169,10 +177,9 @@ def run_guarded(
     # A command killed by signal N reports -N; the shell convention is 128 + N.
     exit_status = 128 - returncode if returncode < 0 else returncode
     if exit_status != 0 and rollback:
-        _roll_back(snapshot, projects_dir, lock_timeout)
+        snapshot.roll_back(projects_dir, lock_timeout)
     elif exit_status == 0 and not keep_on_success:
-        snapshot.archive.unlink(missing_ok=True)
-        snapshot.kept = False
+        snapshot.discard()
     return GuardResult(
         command=list(command),
         returncode=exit_status,

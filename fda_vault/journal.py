@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fda_vault.errors import OperationError
-from fda_vault.fsio import describe_os_error, fsync_dir
+from fda_vault.fsio import describe_os_error, fsync_path
 
 __all__ = ["JOURNAL_NAME", "STAGING_PREFIX", "Journal", "needs_recovery", "recover_interrupted"]
 
@@ -86,7 +86,7 @@ class Journal:
             fp.flush()
             os.fsync(fp.fileno())
         tmp.replace(path)
-        fsync_dir(self.target)
+        fsync_path(self.target)
         self.state = state  # only once it is on disk: recovery reads the disk, not us
 
     @classmethod
@@ -123,7 +123,7 @@ class Journal:
         self.write(SWAPPING)
         for project in self.projects:
             self._forward(project)
-        fsync_dir(self.target)
+        fsync_path(self.target)
 
     def _forward(self, project: str) -> None:
         new, live, old = self.new_path(project), self.target / project, self.old_path(project)
@@ -160,14 +160,14 @@ class Journal:
         if self.state == ROLLING_BACK:
             for project in self.projects:
                 self._backward(project)
-            fsync_dir(self.target)
+            fsync_path(self.target)
         self.finish()
 
     def roll_forward(self) -> None:
         """Complete an interrupted swap, then clean up."""
         for project in self.projects:
             self._forward(project)
-        fsync_dir(self.target)
+        fsync_path(self.target)
         self.finish()
 
     def finish(self) -> None:
@@ -176,7 +176,7 @@ class Journal:
             remove_tree(self.staging)
         (self.target / JOURNAL_NAME).unlink(missing_ok=True)
         (self.target / (JOURNAL_NAME + ".tmp")).unlink(missing_ok=True)
-        fsync_dir(self.target)
+        fsync_path(self.target)
 
 
 def needs_recovery(target: Path) -> bool:

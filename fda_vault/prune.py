@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from fda_vault.archive import open_archive, read_manifest
 from fda_vault.catalog import ARCHIVE_NAME_RE
 from fda_vault.errors import FdaVaultError, OperationError, UsageError
-from fda_vault.fsio import describe_os_error, fsync_dir
+from fda_vault.fsio import describe_os_error, fsync_path
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.verify import check_structure
 
@@ -407,7 +407,7 @@ def _delete(backups_dir: Path, doomed: Sequence[PruneDecision]) -> None:
             deleted += 1
     finally:
         if deleted:
-            fsync_dir(backups_dir)
+            fsync_path(backups_dir)
 
 
 def _result(plan: PrunePlan, *, dry_run: bool) -> PruneResult:

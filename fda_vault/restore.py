@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from fda_vault.archive import DATA_PREFIX, READ_CHUNK, iter_member, open_archive, read_manifest
+from fda_vault.archive import DATA_PREFIX, iter_member, open_archive, read_manifest
 from fda_vault.errors import (
     FdaVaultError,
     IntegrityError,
@@ -30,7 +30,7 @@ from fda_vault.errors import (
     RefusedError,
     UsageError,
 )
-from fda_vault.fsio import describe_os_error, sync_filesystem
+from fda_vault.fsio import describe_os_error, sha256_file, sync_filesystem
 from fda_vault.journal import Journal, needs_recovery, recover_interrupted
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.manifest import BackupManifest, FileEntry
@@ -129,14 +129,6 @@ def _disk_state(root: Path) -> tuple[dict[str, _DiskFile], set[str], set[str]]:
     return files, others, empty
 
 
-def _sha256_of(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as fp:
-        while chunk := fp.read(READ_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
 def _plan_project(target: Path, name: str, manifest: BackupManifest) -> ProjectPlan:
     prefix = name + "/"
     wanted = {e.path[len(prefix) :]: e for e in manifest.files if e.path.startswith(prefix)}
@@ -162,7 +154,7 @@ def _plan_project(target: Path, name: str, manifest: BackupManifest) -> ProjectP
     same = same_bytes = 0
     for rel in sorted(set(wanted) & set(disk)):
         entry = wanted[rel]
-        if disk[rel].size == entry.size and _sha256_of(disk[rel].path) == entry.sha256:
+        if disk[rel].size == entry.size and sha256_file(disk[rel].path) == entry.sha256:
             same += 1
             same_bytes += entry.size
         else:

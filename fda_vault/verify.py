@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import zipfile
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -25,7 +25,7 @@ from fda_vault.errors import IntegrityError
 from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment
 from fda_vault.parallel import batches, map_in_threads
 from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.zipindex import Member, ZipIndex
+from fda_vault.zipindex import ZipIndex
 
 # Deflate cannot expand data more than ~1032:1; a member claiming more is forged.
 MAX_DEFLATE_RATIO = 1100
@@ -184,14 +184,6 @@ def check_names(zf: ZipIndex, *, casefold: bool = False) -> tuple[list[Problem],
     return problems, seen
 
 
-def _files(zf: ZipIndex) -> Iterator[Member]:
-    return (m for m in zf.infolist() if not m.is_dir() and m.filename.startswith(DATA_PREFIX))
-
-
-def _dirs(zf: ZipIndex) -> Iterator[Member]:
-    return (m for m in zf.infolist() if m.is_dir() and m.filename.startswith(DATA_PREFIX))
-
-
 def check_structure(
     zf: ZipIndex, manifest: BackupManifest, archive: Path, *, casefold: bool = False
 ) -> list[Problem]:
@@ -203,11 +195,14 @@ def check_structure(
     # Manifest paths lack the "projects/" prefix; sets of them reuse the manifest's strings.
     expected_files = {e.path for e in manifest.files}
     expected_dirs = {d + "/" for d in manifest.empty_dirs}
+    missing_files, missing_dirs = set(expected_files), set(expected_dirs)
     for info in zf.infolist():
         name = info.filename
-        if name not in seen or name in {MANIFEST_NAME, CHECKSUMS_NAME}:
-            continue
-        rel = name[len(DATA_PREFIX) :]
+        rel = name[len(DATA_PREFIX) :] if name.startswith(DATA_PREFIX) else None
+        if rel is not None:
+            (missing_dirs if info.is_dir() else missing_files).discard(rel)
+        if rel is None or name not in seen:
+            continue  # manifest and checksums.txt, or already reported by check_names
         if info.is_dir():
             if rel not in expected_dirs:
                 problems.append(
@@ -217,13 +212,13 @@ def check_structure(
             problems.append(
                 Problem(path=name, kind="unexpected", detail="member not in the manifest")
             )
-    for rel in sorted(expected_files - {m.filename[len(DATA_PREFIX) :] for m in _files(zf)}):
+    for rel in sorted(missing_files):
         problems.append(
             Problem(
                 path=DATA_PREFIX + rel, kind="missing", detail="in the manifest, not in the archive"
             )
         )
-    for rel in sorted(expected_dirs - {m.filename[len(DATA_PREFIX) :] for m in _dirs(zf)}):
+    for rel in sorted(missing_dirs):
         problems.append(
             Problem(
                 path=DATA_PREFIX + rel, kind="missing", detail="empty folder not in the archive"

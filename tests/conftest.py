@@ -20,6 +20,8 @@ import pytest
 from typer.testing import CliRunner, Result  # noqa: TID251 (tests drive the CLI)
 
 from fda_vault.cli import app
+from fda_vault.verify import verify_archive
+from tests.zipbytes import flip_member_byte
 
 CARDIAC = "K241234_cardiac_monitor"
 # A project name outside ASCII: accents and a non-Latin script.
@@ -243,3 +245,17 @@ def umask_022() -> Iterator[None]:
         yield
     finally:
         os.umask(old)
+
+
+@pytest.fixture
+def damage_before_verification(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flip a byte of ORTHO's device_profile.json between writing and verifying a backup."""
+
+    def damage_then_verify(path: Path, **kwargs: Any) -> Any:
+        flip_member_byte(path, f"projects/{ORTHO}/device_profile.json")
+        return verify_archive(path, **kwargs)
+
+    # backup() calls the verify_archive it imported: replace it there.
+    monkeypatch.setattr(
+        importlib.import_module("fda_vault.backup"), "verify_archive", damage_then_verify
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import importlib
 import os
 import re
 import stat
@@ -422,26 +421,9 @@ def test_disk_full_while_writing_leaves_nothing(
     )
 
 
-def test_a_failed_verification_leaves_no_archive(
-    projects_dir: Path, backups_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("damage_before_verification")
+def test_a_failed_verification_leaves_no_archive(projects_dir: Path, backups_dir: Path) -> None:
     """The archive is damaged between writing and verifying: nothing is published."""
-
-    def damage_then_verify(path: Path, **kwargs: Any) -> Any:
-        with zipfile.ZipFile(path) as zf:
-            info = zf.getinfo(f"projects/{ORTHO}/device_profile.json")
-            offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
-        with open(path, "r+b") as fp:
-            fp.seek(offset)
-            byte = fp.read(1)
-            fp.seek(offset)
-            fp.write(bytes([byte[0] ^ 0xFF]))
-        return verify_archive(path, **kwargs)
-
-    # backup() calls the verify_archive it imported: replace it there.
-    monkeypatch.setattr(
-        importlib.import_module("fda_vault.backup"), "verify_archive", damage_then_verify
-    )
     with pytest.raises(IntegrityError) as info:
         _run(projects_dir, backups_dir, ORTHO, level=0)
     assert info.value.exit_code == ExitCode.INTEGRITY

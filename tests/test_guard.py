@@ -129,27 +129,38 @@ def test_guard_cli_no_rollback_only_reports(projects_dir: Path, backups_dir: Pat
     assert (projects_dir / GLUCOSE / "new_openfda_pull.json").exists()
 
 
-def test_guard_cli_command_killed_by_sigterm_is_rolled_back(
-    projects_dir: Path, backups_dir: Path
-) -> None:
-    before = _projects(projects_dir)
+def _start_slow_update(
+    projects_dir: Path, backups_dir: Path, *guard_args: str
+) -> tuple[subprocess.Popen[str], int]:
+    """Start ``guard`` around a command that half-updates ORTHO, then sleeps.
+
+    Returns the guard process and, once the update has begun, the command's PID.
+    """
     marker = projects_dir.parent / "started"
     slow = (
-        "import pathlib, time, sys\n"
+        "import os, pathlib, time\n"
         f"pathlib.Path({str(projects_dir / ORTHO / 'device_profile.json')!r}).write_text('half')\n"
-        f"pathlib.Path({str(marker)!r}).write_text(str(__import__('os').getpid()))\n"
+        f"pathlib.Path({str(marker)!r}).write_text(str(os.getpid()))\n"
         "time.sleep(60)\n"
     )
     proc = subprocess.Popen(
         _cmd("guard", "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
-             "--json", "--", sys.executable, "-c", slow),
+             *guard_args, "--", sys.executable, "-c", slow),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline:
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.1)
-    os.kill(int(marker.read_text()), signal.SIGTERM)
+    return proc, int(marker.read_text())
+
+
+def test_guard_cli_command_killed_by_sigterm_is_rolled_back(
+    projects_dir: Path, backups_dir: Path
+) -> None:
+    before = _projects(projects_dir)
+    proc, command_pid = _start_slow_update(projects_dir, backups_dir, "--json")
+    os.kill(command_pid, signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     result = json.loads(stdout)
@@ -161,22 +172,7 @@ def test_guard_cli_sigterm_to_guard_itself_reaches_the_command(
     projects_dir: Path, backups_dir: Path
 ) -> None:
     before = _projects(projects_dir)
-    marker = projects_dir.parent / "started"
-    slow = (
-        "import pathlib, time\n"
-        f"pathlib.Path({str(projects_dir / ORTHO / 'device_profile.json')!r}).write_text('half')\n"
-        f"pathlib.Path({str(marker)!r}).write_text('x')\n"
-        "time.sleep(60)\n"
-    )
-    proc = subprocess.Popen(
-        _cmd("guard", "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
-             "--", sys.executable, "-c", slow),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.1)
+    proc, _command_pid = _start_slow_update(projects_dir, backups_dir)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr

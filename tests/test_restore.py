@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -189,25 +190,55 @@ def test_failure_after_n_files_leaves_every_project_as_it_was(
     assert _leftovers(projects_dir) == []
 
 
+@pytest.mark.parametrize(
+    ("blocks_free", "inodes_free", "words"), [(3, None, "bytes"), (None, 2, "inodes")]
+)
 def test_not_enough_space_is_refused_before_writing(
-    all_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    all_archive: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    blocks_free: int | None,
+    inodes_free: int | None,
+    words: str,
 ) -> None:
     real = os.statvfs(tmp_path)
 
     class NearlyFull:
         f_frsize = real.f_frsize
-        f_bavail = 3  # three blocks left
+        f_bavail = real.f_bavail if blocks_free is None else blocks_free
         f_blocks = real.f_blocks
-        f_bfree = 3
-        f_files = real.f_files
-        f_favail = real.f_favail
+        f_bfree = f_bavail
+        f_files = real.f_files or 1_000_000
+        f_favail = real.f_favail if inodes_free is None else inodes_free
 
     monkeypatch.setattr(os, "statvfs", lambda _p: NearlyFull)
     target = tmp_path / "t"
     with pytest.raises(OperationError) as info:
         restore(all_archive, target_dir=target)
     assert "disk full" in info.value.message and "nothing was written" in info.value.message
+    assert words in info.value.message
     assert [p.name for p in target.iterdir() if not p.name.startswith(".fda-vault.lock")] == []
+
+
+def test_names_differing_only_in_case_are_refused_on_a_case_insensitive_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projects = tmp_path / "projects"
+    (projects / "K1").mkdir(parents=True)
+    (projects / "K1" / "Summary.md").write_bytes(b"upper")
+    (projects / "K1" / "summary.md").write_bytes(b"lower")
+    archive = Path(
+        backup(projects=["K1"], projects_dir=projects, output_dir=tmp_path / "b").archive
+    )
+    restore(archive, target_dir=tmp_path / "ext4")  # a case-sensitive target takes both
+    # The filesystem probe says "case-insensitive" (as on macOS or Windows shares).
+    restore_module = importlib.import_module("fda_vault.restore")
+    monkeypatch.setattr(restore_module, "_case_insensitive", lambda _target: True)
+    target = tmp_path / "folding"
+    with pytest.raises(IntegrityError) as info:
+        restore(archive, target_dir=target)
+    assert "summary.md" in info.value.message.lower() and "case" in info.value.message
+    assert not (target / "K1").exists()
 
 
 def _interrupted_journal(

@@ -448,24 +448,10 @@ def test_unexpected_exception_is_one_line_exit_1(
 # --- exit 3 --------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("damage_before_verification")
 def test_archive_damaged_before_verification_exits_3_and_is_not_kept(
-    cli: CliCall, projects_dir: Path, backups_dir: Path, monkeypatch: pytest.MonkeyPatch
+    cli: CliCall, projects_dir: Path, backups_dir: Path
 ) -> None:
-    verify_module = importlib.import_module("fda_vault.verify")
-    real_verify = verify_module.verify_archive
-
-    def damage_then_verify(path: Path, **kwargs: Any) -> Any:
-        raw = bytearray(path.read_bytes())
-        with zipfile.ZipFile(path) as zf:
-            info = zf.getinfo(f"projects/{ORTHO}/device_profile.json")
-        raw[info.header_offset + 30 + len(info.filename) + len(info.extra) + 2] ^= 0x40
-        path.write_bytes(bytes(raw))
-        return real_verify(path, **kwargs)
-
-    # backup() calls the verify_archive it imported: replace it there.
-    monkeypatch.setattr(
-        importlib.import_module("fda_vault.backup"), "verify_archive", damage_then_verify
-    )
     result = cli(
         "backup",
         "-p",
