@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import stat
 import time
@@ -46,7 +47,7 @@ from fda_vault.manifest import (
 )
 from fda_vault.packer import Packer, PackSource
 from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.verify import verify_archive
+from fda_vault.verify import verify_written
 from fda_vault.zipwriter import ZipWriter
 
 __all__ = [
@@ -235,11 +236,10 @@ def _scan_project(
 
 
 class _Written(NamedTuple):
-    """What the result needs of a written archive (its manifest is dropped: memory)."""
+    """A written archive: its manifest (to verify it against) and what the result needs."""
 
-    files: int
-    bytes: int
-    skipped: list[SkippedEntry]
+    manifest: BackupManifest
+    manifest_sha256: str  # of the metadata.json bytes written
     excluded: int
     warnings: list[str]
 
@@ -300,9 +300,8 @@ def _write_archive(
         )
         writer.close()
     return _Written(
-        files=manifest.total_files,
-        bytes=manifest.total_bytes,
-        skipped=manifest.skipped,
+        manifest=manifest,
+        manifest_sha256=hashlib.sha256(raw).hexdigest(),
         excluded=scan.excluded,
         warnings=packer.warnings,
     )
@@ -384,7 +383,13 @@ def backup(
             with ThreadPoolExecutor(2) as side:
                 synced = side.submit(fsync_path, tmp)
                 digest = side.submit(sha256_file, tmp)
-                report = verify_archive(tmp, progress=progress) if verify else None
+                report = (
+                    verify_written(
+                        tmp, written.manifest, written.manifest_sha256, progress=progress
+                    )
+                    if verify
+                    else None
+                )
                 synced.result()
                 archive_sha = digest.result()
             if report is not None and not report.ok:
@@ -405,13 +410,13 @@ def backup(
     return BackupResult(
         archive=str(final),
         projects=selected,
-        files=written.files,
-        bytes=written.bytes,
+        files=written.manifest.total_files,
+        bytes=written.manifest.total_bytes,
         archive_size=final.stat().st_size,
         archive_sha256=archive_sha,
         duration_seconds=round(time.monotonic() - clock, 3),
         verified=verify,
-        skipped=written.skipped,
+        skipped=written.manifest.skipped,
         excluded_files=written.excluded,
         warnings=recovered + written.warnings,
     )

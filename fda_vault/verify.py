@@ -40,6 +40,7 @@ __all__ = [
     "manifest_problems",
     "verify",
     "verify_archive",
+    "verify_written",
 ]
 
 
@@ -323,8 +324,56 @@ def verify_archive(path: Path, *, progress: Progress = NO_PROGRESS) -> VerifyRep
         except IntegrityError as exc:
             problem = Problem(path=MANIFEST_NAME, kind="manifest", detail=exc.why)
             return _unreadable_report(path, problem)
-        problems = check_structure(zf, manifest, path)
-        files, nbytes, data_problems = check_file_data(zf, manifest, path, progress)
+        return _check_archive(zf, manifest, path, progress)
+
+
+def verify_written(
+    path: Path,
+    manifest: BackupManifest,
+    manifest_sha256: str,
+    *,
+    progress: Progress = NO_PROGRESS,
+) -> VerifyReport:
+    """Check an archive just written from ``manifest``, as fully as :func:`verify_archive`.
+
+    Its ``metadata.json`` must be, byte for byte, what was serialized (same SHA-256), so
+    the manifest in memory is exactly what any reader parses from the disk: parsing it
+    again would only double the memory of a large backup. Everything else is read back.
+    """
+    try:
+        zf = open_archive(path)
+    except IntegrityError as exc:
+        return _unreadable_report(path, Problem(path=str(path), kind="structure", detail=exc.why))
+    with zf:
+        try:
+            written = _member_sha256(zf, MANIFEST_NAME, path)
+        except IntegrityError as exc:
+            problem = Problem(path=MANIFEST_NAME, kind="manifest", detail=exc.why)
+            return _unreadable_report(path, problem)
+        if written != manifest_sha256:
+            detail = "metadata.json differs from what was written"
+            return _unreadable_report(
+                path, Problem(path=MANIFEST_NAME, kind="manifest", detail=detail)
+            )
+        return _check_archive(zf, manifest, path, progress)
+
+
+def _member_sha256(zf: ZipIndex, name: str, path: Path) -> str:
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise IntegrityError(path, f"{name} is missing") from None
+    hasher = hashlib.sha256()
+    for chunk in iter_member(zf, info, info.file_size, path):
+        hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _check_archive(
+    zf: ZipIndex, manifest: BackupManifest, path: Path, progress: Progress
+) -> VerifyReport:
+    problems = check_structure(zf, manifest, path)
+    files, nbytes, data_problems = check_file_data(zf, manifest, path, progress)
     problems.extend(data_problems)
     return VerifyReport(
         archive=str(path),

@@ -20,7 +20,6 @@ import pytest
 from typer.testing import CliRunner, Result  # noqa: TID251 (tests drive the CLI)
 
 from fda_vault.cli import app
-from fda_vault.verify import verify_archive
 from tests.zipbytes import flip_member_byte
 
 CARDIAC = "K241234_cardiac_monitor"
@@ -247,15 +246,23 @@ def umask_022() -> Iterator[None]:
         os.umask(old)
 
 
-@pytest.fixture
-def damage_before_verification(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Flip a byte of ORTHO's device_profile.json between writing and verifying a backup."""
+@pytest.fixture(params=["data", "manifest"])
+def damage_before_verification(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Flip a byte between writing and verifying a backup: of ORTHO's device_profile.json
+    ("data") or of metadata.json ("manifest", which backup checks against what it wrote)."""
+    member = {
+        "data": f"projects/{ORTHO}/device_profile.json",
+        "manifest": "metadata.json",
+    }[request.param]
+    backup_module = importlib.import_module("fda_vault.backup")
+    real_verify = backup_module.verify_written
 
-    def damage_then_verify(path: Path, **kwargs: Any) -> Any:
-        flip_member_byte(path, f"projects/{ORTHO}/device_profile.json")
-        return verify_archive(path, **kwargs)
+    def damage_then_verify(path: Path, *args: Any, **kwargs: Any) -> Any:
+        flip_member_byte(path, member)
+        return real_verify(path, *args, **kwargs)
 
-    # backup() calls the verify_archive it imported: replace it there.
-    monkeypatch.setattr(
-        importlib.import_module("fda_vault.backup"), "verify_archive", damage_then_verify
-    )
+    # backup() calls the verify_written it imported: replace it there.
+    monkeypatch.setattr(backup_module, "verify_written", damage_then_verify)
+    return member

@@ -421,13 +421,15 @@ def test_disk_full_while_writing_leaves_nothing(
     )
 
 
-@pytest.mark.usefixtures("damage_before_verification")
-def test_a_failed_verification_leaves_no_archive(projects_dir: Path, backups_dir: Path) -> None:
+def test_a_failed_verification_leaves_no_archive(
+    projects_dir: Path, backups_dir: Path, damage_before_verification: str
+) -> None:
     """The archive is damaged between writing and verifying: nothing is published."""
     with pytest.raises(IntegrityError) as info:
         _run(projects_dir, backups_dir, ORTHO, level=0)
     assert info.value.exit_code == ExitCode.INTEGRITY
     assert "verification" in info.value.message
+    assert damage_before_verification in info.value.message
     assert list(backups_dir.glob("*.zip*")) == []
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from fda_vault.backup import backup
 from fda_vault.errors import ExitCode, UsageError
-from fda_vault.verify import Problem, VerifyReport, verify, verify_archive
+from fda_vault.manifest import parse_manifest
+from fda_vault.verify import Problem, VerifyReport, verify, verify_archive, verify_written
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, cardiac_files, rewrite_archive
 
 PDF = f"projects/{CARDIAC}/pdfs/K201234_summary.pdf"
@@ -365,3 +366,24 @@ def test_files_checked_count_every_restored_byte(
 def test_problem_is_a_plain_model() -> None:
     problem = Problem(path="p", kind="missing", detail="gone")
     assert Problem.model_validate_json(problem.model_dump_json()) == problem
+
+
+def test_verify_written_checks_the_manifest_bytes_and_everything_else(stored: Path) -> None:
+    """What backup runs after writing: the manifest it holds stands for metadata.json only
+    when the bytes on disk hash to what it serialized; the data is still read back."""
+    with zipfile.ZipFile(stored) as zf:
+        raw = zf.read("metadata.json")
+    manifest = parse_manifest(raw, str(stored))
+    digest = hashlib.sha256(raw).hexdigest()
+    report = verify_written(stored, manifest, digest)
+    assert report.ok
+    assert report.files_checked == manifest.total_files
+
+    other = verify_written(stored, manifest, hashlib.sha256(raw + b" ").hexdigest())
+    assert not other.ok
+    assert _kinds(other) == {("metadata.json", "manifest")}
+    assert "differs from what was written" in other.problems[0].detail
+
+    _flip_byte(stored, PROFILE)
+    damaged = verify_written(stored, manifest, digest)
+    assert _kinds(damaged) == {(PROFILE, "corrupt")}  # its CRC-32 no longer matches
