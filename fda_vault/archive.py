@@ -178,22 +178,31 @@ def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
                 raise IntegrityError(where, "archive truncated inside this member")
             position += len(raw)
             left -= len(raw)
-            while raw:
+            while True:
                 if inflater is None:
-                    out, raw = raw, b""
+                    out, raw, more = raw, b"", False
                 else:
                     if inflater.eof:
-                        raise IntegrityError(where, "data after the end of the deflate stream")
+                        if raw:
+                            raise IntegrityError(where, "data after the end of the deflate stream")
+                        break
                     out = inflater.decompress(raw, READ_CHUNK)
                     raw = inflater.unconsumed_tail
+                    # Output cut at the limit: more may be waiting even with no input left
+                    # (ISA-L takes all the input in at once, zlib leaves it in the tail).
+                    more = len(out) == READ_CHUNK
                 produced += len(out)
                 if produced > expected_size:
                     raise IntegrityError(where, "inflates past its declared size")
                 crc = crc32(out, crc)
                 if out:
                     yield out
+                if not raw and not more:
+                    break
         if inflater is not None and not inflater.eof:
             raise IntegrityError(where, "deflate stream ends early")
+        if inflater is not None and inflater.unused_data:
+            raise IntegrityError(where, "data after the end of the deflate stream")
     except INFLATE_ERRORS as exc:
         raise IntegrityError(where, f"corrupt data ({exc})") from None
     except OSError as exc:  # the medium failed, not the archive's content

@@ -14,6 +14,7 @@ import struct
 import unicodedata
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,34 @@ def _missing_member(path: Path) -> Path:
     return path
 
 
+def _trailing_data(path: Path) -> Path:
+    """The first member's deflate stream ends before its data does: bytes hide after it."""
+    members = good_members()
+    forge(path, members)
+    with zipfile.ZipFile(path) as zf:
+        manifest, checksums = zf.read("metadata.json"), zf.read("checksums.txt")
+    first = members[0]
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    payload = deflate.compress(first.data) + deflate.flush() + b"bytes the stream never reads"
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo(first.name, date_time=(2026, 11, 26, 2, 0, 0))
+        info.external_attr = first.unix_mode << 16
+        zf.writestr(info, payload)  # stored; made "deflated" below
+        for member in members[1:]:
+            zf.writestr(member.name, member.data, zipfile.ZIP_DEFLATED)
+        zf.writestr("checksums.txt", checksums)
+        zf.writestr("metadata.json", manifest)
+    data = bytearray(path.read_bytes())
+    crc, size = zlib.crc32(first.data), len(first.data)
+    central = _central_entries(data)[0]
+    for method_at, crc_at, size_at in ((8, 14, 22), (central + 10, central + 16, central + 24)):
+        struct.pack_into("<H", data, method_at, zipfile.ZIP_DEFLATED)
+        struct.pack_into("<I", data, crc_at, crc)
+        struct.pack_into("<I", data, size_at, size)
+    path.write_bytes(bytes(data))
+    return path
+
+
 NFC = unicodedata.normalize("NFC", "résumé.md")
 NFD = unicodedata.normalize("NFD", "résumé.md")
 
@@ -235,6 +264,7 @@ CORPUS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "overlapping_entries": (_raw_edit(_point_second_entry_at_first), "overlap"),
     "forged_size_bomb": (_raw_edit(_forge_huge_size), "device_profile.json"),
     "crc_error": (_raw_edit(_flip_in_first_member), "device_profile.json"),
+    "trailing_data": (_trailing_data, "after the end of the deflate stream"),
     "truncated_half": (_raw_edit(_truncate(0.5)), "ZIP"),
     "truncated_tail": (_raw_edit(_truncate(0.98)), "ZIP"),
     "encrypted_member": (_raw_edit(_set_encrypted_flag), "encrypted"),
