@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from fda_vault.archive import DATA_PREFIX
-from fda_vault.deflate import compress_block, crc32
+from fda_vault.deflate import compress_block, crc32, looks_incompressible
 from fda_vault.errors import OperationError
 from fda_vault.fsio import describe_os_error
 from fda_vault.manifest import FileEntry, SkippedEntry
@@ -33,6 +33,9 @@ BLOCK_SIZE = 1 << 20
 _INLINE_BELOW = 64 << 10
 # A first block that deflate cannot shrink by 3% marks a file not worth compressing.
 _INCOMPRESSIBLE_RATIO = 0.97
+# A first block at least this large is judged from samples before it is compressed: most
+# large incompressible files (PDFs, images) then cost no deflate at all.
+_SAMPLE_FROM = 256 << 10
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -160,7 +163,7 @@ class Packer:
             self.progress.advance(len(block))
             if last:
                 job.after = os.fstat(fd)  # before the last block is queued: see _finish
-            self._queue(_Block(job, block, self._compress(job, block, last), first, last))
+            self._queue(_Block(job, block, self._compress(job, block, first, last), first, last))
             if last:
                 return
             block, first = following, False
@@ -172,8 +175,13 @@ class Packer:
         except OSError as exc:
             raise _SourceError(exc) from None
 
-    def _compress(self, job: _Job, block: bytes, last: bool) -> Future[bytes] | bytes | None:
+    def _compress(
+        self, job: _Job, block: bytes, first: bool, last: bool
+    ) -> Future[bytes] | bytes | None:
         if self.level == 0 or job.stored:
+            return None
+        if first and len(block) >= _SAMPLE_FROM and looks_incompressible(block):
+            job.stored = True
             return None
         if self._pool is None or len(block) < _INLINE_BELOW:
             return compress_block(block, self.level, last)
@@ -208,9 +216,8 @@ class Packer:
             self._write_whole(job, block.raw, data)
             return
         if block.first:
-            job.stored = self.level == 0 or (
-                data is not None and len(data) > len(block.raw) * _INCOMPRESSIBLE_RATIO
-            )
+            # No data: --level 0, or the samples showed it would not compress.
+            job.stored = data is None or len(data) > len(block.raw) * _INCOMPRESSIBLE_RATIO
             job.mark = self.writer.tell()
             self.writer.begin_entry(
                 DATA_PREFIX + job.src.key,

@@ -494,19 +494,29 @@ def test_level_0_stores_everything(projects_dir: Path, backups_dir: Path) -> Non
         assert {i.compress_type for i in data} == {zipfile.ZIP_STORED}
 
 
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param(70_000, id="small: judged by deflating it"),
+        pytest.param(3 * 1024 * 1024 + 5, id="several blocks: judged from samples first"),
+    ],
+)
 def test_text_is_deflated_and_random_bytes_stored(
-    tmp_path: Path, make_project: MakeProject, backups_dir: Path
+    tmp_path: Path, make_project: MakeProject, backups_dir: Path, size: int
 ) -> None:
     root = tmp_path / "p"
-    make_project(
-        root, "mix", {"text.md": b"predicate device " * 2000, "noise.bin": os.urandom(70000)}
-    )
-    with zipfile.ZipFile(_run(root, backups_dir, "mix").archive) as zf:
+    text_data = (b"predicate device %d, " * (size // 20 + 1))[:size]
+    make_project(root, "mix", {"text.md": text_data, "noise.bin": os.urandom(size)})
+    result = _run(root, backups_dir, "mix")
+    with zipfile.ZipFile(result.archive) as zf:
         text = zf.getinfo("projects/mix/text.md")
         noise = zf.getinfo("projects/mix/noise.bin")
+        assert zf.read(text) == text_data
     assert text.compress_type == zipfile.ZIP_DEFLATED
     assert text.compress_size < text.file_size // 10
     assert noise.compress_type == zipfile.ZIP_STORED
+    assert noise.compress_size == size
+    assert verify_archive(Path(result.archive)).ok
 
 
 @pytest.mark.parametrize("level", [-1, 10])
