@@ -29,8 +29,10 @@ __all__ = ["BLOCK_SIZE", "PackSource", "Packer"]
 
 BLOCK_SIZE = 1 << 20
 # Blocks smaller than this are deflated on the reading thread: handing them to the pool
-# costs more than compressing them.
+# costs more than compressing them. Files smaller than this are hashed there too.
 _INLINE_BELOW = 64 << 10
+# Blocks waiting for the hashing thread, at most (it bounds memory when it falls behind).
+_HASH_QUEUE = 8
 # A first block that deflate cannot shrink by 3% marks a file not worth compressing.
 _INCOMPRESSIBLE_RATIO = 0.97
 # A first block at least this large is judged from samples before it is compressed: most
@@ -60,6 +62,7 @@ class _Job:
     size: int = 0
     stored: bool | None = None  # decided by the first block's result
     mark: int = -1
+    hashed: Future[None] | None = None  # the last block handed to the hashing thread
 
 
 @dataclass
@@ -99,11 +102,18 @@ class Packer:
         self._pending: deque[_Block] = deque()
         self._retry: list[PackSource] = []
         self._pool: ThreadPoolExecutor | None = None
+        self._hashing: ThreadPoolExecutor | None = None
+        self._hash_queue: deque[Future[None]] = deque()
 
     def pack(self, sources: Sequence[PackSource]) -> None:
         """Add every source, retrying once each file that changed while it was read."""
         pool = ThreadPoolExecutor(self._workers) if self.level and self._workers > 1 else None
         self._pool = pool
+        # SHA-256 and CRC-32 of larger files on a thread of their own: one thread keeps
+        # each file's blocks in order, and the reading thread (the critical path) is free
+        # to read, queue and write.
+        hashing = ThreadPoolExecutor(1) if self._workers > 1 else None
+        self._hashing = hashing
         try:
             for src in sources:
                 self._read(src, attempt=1)
@@ -114,9 +124,11 @@ class Packer:
             self._drain(0)
         finally:
             self._pending.clear()
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            self._hash_queue.clear()
+            for executor in (pool, hashing):
+                if executor is not None:
+                    executor.shutdown(wait=True, cancel_futures=True)
+            self._pool = self._hashing = None
 
     # --- reading (in order) -------------------------------------------------
     def _leave_out(self, src: PackSource, reason: str) -> None:
@@ -157,8 +169,7 @@ class Packer:
             whole = first and len(block) == job.before.st_size and len(block) < BLOCK_SIZE
             following = self._os_read(fd) if block and not whole else b""
             last = not following
-            job.hasher.update(block)
-            job.crc = crc32(block, job.crc)
+            self._hash(job, block)
             job.size += len(block)
             self.progress.advance(len(block))
             if last:
@@ -167,6 +178,15 @@ class Packer:
             if last:
                 return
             block, first = following, False
+
+    def _hash(self, job: _Job, block: bytes) -> None:
+        if self._hashing is None or job.before.st_size < _INLINE_BELOW:
+            _hash_block(job, block)
+            return
+        while len(self._hash_queue) >= _HASH_QUEUE:
+            self._hash_queue.popleft().result()
+        job.hashed = self._hashing.submit(_hash_block, job, block)
+        self._hash_queue.append(job.hashed)
 
     @staticmethod
     def _os_read(fd: int) -> bytes:
@@ -232,6 +252,7 @@ class Packer:
 
     def _write_whole(self, job: _Job, raw: bytes, compressed: bytes | None) -> None:
         """A file in one block: decide, write header and data at once, nothing to patch."""
+        _wait_hashed(job)
         if _changed_while_read(job):
             self._changed(job)  # nothing was written: no rollback needed
             return
@@ -262,6 +283,7 @@ class Packer:
         )
 
     def _finish(self, job: _Job) -> None:
+        _wait_hashed(job)
         changed = _changed_while_read(job)
         if not changed:
             try:
@@ -283,6 +305,17 @@ class Packer:
             raise OperationError(
                 job.src.path, "changed while it was being read (twice); back it up when idle"
             )
+
+
+def _hash_block(job: _Job, block: bytes) -> None:
+    job.hasher.update(block)
+    job.crc = crc32(block, job.crc)
+
+
+def _wait_hashed(job: _Job) -> None:
+    """Wait until every block of ``job`` is hashed (the thread takes them in order)."""
+    if job.hashed is not None:
+        job.hashed.result()
 
 
 def _changed_while_read(job: _Job) -> bool:
