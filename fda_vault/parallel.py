@@ -8,13 +8,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["batches", "map_in_threads", "worker_count"]
+__all__ = ["batches", "map_in_threads", "worker_count", "workers_for"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 _BATCH_BYTES = 8 << 20
 _BATCH_ITEMS = 256
+# Below this mean size per file, threads cost more than they give: a small file is mostly
+# Python work under the GIL, and threads handing it back and forth burn system time.
+# Measured on 24,355 files of 6.6 KB (restore into tmpfs): 2.9 s on one thread, 4.1 s
+# on two; on the default corpus (145 KB per file) two threads are 1.5x faster.
+_THREADS_FROM_MEAN_SIZE = 64 << 10
 
 
 def worker_count() -> int:
@@ -24,6 +29,13 @@ def worker_count() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, 8))
+
+
+def workers_for(total_bytes: int, files: int) -> int:
+    """How many threads to spread ``files`` files of ``total_bytes`` bytes over."""
+    if files == 0 or total_bytes < files * _THREADS_FROM_MEAN_SIZE:
+        return 1
+    return worker_count()
 
 
 def batches(items: Iterable[T], size_of: Callable[[T], int]) -> list[list[T]]:
@@ -42,13 +54,15 @@ def batches(items: Iterable[T], size_of: Callable[[T], int]) -> list[list[T]]:
     return groups
 
 
-def map_in_threads(function: Callable[[T], R], work: Sequence[T]) -> Iterator[R]:
+def map_in_threads(
+    function: Callable[[T], R], work: Sequence[T], *, workers: int | None = None
+) -> Iterator[R]:
     """``map`` over threads (the work must release the GIL: hashing, inflating, I/O).
 
     Results come in order; the first exception is raised once every thread stopped, so
     callers can clean up knowing nothing is still writing.
     """
-    workers = min(worker_count(), len(work))
+    workers = min(worker_count() if workers is None else workers, len(work))
     if workers <= 1:
         yield from map(function, work)
         return

@@ -34,7 +34,7 @@ from fda_vault.fsio import describe_os_error, sha256_file, sync_filesystem
 from fda_vault.journal import Journal, needs_recovery, recover_interrupted
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.manifest import BackupManifest, FileEntry
-from fda_vault.parallel import batches, map_in_threads
+from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.verify import check_file_data, check_names, check_structure
 from fda_vault.zipindex import ZipIndex
@@ -389,7 +389,8 @@ def _stage(
             _extract_file(zf, archive, entry, project_root, folders, progress)
 
     # Files spread over the cores; the first failure stops all before any cleanup.
-    for _ in map_in_threads(extract, batches(enumerate(entries), lambda item: item[1].size)):
+    work = batches(enumerate(entries), lambda item: item[1].size)
+    for _ in map_in_threads(extract, work, workers=workers_for(total, len(entries))):
         pass
     for folder in manifest.empty_dirs:
         project, _, rel = folder.partition("/")

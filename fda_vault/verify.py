@@ -23,7 +23,7 @@ from fda_vault.archive import (
 )
 from fda_vault.errors import IntegrityError
 from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment
-from fda_vault.parallel import batches, map_in_threads
+from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.zipindex import ZipIndex
 
@@ -263,7 +263,8 @@ def check_file_data(
     selected = [
         e for e in manifest.files if projects is None or e.path.split("/", 1)[0] in projects
     ]
-    progress.start("verifying", sum(e.size for e in selected))
+    total = sum(e.size for e in selected)
+    progress.start("verifying", total)
 
     def check(batch: list[FileEntry]) -> tuple[int, int, list[Problem]]:
         problems: list[Problem] = []
@@ -292,7 +293,9 @@ def check_file_data(
 
     total_files = total_bytes = 0
     all_problems: list[Problem] = []
-    for files, nbytes, problems in map_in_threads(check, batches(selected, _entry_size)):
+    work = batches(selected, _entry_size)
+    workers = workers_for(total, len(selected))
+    for files, nbytes, problems in map_in_threads(check, work, workers=workers):
         total_files += files
         total_bytes += nbytes
         all_problems.extend(problems)
@@ -314,16 +317,14 @@ def _unreadable_report(path: Path, problem: Problem) -> VerifyReport:
 
 def verify_archive(path: Path, *, progress: Progress = NO_PROGRESS) -> VerifyReport:
     """Check one archive fully; every problem is reported, none raised (but a missing file)."""
-    try:
-        zf = open_archive(path)
-    except IntegrityError as exc:
-        return _unreadable_report(path, Problem(path=str(path), kind="structure", detail=exc.why))
+    zf = _open_or_report(path)
+    if isinstance(zf, VerifyReport):
+        return zf
     with zf:
         try:
             manifest = read_manifest(zf, path)
         except IntegrityError as exc:
-            problem = Problem(path=MANIFEST_NAME, kind="manifest", detail=exc.why)
-            return _unreadable_report(path, problem)
+            return _manifest_report(path, exc.why)
         return _check_archive(zf, manifest, path, progress)
 
 
@@ -340,22 +341,28 @@ def verify_written(
     the manifest in memory is exactly what any reader parses from the disk: parsing it
     again would only double the memory of a large backup. Everything else is read back.
     """
-    try:
-        zf = open_archive(path)
-    except IntegrityError as exc:
-        return _unreadable_report(path, Problem(path=str(path), kind="structure", detail=exc.why))
+    zf = _open_or_report(path)
+    if isinstance(zf, VerifyReport):
+        return zf
     with zf:
         try:
-            written = _member_sha256(zf, MANIFEST_NAME, path)
+            if _member_sha256(zf, MANIFEST_NAME, path) != manifest_sha256:
+                raise IntegrityError(path, "metadata.json differs from what was written")
         except IntegrityError as exc:
-            problem = Problem(path=MANIFEST_NAME, kind="manifest", detail=exc.why)
-            return _unreadable_report(path, problem)
-        if written != manifest_sha256:
-            detail = "metadata.json differs from what was written"
-            return _unreadable_report(
-                path, Problem(path=MANIFEST_NAME, kind="manifest", detail=detail)
-            )
+            return _manifest_report(path, exc.why)
         return _check_archive(zf, manifest, path, progress)
+
+
+def _open_or_report(path: Path) -> ZipIndex | VerifyReport:
+    """The open archive, or the report of one that is not a readable ZIP."""
+    try:
+        return open_archive(path)
+    except IntegrityError as exc:
+        return _unreadable_report(path, Problem(path=str(path), kind="structure", detail=exc.why))
+
+
+def _manifest_report(path: Path, why: str) -> VerifyReport:
+    return _unreadable_report(path, Problem(path=MANIFEST_NAME, kind="manifest", detail=why))
 
 
 def _member_sha256(zf: ZipIndex, name: str, path: Path) -> str:

@@ -1,0 +1,80 @@
+"""Spreading member work over threads: batches, order, errors, and when not to."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from fda_vault import parallel
+from fda_vault.parallel import batches, map_in_threads, worker_count, workers_for
+
+
+def test_batches_close_at_256_items_or_8_mib() -> None:
+    small = batches(range(600), lambda _: 1)
+    assert [len(b) for b in small] == [256, 256, 88]
+    big = batches(range(5), lambda _: 3 << 20)  # three of these pass 8 MiB
+    assert [len(b) for b in big] == [3, 2]
+    assert [x for b in small for x in b] == list(range(600))
+
+
+def test_results_come_in_order_and_spread_over_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    names: set[str] = set()
+    both_started = threading.Barrier(2, timeout=10)
+
+    def work(item: int) -> int:
+        names.add(threading.current_thread().name)
+        if item < 2:
+            both_started.wait()  # fails unless two threads run at once
+        return item * item
+
+    assert list(map_in_threads(work, list(range(10)))) == [i * i for i in range(10)]
+    assert len(names) == 2
+
+
+def test_one_worker_runs_on_the_calling_thread() -> None:
+    names: set[str] = set()
+
+    def work(item: int) -> int:
+        names.add(threading.current_thread().name)
+        return item
+
+    assert list(map_in_threads(work, [1, 2, 3], workers=1)) == [1, 2, 3]
+    assert names == {threading.current_thread().name}
+
+
+def test_the_first_error_is_raised_after_every_thread_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Callers clean up after an error knowing that no thread is still writing."""
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    slow_one_done = threading.Event()
+    both_started = threading.Barrier(2, timeout=10)
+
+    def work(item: int) -> int:
+        both_started.wait()
+        if item == 0:
+            raise ValueError("first")
+        time.sleep(0.2)
+        slow_one_done.set()
+        return item
+
+    with pytest.raises(ValueError, match="first"):
+        list(map_in_threads(work, [0, 1]))
+    assert slow_one_done.is_set()
+
+
+@pytest.mark.parametrize(
+    ("total_bytes", "files", "threads"),
+    [
+        pytest.param(0, 0, False, id="nothing"),
+        pytest.param(161_000_000, 24_355, False, id="many small files (6.6 KB each)"),
+        pytest.param(64 * 1024 * 100 - 1, 100, False, id="just under 64 KiB each"),
+        pytest.param(64 * 1024 * 100, 100, True, id="64 KiB each"),
+        pytest.param(512_000_000, 3_541, True, id="the default corpus (145 KB each)"),
+    ],
+)
+def test_small_files_are_not_worth_threads(total_bytes: int, files: int, threads: bool) -> None:
+    assert workers_for(total_bytes, files) == (worker_count() if threads else 1)
