@@ -161,13 +161,16 @@ class Packer:
             os.close(fd)
 
     def _read_blocks(self, fd: int, job: _Job) -> None:
-        block = self._os_read(fd)
+        # Asking for one byte more than the file holds finds its end in one read, and
+        # costs no 1 MiB buffer for a 7 KB file (allocating and trimming one took
+        # two-thirds of the time of reading 20,000 small files).
+        block = self._os_read(fd, min(BLOCK_SIZE, job.before.st_size + 1))
         first = True
         while True:
             # A small file read whole in one go needs no second read to find its end (if it
             # grew meanwhile, the size check in _finish catches it).
             whole = first and len(block) == job.before.st_size and len(block) < BLOCK_SIZE
-            following = self._os_read(fd) if block and not whole else b""
+            following = self._os_read(fd, BLOCK_SIZE) if block and not whole else b""
             last = not following
             self._hash(job, block)
             job.size += len(block)
@@ -189,9 +192,9 @@ class Packer:
         self._hash_queue.append(job.hashed)
 
     @staticmethod
-    def _os_read(fd: int) -> bytes:
+    def _os_read(fd: int, size: int) -> bytes:
         try:
-            return os.read(fd, BLOCK_SIZE)
+            return os.read(fd, size)
         except OSError as exc:
             raise _SourceError(exc) from None
 
