@@ -1,8 +1,9 @@
 """Measure fda-vault against zip, unzip, tar+gzip, tar+pigz, restic and borg.
 
 Every operation runs as a separate process, in one run, round-robin over the tools
-(the order rotates each repetition), on the same warm page cache (the corpus is read once
-before the first measurement, and dirty pages are flushed with sync before each one).
+(the order rotates each repetition), on the same warm page cache (its input, the corpus
+or the archive it reads, is read just before it starts, and dirty pages are flushed
+with sync).
 For each process: wall time, CPU time (user+sys of the process and the children it
 waited for, from wait4) and peak RSS (ru_maxrss from wait4); for each output: its size
 on disk. Reported: medians (peak RSS: the maximum), and fda-vault's ratio to each peer.
@@ -480,9 +481,23 @@ def select(only: list[str], big_file: bool) -> list[Op]:
 # -------------------------------------------------------------------------- the run
 
 
+def warm(path: Path) -> None:
+    """Read a file, or every file under a folder, into the page cache."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    buffer = bytearray(MIB)
+    for file in files:
+        with file.open("rb", buffering=0) as fh:
+            while fh.readinto(buffer):
+                pass
+
+
 def run_op(ctx: Context, op: Op, result: Result, measured: bool) -> None:
     """Prepare, run (and, if measured, record) one operation."""
     inv = op.prepare(ctx)
+    # Every tool starts with its input in the page cache: `borg create` drops the files
+    # it read from the cache (posix_fadvise DONTNEED in its chunker), which would leave
+    # whichever tool comes next to read the corpus from disk.
+    warm(ctx.projects if op.producer is None else ctx.artifacts[op.producer])
     os.sync()  # no dirty pages from the previous tool left to write during this one
     log = ctx.work / "logs" / f"{op.key}.log"
     sample = measure(inv, ctx.env(), log)
