@@ -793,8 +793,10 @@ gzip or pigz, `restic` and `borg`. The harness lives in `benchmarks/`:
   folders, unicode names, one empty folder); `--scale` grows or shrinks it,
   `--many-small` gives 20,000+ small files;
 - `benchmarks/run.py` measures every tool in one run, round-robin (the order rotates
-  each repetition), on the same warm page cache (the corpus is read once first, `sync`
-  before every measured process), and writes the sections below with `--write-docs`.
+  each repetition), on the same warm page cache (each process's input, the corpus or the
+  archive it reads, is read just before it starts, then `sync`: `borg create` drops
+  the files it read from the cache, so without this the tool after it read the corpus
+  from disk, 4x slower here), and writes the sections below with `--write-docs`.
 
 How it measures: each operation is one process started by the runner through GNU
 `time`; wall time is measured around it, CPU time (user + sys) and peak RSS are the
