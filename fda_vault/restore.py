@@ -388,7 +388,8 @@ def _stage(
             project_root = root / entry.path.split("/", 1)[0]
             _extract_file(zf, archive, entry, project_root, folders, progress)
 
-    # Files spread over the cores; the first failure stops all before any cleanup.
+    # Files spread over the cores when they are large enough to gain from it (see
+    # workers_for); the first failure stops all before any cleanup.
     work = batches(enumerate(entries), lambda item: item[1].size)
     for _ in map_in_threads(extract, work, workers=workers_for(total, len(entries))):
         pass
