@@ -8,6 +8,7 @@ leaves every project entirely as it was, or (once all is staged) entirely restor
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -318,8 +319,9 @@ class _Folders:
     def __init__(self) -> None:
         self._checked: set[str] = set()
 
-    def ensure(self, base: Path, rel_parts: Sequence[str]) -> Path:
-        current = str(base)
+    def ensure(self, base: str, rel_parts: Sequence[str]) -> str:
+        """``base`` joined with ``rel_parts``, every level made (once) and checked."""
+        current = base
         for part in rel_parts:
             current = os.path.join(current, part)
             if current in self._checked:
@@ -329,38 +331,52 @@ class _Folders:
             if not stat.S_ISDIR(os.lstat(current).st_mode):
                 raise IntegrityError(current, "a parent folder is a symlink or a file; refusing")
             self._checked.add(current)
-        return Path(current)
+        return current
 
 
 def _extract_file(
     zf: ZipIndex,
     archive: Path,
     entry: FileEntry,
-    dest_root: Path,
+    root: str,
     folders: _Folders,
     progress: Progress,
 ) -> None:
-    rel_parts = entry.path.split("/")[1:]
-    parent = folders.ensure(dest_root, rel_parts[:-1])
-    dest = parent / rel_parts[-1]
+    """Write one file under ``root`` (its path starts with the project), hashing every byte."""
+    # Plain strings and a bare descriptor: with thousands of small files, Path objects
+    # and file wrappers were a good part of a restore's time.
+    parts = entry.path.split("/")
+    dest = os.path.join(folders.ensure(root, parts[:-1]), parts[-1])
     info = zf.getinfo(DATA_PREFIX + entry.path)
     hasher = hashlib.sha256()
     fd = os.open(dest, _WRITE_FLAGS, 0o600)
-    with open(fd, "wb", buffering=0) as out:
+    try:
         for chunk in iter_member(zf, info, entry.size, archive):
             hasher.update(chunk)
-            out.write(chunk)
+            _write_all(fd, chunk)
             progress.advance(len(chunk))
         if hasher.hexdigest() != entry.sha256:
             raise IntegrityError(
                 f"{archive}: {DATA_PREFIX}{entry.path}", "content does not match its SHA-256"
             )
         # Permission bits only: never setuid, setgid or sticky.
-        os.fchmod(out.fileno(), entry.mode & 0o777)
+        os.fchmod(fd, entry.mode & 0o777)
         if entry.mtime_ns is not None:
-            os.utime(out.fileno(), ns=(entry.mtime_ns, entry.mtime_ns))
+            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
         else:
-            os.utime(out.fileno(), (entry.mtime, entry.mtime))
+            os.utime(fd, (entry.mtime, entry.mtime))
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte: a write to a regular file may be cut short (as a disk fills)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:  # not seen on Linux (it reports ENOSPC), but never loop forever
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
 
 
 def _stage(
@@ -376,7 +392,7 @@ def _stage(
     entries = [e for e in manifest.files if e.path.split("/", 1)[0] in chosen]
     total = sum(e.size for e in entries)
     progress.start("restoring", total)
-    root = journal.staging / "new"
+    root = str(journal.staging / "new")
     folders = _Folders()
     for project in journal.projects:
         folders.ensure(root, [project])
@@ -385,8 +401,7 @@ def _stage(
         for count, entry in batch:
             if fail_after is not None:
                 fail_after(count)
-            project_root = root / entry.path.split("/", 1)[0]
-            _extract_file(zf, archive, entry, project_root, folders, progress)
+            _extract_file(zf, archive, entry, root, folders, progress)
 
     # Files spread over the cores when they are large enough to gain from it (see
     # workers_for); the first failure stops all before any cleanup.
@@ -396,7 +411,7 @@ def _stage(
     for folder in manifest.empty_dirs:
         project, _, rel = folder.partition("/")
         if project in chosen:
-            folders.ensure(root / project, rel.split("/"))
+            folders.ensure(root, [project, *rel.split("/")])
     progress.finish()
     # One sync makes every staged byte durable before the swap (cheaper than per-file fsync).
     sync_filesystem(journal.staging)

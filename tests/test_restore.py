@@ -319,3 +319,29 @@ def test_ctrl_c_while_staging_rolls_back_and_reports_an_interruption(
         restore(all_archive, target_dir=projects_dir, overwrite=True, _fail_after=ctrl_c)
     assert _project_snapshot(projects_dir) == before
     assert _leftovers(projects_dir) == []
+
+
+def test_a_short_write_is_finished_not_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write to a regular file may be cut short (as a disk fills up): restore's writer
+    goes on until every byte is written instead of leaving the file truncated."""
+    restore_module = importlib.import_module("fda_vault.restore")
+    payload = os.urandom(10_000)
+    real_write = os.write
+    calls: list[int] = []
+
+    def short_write(fd: int, data: bytes | memoryview) -> int:
+        calls.append(len(data))
+        return real_write(fd, bytes(data[:1_000]))
+
+    target = tmp_path / "out.bin"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        monkeypatch.setattr(os, "write", short_write)
+        restore_module._write_all(fd, payload)
+    finally:
+        monkeypatch.undo()
+        os.close(fd)
+    assert target.read_bytes() == payload
+    assert len(calls) == 10
