@@ -207,26 +207,54 @@ def test_a_file_deleted_before_it_is_read_is_reported_not_fatal(tmp_path: Path) 
     assert verify_archive(Path(result.archive)).ok
 
 
+class _WaitForAWrite:
+    """A progress sink that, while a file is being read, waits until the writer thread has
+    written to it again: the read then always overlaps a real write, however the threads
+    happen to be scheduled (and whatever the file system's clock granularity)."""
+
+    def __init__(self, wrote: threading.Event) -> None:
+        self.wrote = wrote
+
+    def start(self, description: str, total_bytes: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        self.wrote.clear()
+        assert self.wrote.wait(10), "the writer thread stopped writing"
+
+    def finish(self) -> None:
+        pass
+
+
 def test_a_file_rewritten_by_another_thread_fails_or_is_skipped(tmp_path: Path) -> None:
     projects = tmp_path / "projects"
     (projects / "K5").mkdir(parents=True)
     busy = projects / "K5" / "live_export.json"
     busy.write_bytes(b"{}" * 4_000_000)
     stop = threading.Event()
+    wrote = threading.Event()
 
     def keep_writing() -> None:
         with busy.open("r+b") as fp:
             while not stop.is_set():
                 fp.seek(random.randrange(0, 7_000_000))
                 fp.write(b"[]")
+                fp.seek(0, os.SEEK_END)
+                fp.write(b" ")
                 fp.flush()
                 os.utime(fp.fileno())
+                wrote.set()
 
     writer = threading.Thread(target=keep_writing)
     writer.start()
     try:
         with pytest.raises(OperationError) as info:
-            backup(projects=["K5"], projects_dir=projects, output_dir=tmp_path / "b")
+            backup(
+                projects=["K5"],
+                projects_dir=projects,
+                output_dir=tmp_path / "b",
+                progress=_WaitForAWrite(wrote),
+            )
         assert "live_export.json" in info.value.message and "changed" in info.value.message
         assert list((tmp_path / "b").glob("*.zip*")) == []
         skipped = backup(
@@ -234,6 +262,7 @@ def test_a_file_rewritten_by_another_thread_fails_or_is_skipped(tmp_path: Path) 
             projects_dir=projects,
             output_dir=tmp_path / "b",
             skip_unreadable=True,
+            progress=_WaitForAWrite(wrote),
         )
     finally:
         stop.set()
