@@ -164,7 +164,7 @@ def parse_manifest(raw: bytes | bytearray, archive_name: str) -> BackupManifest:
     """Parse ``metadata.json`` bytes, raising IntegrityError naming the first problem."""
     try:
         # pydantic parses and validates in one pass in Rust: a large manifest costs little.
-        return BackupManifest.model_validate_json(raw)
+        manifest = BackupManifest.model_validate_json(raw)
     except ValidationError as exc:
         if exc.errors()[0]["type"].startswith("json"):
             raise IntegrityError(
@@ -173,3 +173,9 @@ def parse_manifest(raw: bytes | bytearray, archive_name: str) -> BackupManifest:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(root)"
         raise IntegrityError(archive_name, f"metadata.json field {where}: {first['msg']}") from None
+    # `checksums` repeats every file's digest: hold each digest once (~110 B a file).
+    checksums = manifest.checksums
+    for entry in manifest.files:
+        if checksums.get(entry.path) == entry.sha256:
+            checksums[entry.path] = entry.sha256
+    return manifest

@@ -40,12 +40,10 @@ class Member:
         "filename",
         "flag_bits",
         "header_offset",
-        "raw_name",
     )
 
     def __init__(
         self,
-        raw_name: bytes,
         filename: str,
         flag_bits: int,
         compress_type: int,
@@ -55,7 +53,6 @@ class Member:
         header_offset: int,
         external_attr: int,
     ) -> None:
-        self.raw_name = raw_name
         self.filename = filename
         self.flag_bits = flag_bits
         self.compress_type = compress_type
@@ -64,6 +61,12 @@ class Member:
         self.file_size = file_size
         self.header_offset = header_offset
         self.external_attr = external_attr
+
+    @property
+    def raw_name(self) -> bytes:
+        """The name's bytes as stored: decoding them (strict UTF-8, or cp437, which maps
+        all 256 byte values) is reversible, so they are not kept (memory: ~90 B a member)."""
+        return self.filename.encode("utf-8" if self.flag_bits & _FLAG_UTF8 else "cp437")
 
     def is_dir(self) -> bool:
         """A folder entry (its name ends with ``/``)."""
@@ -166,9 +169,7 @@ class ZipIndex:
                 csize = next(values) if wanted[1] else csize
                 offset = next(values) if wanted[2] else offset
             name = raw_name.decode("utf-8" if flags & _FLAG_UTF8 else "cp437")
-            members.append(
-                Member(raw_name, name, flags, method, crc, csize, usize, offset, external)
-            )
+            members.append(Member(name, flags, method, crc, csize, usize, offset, external))
         return members
 
     def infolist(self) -> list[Member]:
