@@ -8,7 +8,7 @@ import os
 import stat
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -284,27 +284,41 @@ def _write_archive(
             exclude=ExcludeInfo(patterns=list(patterns), excluded_files=scan.excluded),
             created_by=f"fda-vault {__version__}",
         )
-        checksums = manifest.checksums_txt()
+        del entries
+        # Both are written in pieces: with tens of thousands of files, building either
+        # whole was the peak of a backup's memory.
         writer.add_file(
             CHECKSUMS_NAME,
-            [checksums],
+            manifest.checksums_txt_chunks(),
             mtime=time.time(),
             mode=0o644,
-            size_hint=len(checksums),
+            size_hint=manifest.checksums_txt_size(),
             level=6,
         )
-        del entries
-        raw = manifest.to_json_bytes()
+        manifest_hash = hashlib.sha256()
         writer.add_file(
-            MANIFEST_NAME, [raw], mtime=time.time(), mode=0o644, size_hint=len(raw), level=6
+            MANIFEST_NAME,
+            _hashed(manifest.to_json_chunks(), manifest_hash),
+            mtime=time.time(),
+            mode=0o644,
+            # Serialized once more, piece by piece, only to count: ZIP64 is decided upfront.
+            size_hint=sum(len(piece) for piece in manifest.to_json_chunks()),
+            level=6,
         )
         writer.close()
     return _Written(
         manifest=manifest,
-        manifest_sha256=hashlib.sha256(raw).hexdigest(),
+        manifest_sha256=manifest_hash.hexdigest(),
         excluded=scan.excluded,
         warnings=packer.warnings,
     )
+
+
+def _hashed(pieces: Iterable[bytes], hasher: hashlib._Hash) -> Iterator[bytes]:
+    """``pieces`` unchanged, each fed to ``hasher`` on the way."""
+    for piece in pieces:
+        hasher.update(piece)
+        yield piece
 
 
 def _select_projects(

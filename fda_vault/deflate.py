@@ -20,10 +20,12 @@ except ImportError:  # pragma: no cover - isal has wheels for every platform we 
 __all__ = [
     "HAVE_ISAL",
     "INFLATE_ERRORS",
+    "Deflater",
     "Inflater",
     "compress_block",
     "crc32",
     "looks_incompressible",
+    "new_deflater",
     "new_inflater",
 ]
 
@@ -49,15 +51,28 @@ def _engine_level(level: int) -> tuple[bool, int]:
     return True, 3
 
 
-def compress_block(data: bytes, level: int, final: bool) -> bytes:
-    """Deflate ``data`` as a self-contained run of blocks; ``final`` ends the stream."""
+class Deflater(Protocol):
+    """The part of a compress object that writing members needs."""
+
+    def compress(self, data: bytes, /) -> bytes: ...
+
+    def flush(self, mode: int = ..., /) -> bytes: ...
+
+
+def new_deflater(level: int) -> Deflater:
+    """A raw-deflate compressor for the user's ``level`` (1-9)."""
     use_isal, engine_level = _engine_level(level)
     if use_isal:
-        comp = isal_zlib.compressobj(engine_level, isal_zlib.DEFLATED, -15)
-        head = comp.compress(data)
-        return head + comp.flush(isal_zlib.Z_FINISH if final else isal_zlib.Z_SYNC_FLUSH)
-    zcomp = zlib.compressobj(engine_level, zlib.DEFLATED, -15)
-    return zcomp.compress(data) + zcomp.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+        deflater: Deflater = isal_zlib.compressobj(engine_level, isal_zlib.DEFLATED, -15)
+        return deflater
+    return zlib.compressobj(engine_level, zlib.DEFLATED, -15)
+
+
+def compress_block(data: bytes, level: int, final: bool) -> bytes:
+    """Deflate ``data`` as a self-contained run of blocks; ``final`` ends the stream."""
+    deflater = new_deflater(level)
+    # Both engines use zlib's flush constants.
+    return deflater.compress(data) + deflater.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
 
 
 _SAMPLE = 16 << 10

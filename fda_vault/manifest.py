@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
 from fda_vault.errors import IntegrityError
@@ -139,6 +140,28 @@ class BackupManifest(_Model):
         # document half again as large, and every reader holds it whole while parsing.
         return self.__pydantic_serializer__.to_json(self, by_alias=True)
 
+    def to_json_chunks(self, batch: int = 2_000) -> Iterator[bytes]:
+        """:meth:`to_json_bytes`, byte for byte, in pieces of ``batch`` files.
+
+        A manifest of 20,000 files is then never serialized whole: pydantic's growing
+        buffer and the bytes copied out of it held about twice its size at once.
+        """
+        shell = self.model_copy(update={"checksums": {}, "files": []}).to_json_bytes()
+        # Keys and strings are quoted and escaped: these markers occur once, as fields.
+        head, rest = shell.split(b'"checksums":{}', 1)
+        middle, tail = rest.split(b'"files":[]', 1)
+        checksums_json, files_json = _piece_serializers()
+        yield head + b'"checksums":{'
+        items = list(self.checksums.items())
+        for start in range(0, len(items), batch):
+            piece = checksums_json(dict(items[start : start + batch]))
+            yield (b"," if start else b"") + piece[1:-1]
+        yield b"}" + middle + b'"files":['
+        for start in range(0, len(self.files), batch):
+            piece = files_json(self.files[start : start + batch])
+            yield (b"," if start else b"") + piece[1:-1]
+        yield b"]" + tail
+
     def checksums_lines(self) -> Iterator[bytes]:
         """The lines of ``checksums.txt``, in order (sorted, as ``sha256sum`` prints them)."""
         # Sorting entries by (digest, path) orders the lines exactly as sorting the text.
@@ -149,6 +172,22 @@ class BackupManifest(_Model):
         """The ``checksums.txt`` member: sorted ``sha256sum -c`` lines."""
         return b"".join(self.checksums_lines())
 
+    def checksums_txt_chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """:meth:`checksums_txt` in pieces of whole lines, about ``size`` bytes each."""
+        piece = bytearray()
+        for line in self.checksums_lines():
+            piece += line
+            if len(piece) >= size:
+                yield bytes(piece)
+                piece.clear()
+        if piece:
+            yield bytes(piece)
+
+    def checksums_txt_size(self) -> int:
+        """The length of :meth:`checksums_txt`, without building it."""
+        # Each line: 64 hex digits, two spaces, "projects/", the path, a newline.
+        return sum(76 + len(e.path.encode()) for e in self.files)
+
     def checksums_txt_matches(self, raw: bytes) -> bool:
         """True when ``raw`` is exactly :meth:`checksums_txt`, without building it whole."""
         view = memoryview(raw)
@@ -158,6 +197,15 @@ class BackupManifest(_Model):
                 return False
             position += len(line)
         return position == len(raw)
+
+
+@cache
+def _piece_serializers() -> tuple[
+    Callable[[dict[str, str]], bytes], Callable[[list[FileEntry]], bytes]
+]:
+    """JSON of a part of ``checksums`` and of ``files``, as the manifest writes them (built
+    on first use: a validator costs start-up time that list and verify never need)."""
+    return TypeAdapter(dict[str, str]).dump_json, TypeAdapter(list[FileEntry]).dump_json
 
 
 def parse_manifest(raw: bytes | bytearray, archive_name: str) -> BackupManifest:

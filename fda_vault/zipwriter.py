@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import struct
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from fda_vault.deflate import compress_block, crc32
+from fda_vault.deflate import crc32, new_deflater
 
 __all__ = ["EntryResult", "ZipWriter", "file_attr"]
 
@@ -129,14 +130,22 @@ class ZipWriter:
         size_hint: int,
         level: int,
     ) -> EntryResult:
-        """Add a regular file from ``chunks`` in one go; ``level`` 0 stores, 1-9 deflates."""
-        data = b"".join(chunks)
-        packed = data if level == 0 else compress_block(data, level, final=True)
-        self.add_whole_entry(
-            name, mtime=mtime, external_attr=file_attr(mode), data=packed, crc32=crc32(data),
-            size=len(data), stored=level == 0, size_hint=size_hint,
+        """Add a regular file from ``chunks``, deflated as they come (the whole file is
+        never in memory); ``level`` 0 stores, 1-9 deflates. ``size_hint`` must not be
+        smaller than the final size when that reaches 4 GiB (it selects ZIP64)."""
+        self.begin_entry(
+            name, mtime=mtime, external_attr=file_attr(mode), size_hint=size_hint,
+            stored=level == 0,
         )  # fmt: skip
-        return EntryResult(crc32(data), len(data), len(packed), 0 if level == 0 else _DEFLATED)
+        deflater = None if level == 0 else new_deflater(level)
+        crc = size = 0
+        for chunk in chunks:
+            crc = crc32(chunk, crc)
+            size += len(chunk)
+            self.write_data(chunk if deflater is None else deflater.compress(chunk))
+        if deflater is not None:
+            self.write_data(deflater.flush(zlib.Z_FINISH))
+        return self.end_entry(crc32=crc, size=size)
 
     def add_whole_entry(
         self,

@@ -185,3 +185,28 @@ def test_file_entry_rejects_bad_values(fields: dict[str, Any]) -> None:
     base: dict[str, Any] = {"path": "p/f", "size": 0, "sha256": "0" * 64, "mtime": 0.0, "mode": 0}
     with pytest.raises(ValidationError):
         FileEntry(**{**base, **fields})
+
+
+@pytest.mark.parametrize("batch", [1, 2, 2_000])
+def test_json_in_pieces_is_the_same_document(batch: int) -> None:
+    """Backup writes metadata.json piece by piece; readers must get the very same bytes."""
+    odd = FileEntry(path='alpha/q"uote\\d é.txt', size=5, sha256=_sha(b"odd"), mtime=4.25, mode=0)
+    manifest = _manifest(
+        files=[*_manifest().files, odd],
+        checksums={**_manifest().checksums, odd.path: odd.sha256},
+        total_files=4,
+        total_bytes=8,
+        skipped=[{"path": "alpha/link", "reason": 'symlink "checksums":{}'}],
+    )
+    assert b"".join(manifest.to_json_chunks(batch)) == manifest.to_json_bytes()
+    empty = _manifest(files=[], checksums={}, total_files=0, total_bytes=0)
+    assert b"".join(empty.to_json_chunks(batch)) == empty.to_json_bytes()
+
+
+def test_checksums_txt_in_pieces_and_its_size() -> None:
+    manifest = _manifest()
+    whole = manifest.checksums_txt()
+    pieces = list(manifest.checksums_txt_chunks(size=100))
+    assert b"".join(pieces) == whole
+    assert len(pieces) > 1 and all(piece.endswith(b"\n") for piece in pieces)
+    assert manifest.checksums_txt_size() == len(whole)
