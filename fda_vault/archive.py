@@ -24,8 +24,10 @@ __all__ = [
     "CHECKSUMS_NAME",
     "DATA_PREFIX",
     "MANIFEST_NAME",
+    "MAX_MANIFEST_BYTES",
     "READ_CHUNK",
     "iter_member",
+    "manifest_member",
     "member_name_problem",
     "open_archive",
     "read_manifest",
@@ -98,14 +100,20 @@ def open_archive(path: Path) -> ZipIndex:
     return ZipIndex(path)
 
 
-def read_manifest(zf: ZipIndex, archive: Path) -> BackupManifest:
-    """Read and validate ``metadata.json`` (bounded in size)."""
+def manifest_member(zf: ZipIndex, archive: Path) -> Member:
+    """The ``metadata.json`` member, refused when missing or larger than any reader takes."""
     try:
         info = zf.getinfo(MANIFEST_NAME)
     except KeyError:
         raise IntegrityError(archive, "metadata.json is missing: not a fda-vault archive") from None
     if info.file_size > MAX_MANIFEST_BYTES:
         raise IntegrityError(archive, f"metadata.json declares {info.file_size} bytes (too large)")
+    return info
+
+
+def read_manifest(zf: ZipIndex, archive: Path) -> BackupManifest:
+    """Read and validate ``metadata.json`` (bounded in size)."""
+    info = manifest_member(zf, archive)
     buffer = bytearray()  # grown in place: half the peak of joining a list of chunks
     for chunk in iter_member(zf, info, info.file_size, archive):
         buffer += chunk
@@ -124,12 +132,12 @@ _EXTRA_ALLOWANCE = 64
 _SMALL_MEMBER = 1 << 20
 
 
-def _data_start(fd: int, info: Member, where: str, head: bytes = b"") -> int:
+def _data_start(fd: int, info: Member, expected_name: bytes, where: str, head: bytes) -> int:
     """Offset of a member's data, after checking its local header against the directory.
 
-    ``head`` may hold bytes already read from the header's offset (saves a read).
+    ``expected_name`` is the member's raw name; ``head`` may hold bytes already read from
+    the header's offset (saves a read).
     """
-    expected_name = info.raw_name
     if len(head) < _LOCAL_HEADER.size + len(expected_name):
         head = os.pread(fd, _LOCAL_HEADER.size + len(expected_name), info.header_offset)
     if len(head) < _LOCAL_HEADER.size:
@@ -162,11 +170,12 @@ def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
     inflater = new_inflater() if info.compress_type == zipfile.ZIP_DEFLATED else None
     produced = crc = 0
     try:
+        raw_name = info.raw_name  # derived from the name: once per member
         head = b""
         if info.compress_size <= _SMALL_MEMBER:
-            span = _LOCAL_HEADER.size + len(info.raw_name) + _EXTRA_ALLOWANCE
+            span = _LOCAL_HEADER.size + len(raw_name) + _EXTRA_ALLOWANCE
             head = os.pread(fd, span + info.compress_size, info.header_offset)
-        position = _data_start(fd, info, where, head)
+        position = _data_start(fd, info, raw_name, where, head)
         left = info.compress_size
         # The member's bytes, when the first read already holds all of them.
         offset_in_head = position - info.header_offset

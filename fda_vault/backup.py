@@ -19,7 +19,13 @@ from typing import NamedTuple
 from pydantic import BaseModel
 
 from fda_vault import __version__
-from fda_vault.archive import CHECKSUMS_NAME, DATA_PREFIX, MANIFEST_NAME, READ_CHUNK
+from fda_vault.archive import (
+    CHECKSUMS_NAME,
+    DATA_PREFIX,
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    READ_CHUNK,
+)
 from fda_vault.config import DEFAULT_LEVEL
 from fda_vault.errors import (
     FdaVaultError,
@@ -298,11 +304,11 @@ def _write_archive(
         manifest_hash = hashlib.sha256()
         writer.add_file(
             MANIFEST_NAME,
-            _hashed(manifest.to_json_chunks(), manifest_hash),
+            _readable_manifest(manifest.to_json_chunks(), manifest_hash),
             mtime=time.time(),
             mode=0o644,
-            # Serialized once more, piece by piece, only to count: ZIP64 is decided upfront.
-            size_hint=sum(len(piece) for piece in manifest.to_json_chunks()),
+            # Never larger (checked on the way), and far below 4 GiB: no ZIP64 needed.
+            size_hint=MAX_MANIFEST_BYTES,
             level=6,
         )
         writer.close()
@@ -314,9 +320,18 @@ def _write_archive(
     )
 
 
-def _hashed(pieces: Iterable[bytes], hasher: hashlib._Hash) -> Iterator[bytes]:
-    """``pieces`` unchanged, each fed to ``hasher`` on the way."""
+def _readable_manifest(pieces: Iterable[bytes], hasher: hashlib._Hash) -> Iterator[bytes]:
+    """``metadata.json`` as written: each piece fed to ``hasher``, and refused as soon as
+    it grows past what readers accept (an archive restore would refuse is never made)."""
+    size = 0
     for piece in pieces:
+        size += len(piece)
+        if size > MAX_MANIFEST_BYTES:
+            raise OperationError(
+                MANIFEST_NAME,
+                f"the manifest passes {MAX_MANIFEST_BYTES >> 20} MiB, more than readers "
+                "accept; back up fewer projects per archive",
+            )
         hasher.update(piece)
         yield piece
 

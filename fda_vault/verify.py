@@ -16,6 +16,7 @@ from fda_vault.archive import (
     MANIFEST_NAME,
     is_regular_or_dir,
     iter_member,
+    manifest_member,
     member_name_problem,
     nfc_key,
     open_archive,
@@ -346,7 +347,11 @@ def verify_written(
         return zf
     with zf:
         try:
-            if _member_sha256(zf, MANIFEST_NAME, path) != manifest_sha256:
+            info = manifest_member(zf, path)  # the readers' size cap applies here too
+            hasher = hashlib.sha256()
+            for chunk in iter_member(zf, info, info.file_size, path):
+                hasher.update(chunk)
+            if hasher.hexdigest() != manifest_sha256:
                 raise IntegrityError(path, "metadata.json differs from what was written")
         except IntegrityError as exc:
             return _manifest_report(path, exc.why)
@@ -363,17 +368,6 @@ def _open_or_report(path: Path) -> ZipIndex | VerifyReport:
 
 def _manifest_report(path: Path, why: str) -> VerifyReport:
     return _unreadable_report(path, Problem(path=MANIFEST_NAME, kind="manifest", detail=why))
-
-
-def _member_sha256(zf: ZipIndex, name: str, path: Path) -> str:
-    try:
-        info = zf.getinfo(name)
-    except KeyError:
-        raise IntegrityError(path, f"{name} is missing") from None
-    hasher = hashlib.sha256()
-    for chunk in iter_member(zf, info, info.file_size, path):
-        hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def _check_archive(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib
 import os
 import re
 import stat
@@ -671,3 +672,33 @@ def test_round_trip_random_trees(tmp_path_factory: pytest.TempPathFactory, proje
         if p.is_file()
     }
     assert on_disk == set(files)
+
+
+# --- the manifest size cap readers apply --------------------------------------------
+
+
+def test_a_manifest_too_large_for_readers_is_refused_while_writing(
+    projects_dir: Path, backups_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readers refuse a metadata.json over the cap, so backup never publishes one."""
+    monkeypatch.setattr(importlib.import_module("fda_vault.backup"), "MAX_MANIFEST_BYTES", 2_000)
+    with pytest.raises(OperationError) as info:
+        _run(projects_dir, backups_dir, CARDIAC)
+    assert info.value.exit_code == ExitCode.FAILURE
+    assert "metadata.json" in info.value.message and "fewer projects" in info.value.message
+    assert list(backups_dir.glob("*.zip*")) == []
+
+
+def test_every_reader_applies_the_manifest_cap(
+    projects_dir: Path, backups_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify, and backup's own check of what it wrote, both refuse an oversized manifest."""
+    archive = Path(_run(projects_dir, backups_dir, CARDIAC).archive)
+    monkeypatch.setattr(importlib.import_module("fda_vault.archive"), "MAX_MANIFEST_BYTES", 2_000)
+    report = verify_archive(archive)
+    assert [(p.path, p.kind) for p in report.problems] == [("metadata.json", "manifest")]
+    assert "too large" in report.problems[0].detail
+    with pytest.raises(IntegrityError) as info:
+        _run(projects_dir, backups_dir, CARDIAC)
+    assert "too large" in info.value.message
+    assert list(backups_dir.glob("*.zip*")) == [archive]
