@@ -144,23 +144,31 @@ def test_disk_filling_up_during_a_restore_changes_nothing(tmp_path: Path, small_
     ) == ["K2"]
 
 
-class _ChangeOnFirstChunk:
-    """A progress sink that changes the file system the moment reading begins."""
-
-    def __init__(self, action: object) -> None:
-        self.action = action
-        self.fired = False
+class _OnAdvance:
+    """A progress sink that acts only in ``advance``: called as each block is read, it is
+    where a test can act while a file is being read."""
 
     def start(self, description: str, total_bytes: int) -> None:
         pass
 
     def advance(self, nbytes: int) -> None:
-        if not self.fired:
-            self.fired = True
-            self.action()  # type: ignore[operator]
+        pass
 
     def finish(self) -> None:
         pass
+
+
+class _ChangeOnFirstChunk(_OnAdvance):
+    """Changes the file system the moment reading begins."""
+
+    def __init__(self, action: object) -> None:
+        self.action = action
+        self.fired = False
+
+    def advance(self, nbytes: int) -> None:
+        if not self.fired:
+            self.fired = True
+            self.action()  # type: ignore[operator]
 
 
 def test_a_file_changed_once_while_read_is_read_again(tmp_path: Path) -> None:
@@ -207,23 +215,17 @@ def test_a_file_deleted_before_it_is_read_is_reported_not_fatal(tmp_path: Path) 
     assert verify_archive(Path(result.archive)).ok
 
 
-class _WaitForAWrite:
-    """A progress sink that, while a file is being read, waits until the writer thread has
-    written to it again: the read then always overlaps a real write, however the threads
-    happen to be scheduled (and whatever the file system's clock granularity)."""
+class _WaitForAWrite(_OnAdvance):
+    """While a file is being read, waits until the writer thread has written to it again:
+    the read then always overlaps a real write, however the threads happen to be
+    scheduled (and whatever the file system's clock granularity)."""
 
     def __init__(self, wrote: threading.Event) -> None:
         self.wrote = wrote
 
-    def start(self, description: str, total_bytes: int) -> None:
-        pass
-
     def advance(self, nbytes: int) -> None:
         self.wrote.clear()
         assert self.wrote.wait(10), "the writer thread stopped writing"
-
-    def finish(self) -> None:
-        pass
 
 
 def test_a_file_rewritten_by_another_thread_fails_or_is_skipped(tmp_path: Path) -> None:
