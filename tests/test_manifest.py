@@ -206,7 +206,7 @@ def test_json_in_pieces_is_the_same_document(batch: int) -> None:
 def test_checksums_txt_in_pieces_and_its_size() -> None:
     manifest = _manifest()
     whole = manifest.checksums_txt()
-    pieces = list(manifest.checksums_txt_chunks(size=100))
+    pieces = list(manifest.checksums_txt_chunks(lines=2))
     assert b"".join(pieces) == whole
     assert len(pieces) > 1 and all(piece.endswith(b"\n") for piece in pieces)
     assert manifest.checksums_txt_size() == len(whole)
