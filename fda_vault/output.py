@@ -16,23 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.progress import (
-    Progress as RichProgress,
-)
 from rich.table import Table
 
 from fda_vault.errors import FdaVaultError
 from fda_vault.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:  # rendering needs only attribute access; importing them costs start-up
+    from rich.progress import TaskID
+
     from fda_vault.backup import BackupResult
     from fda_vault.catalog import ArchiveContents, BackupList
     from fda_vault.guard import GuardResult
@@ -64,6 +55,16 @@ class _RichProgress:
     """Adapts the library's Progress callback to a Rich progress bar on stderr."""
 
     def __init__(self, console: Console) -> None:
+        # Imported here: ~10 ms of start-up that list and quiet runs never need.
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import Progress as RichProgress
+
         self._bar = RichProgress(
             TextColumn("{task.description}"),
             BarColumn(),

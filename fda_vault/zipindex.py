@@ -66,7 +66,9 @@ class Member:
     def raw_name(self) -> bytes:
         """The name's bytes as stored: decoding them (strict UTF-8, or cp437, which maps
         all 256 byte values) is reversible, so they are not kept (memory: ~90 B a member)."""
-        return self.filename.encode("utf-8" if self.flag_bits & _FLAG_UTF8 else "cp437")
+        name = self.filename
+        # ASCII is the same in both encodings, and UTF-8's codec is the fast one.
+        return name.encode("utf-8" if self.flag_bits & _FLAG_UTF8 or name.isascii() else "cp437")
 
     def is_dir(self) -> bool:
         """A folder entry (its name ends with ``/``)."""
@@ -146,30 +148,32 @@ class ZipIndex:
         if len(directory) != cd_size:
             raise self._bad("central directory truncated")
         members: list[Member] = []
+        append, unpack, end = members.append, _CENTRAL.unpack_from, len(directory)
         pos = 0
         for _ in range(count):
-            if pos + _CENTRAL.size > len(directory):
+            if pos + _CENTRAL.size > end:
                 raise self._bad("central directory truncated")
             (sig, _made, _need, flags, method, _time, _date, crc, csize, usize, name_len,
-             extra_len, comment_len, _disk, _internal, external, offset) = _CENTRAL.unpack_from(
+             extra_len, comment_len, _disk, _internal, external, offset) = unpack(
                 directory, pos
             )  # fmt: skip
             if sig != b"PK\x01\x02":
                 raise self._bad("bad central directory record")
-            start = pos + _CENTRAL.size
-            raw_name = directory[start : start + name_len]
-            extra = directory[start + name_len : start + name_len + extra_len]
-            pos = start + name_len + extra_len + comment_len
-            if pos > len(directory):
+            name_at = pos + _CENTRAL.size
+            extra_at = name_at + name_len
+            pos = extra_at + extra_len + comment_len
+            if pos > end:
                 raise self._bad("central directory truncated")
-            wanted = [usize == _MAX32, csize == _MAX32, offset == _MAX32]
-            if any(wanted):
-                values = iter(_zip64_values(extra, wanted))
+            raw_name = directory[name_at:extra_at]
+            if usize == _MAX32 or csize == _MAX32 or offset == _MAX32:
+                wanted = [usize == _MAX32, csize == _MAX32, offset == _MAX32]
+                values = iter(_zip64_values(directory[extra_at : extra_at + extra_len], wanted))
                 usize = next(values) if wanted[0] else usize
                 csize = next(values) if wanted[1] else csize
                 offset = next(values) if wanted[2] else offset
-            name = raw_name.decode("utf-8" if flags & _FLAG_UTF8 else "cp437")
-            members.append(Member(name, flags, method, crc, csize, usize, offset, external))
+            utf8 = flags & _FLAG_UTF8 or raw_name.isascii()  # ASCII: same text either way
+            name = raw_name.decode("utf-8" if utf8 else "cp437")
+            append(Member(name, flags, method, crc, csize, usize, offset, external))
         return members
 
     def infolist(self) -> list[Member]:
