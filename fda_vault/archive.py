@@ -172,12 +172,8 @@ def _data_start(fd: int, info: Member, expected_name: bytes, where: str, head: b
     return int(info.header_offset) + _LOCAL_HEADER.size + int(name_len) + int(extra_len)
 
 
-def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -> Iterator[bytes]:
-    """Yield a member's bytes, never more than ``expected_size``; CRC checked at the end.
-
-    Reads with ``pread`` (so threads can share the archive) and inflates with ISA-L where
-    available; a member can never make us produce more than the manifest declares.
-    """
+def _checked_where(info: Member, expected_size: int, archive: Path) -> str:
+    """Where a member's errors are reported, after checking what its record declares."""
     where = f"{archive}: {info.filename}"
     if info.file_size != expected_size:
         raise IntegrityError(
@@ -187,27 +183,71 @@ def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
         raise IntegrityError(where, "encrypted member")
     if info.compress_type not in {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}:
         raise IntegrityError(where, f"unsupported compression method {info.compress_type}")
+    return where
+
+
+def _check_end(where: str, info: Member, produced: int, expected_size: int, crc: int) -> None:
+    if produced != expected_size:
+        raise IntegrityError(where, f"holds {produced} bytes, the manifest says {expected_size}")
+    if crc != info.CRC:
+        raise IntegrityError(where, "CRC-32 mismatch")
+
+
+def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -> bytes:
+    """The bytes of a member of at most :data:`READ_CHUNK` bytes, checked as
+    :func:`iter_member` checks them: one ``pread`` and one inflate call, no generator
+    (thousands of small files are read this way)."""
+    where = _checked_where(info, expected_size, archive)
+    if expected_size > READ_CHUNK or info.compress_size > _SMALL_MEMBER:
+        raise ValueError(f"{where}: not a small member")  # a caller's mistake, not the archive's
+    fd = zf.fd
+    try:
+        raw_name = info.raw_name
+        span = _LOCAL_HEADER.size + len(raw_name) + _EXTRA_ALLOWANCE
+        head = os.pread(fd, span + info.compress_size, info.header_offset)
+        start = _data_start(fd, info, raw_name, where, head) - info.header_offset
+        raw = head[start : start + info.compress_size]
+        if len(raw) != info.compress_size:  # a longer extra field than allowed for
+            raw = os.pread(fd, info.compress_size, info.header_offset + start)
+        if len(raw) != info.compress_size:
+            raise IntegrityError(where, "archive truncated inside this member")
+        inflater = new_inflater() if info.compress_type == zipfile.ZIP_DEFLATED else None
+        # One byte more than declared is enough to tell a member that inflates past it.
+        data = raw if inflater is None else inflater.decompress(raw, expected_size + 1)
+        if len(data) > expected_size:
+            raise IntegrityError(where, "inflates past its declared size")
+        if inflater is not None and not inflater.eof:
+            raise IntegrityError(where, "deflate stream ends early")
+        if inflater is not None and inflater.unused_data:
+            raise IntegrityError(where, "data after the end of the deflate stream")
+    except INFLATE_ERRORS as exc:
+        raise IntegrityError(where, f"corrupt data ({exc})") from None
+    except OSError as exc:  # the medium failed, not the archive's content
+        raise OperationError(where, f"cannot read: {describe_os_error(exc)}") from None
+    _check_end(where, info, len(data), expected_size, crc32(data))
+    return data
+
+
+def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -> Iterator[bytes]:
+    """Yield a member's bytes, never more than ``expected_size``; CRC checked at the end.
+
+    Reads with ``pread`` (so threads can share the archive) and inflates with ISA-L where
+    available; a member can never make us produce more than the manifest declares.
+    """
+    if expected_size <= READ_CHUNK and info.compress_size <= _SMALL_MEMBER:
+        data = read_member(zf, info, expected_size, archive)
+        if data:
+            yield data
+        return
+    where = _checked_where(info, expected_size, archive)
     fd = zf.fd
     inflater = new_inflater() if info.compress_type == zipfile.ZIP_DEFLATED else None
     produced = crc = 0
     try:
-        raw_name = info.raw_name  # derived from the name: once per member
-        head = b""
-        if info.compress_size <= _SMALL_MEMBER:
-            span = _LOCAL_HEADER.size + len(raw_name) + _EXTRA_ALLOWANCE
-            head = os.pread(fd, span + info.compress_size, info.header_offset)
-        position = _data_start(fd, info, raw_name, where, head)
+        position = _data_start(fd, info, info.raw_name, where, b"")
         left = info.compress_size
-        # The member's bytes, when the first read already holds all of them.
-        offset_in_head = position - info.header_offset
-        pending = head[offset_in_head : offset_in_head + left]
-        if len(pending) != left:
-            pending = b""
         while left > 0:
-            if pending:
-                raw, pending = pending, b""
-            else:
-                raw = os.pread(fd, min(READ_CHUNK, left), position)
+            raw = os.pread(fd, min(READ_CHUNK, left), position)
             if not raw:
                 raise IntegrityError(where, "archive truncated inside this member")
             position += len(raw)
@@ -241,7 +281,4 @@ def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
         raise IntegrityError(where, f"corrupt data ({exc})") from None
     except OSError as exc:  # the medium failed, not the archive's content
         raise OperationError(where, f"cannot read: {describe_os_error(exc)}") from None
-    if produced != expected_size:
-        raise IntegrityError(where, f"holds {produced} bytes, the manifest says {expected_size}")
-    if crc != info.CRC:
-        raise IntegrityError(where, "CRC-32 mismatch")
+    _check_end(where, info, produced, expected_size, crc)

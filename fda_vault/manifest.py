@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from functools import cache
-from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
@@ -169,11 +168,14 @@ class BackupManifest(_Model):
 
     def checksums_txt_chunks(self, lines: int = 8192) -> Iterator[bytes]:
         """:meth:`checksums_txt` in pieces of ``lines`` whole lines (~1 MiB by default)."""
-        # Sorted by (digest, path): exactly the order of the lines sorted as text.
-        ordered = sorted(self.files, key=attrgetter("sha256", "path"))
+        # Ordered by (digest, path): the digests have one length and the text between
+        # is the same, so sorting the lines without their newline sorts by exactly that
+        # (string comparisons: several times faster than comparing (digest, path) tuples).
+        ordered = sorted([f"{e.sha256}  projects/{e.path}" for e in self.files])
         for start in range(0, len(ordered), lines):
             batch = ordered[start : start + lines]
-            yield "".join([f"{e.sha256}  projects/{e.path}\n" for e in batch]).encode()
+            batch.append("")  # a newline after the last line too
+            yield "\n".join(batch).encode()
 
     def checksums_txt_size(self) -> int:
         """The length of :meth:`checksums_txt`, without building it."""
