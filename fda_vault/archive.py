@@ -26,6 +26,7 @@ __all__ = [
     "MANIFEST_NAME",
     "MAX_MANIFEST_BYTES",
     "READ_CHUNK",
+    "all_entries_plain",
     "all_members_plain",
     "all_paths_plain",
     "iter_member",
@@ -105,6 +106,20 @@ def is_regular_or_dir(info: Member) -> bool:
     if info.is_dir():
         return stat.S_ISDIR(unix_mode)
     return stat.S_ISREG(unix_mode)
+
+
+# (is a folder, file type, encrypted) of every acceptable entry: see is_regular_or_dir.
+_PLAIN_ENTRIES = {(False, 0, 0), (False, stat.S_IFREG, 0), (True, 0, 0), (True, stat.S_IFDIR, 0)}
+
+
+def all_entries_plain(members: Iterable[Member]) -> bool:
+    """True when every member is a regular file or folder by :func:`is_regular_or_dir`
+    and none is encrypted, judged from one set of (folder, type, encrypted) triples."""
+    kinds = {
+        (m.filename.endswith("/"), stat.S_IFMT(m.external_attr >> 16), m.flag_bits & 0x1)
+        for m in members
+    }
+    return kinds <= _PLAIN_ENTRIES
 
 
 def nfc_key(name: str) -> str:

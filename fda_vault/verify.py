@@ -8,6 +8,7 @@ import itertools
 import unicodedata
 import zipfile
 from collections.abc import Collection, Sequence
+from operator import attrgetter
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -16,6 +17,7 @@ from fda_vault.archive import (
     CHECKSUMS_NAME,
     DATA_PREFIX,
     MANIFEST_NAME,
+    all_entries_plain,
     all_members_plain,
     all_paths_plain,
     is_regular_or_dir,
@@ -184,9 +186,10 @@ def _membership_problems(zf: ZipIndex, manifest: BackupManifest, seen: set[str])
 def _layout_problems(zf: ZipIndex) -> list[Problem]:
     """Members that overlap (a classic zip-bomb trick) or claim an impossible ratio."""
     problems: list[Problem] = []
-    members = sorted(zf.infolist(), key=lambda i: i.header_offset)
+    members = sorted(zf.infolist(), key=attrgetter("header_offset"))
     for info, following in itertools.pairwise(members):
-        end = info.header_offset + 30 + len(info.filename.encode()) + info.compress_size
+        # The local header: 30 bytes and the name as stored (extra fields may follow).
+        end = info.header_offset + 30 + len(info.raw_name) + info.compress_size
         if end > following.header_offset:
             problems.append(
                 Problem(
@@ -263,7 +266,7 @@ def _all_names_acceptable(members: list[Member], names: list[str], *, casefold: 
         return False
     if casefold and len({name.casefold() for name in names}) != len(names):
         return False
-    return not any(info.flag_bits & 0x1 or not is_regular_or_dir(info) for info in members)
+    return all_entries_plain(members)
 
 
 def check_structure(

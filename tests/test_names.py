@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 import unicodedata
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fda_vault import archive
-from fda_vault.archive import all_members_plain, all_paths_plain, member_name_problem, open_archive
+from fda_vault.archive import (
+    all_entries_plain,
+    all_members_plain,
+    all_paths_plain,
+    is_regular_or_dir,
+    member_name_problem,
+    open_archive,
+)
 from fda_vault.backup import backup
 from fda_vault.verify import check_names, check_structure, manifest_problems
+from fda_vault.zipindex import Member
 from tests.conftest import CARDIAC, rewrite_archive
 
 # Pieces that matter to some rule: separators, dots, drive letters, controls, non-ASCII.
@@ -125,3 +135,32 @@ def test_manifest_paths_outside_the_listed_projects_are_found(intact: Path, tmp_
     details = {(p.path, p.detail) for p in manifest_problems(edited)}
     assert ("K000000_unlisted/a.txt", "belongs to a project the manifest does not list") in details
     assert any(path == f"{CARDIAC}/../escape" and "'..'" in why for path, why in details)
+
+
+@pytest.mark.parametrize("folder", [False, True])
+@pytest.mark.parametrize("file_type", [0, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO])
+@pytest.mark.parametrize("flags", [0, 0x1, 0x800, 0x801])
+def test_entry_kinds_judged_at_once_as_one_by_one(folder: bool, file_type: int, flags: int) -> None:
+    name = "projects/p/d/" if folder else "projects/p/f.txt"
+    member = Member(name, flags, 8, 0, 0, 0, 0, (file_type | 0o644) << 16)
+    alone = is_regular_or_dir(member) and not flags & 0x1
+    assert all_entries_plain([member]) == alone
+    plain = Member("projects/p/g.txt", 0, 8, 0, 0, 0, 0, (stat.S_IFREG | 0o644) << 16)
+    assert all_entries_plain([plain, member]) == alone
+
+
+def test_a_cp437_name_is_measured_in_its_stored_bytes(tmp_path: Path) -> None:
+    # Two members back to back, the first named in cp437 with a non-ASCII byte (0x82 is
+    # "é"): its UTF-8 form is a byte longer than stored, which must not read as overlap.
+    path = tmp_path / "cp437.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in ("projects/p/caf#.txt", "projects/p/next.txt"):
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            zf.writestr(info, b"data")
+    raw = path.read_bytes()
+    assert raw.count(b"caf#") == 2  # the local and the central header
+    path.write_bytes(raw.replace(b"caf#", b"caf\x82"))
+    with open_archive(path) as zf:
+        assert zf.infolist()[0].filename == "projects/p/café.txt"
+        assert check_names(zf)[0] == []
