@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -130,10 +131,13 @@ def _disk_state(root: Path) -> tuple[dict[str, _DiskFile], set[str], set[str]]:
     return files, others, empty
 
 
-def _plan_project(target: Path, name: str, manifest: BackupManifest) -> ProjectPlan:
-    prefix = name + "/"
-    wanted = {e.path[len(prefix) :]: e for e in manifest.files if e.path.startswith(prefix)}
-    wanted_empty = {d[len(prefix) :] for d in manifest.empty_dirs if d.startswith(prefix)}
+def _plan_project(
+    target: Path, name: str, files: Sequence[FileEntry], empty_dirs: Sequence[str]
+) -> ProjectPlan:
+    """The plan of one project, from its files and empty folders in the manifest."""
+    cut = len(name) + 1
+    wanted = {e.path[cut:]: e for e in files}
+    wanted_empty = {d[cut:] for d in empty_dirs}
     total = sum(e.size for e in wanted.values())
     live = target / name
     if not live.exists() and not live.is_symlink():
@@ -268,7 +272,14 @@ def _build_plan(
     dry_run: bool,
     recovered: list[str],
 ) -> RestorePlan:
-    plans = [_plan_project(target, name, manifest) for name in selected]
+    # Each project's entries, in one pass over the manifest (not one pass per project).
+    files: dict[str, list[FileEntry]] = defaultdict(list)
+    empty_dirs: dict[str, list[str]] = defaultdict(list)
+    for entry in manifest.files:
+        files[entry.path.partition("/")[0]].append(entry)
+    for folder in manifest.empty_dirs:
+        empty_dirs[folder.partition("/")[0]].append(folder)
+    plans = [_plan_project(target, name, files[name], empty_dirs[name]) for name in selected]
     to_write = sum(p.bytes for p in plans if p.action != "identical")
     free = shutil.disk_usage(target if target.exists() else target.parent).free
     return RestorePlan(
@@ -319,11 +330,15 @@ class _Folders:
     def __init__(self) -> None:
         self._checked: set[str] = set()
 
-    def ensure(self, base: str, rel_parts: Sequence[str]) -> str:
-        """``base`` joined with ``rel_parts``, every level made (once) and checked."""
+    def folder(self, base: str, rel_dir: str) -> str:
+        """``base/rel_dir`` (``rel_dir`` in POSIX form, its segments already validated),
+        every level made (once) and checked; a folder seen before costs one lookup."""
+        path = f"{base}/{rel_dir}"
+        if path in self._checked:
+            return path
         current = base
-        for part in rel_parts:
-            current = os.path.join(current, part)
+        for part in rel_dir.split("/"):
+            current = f"{current}/{part}"
             if current in self._checked:
                 continue
             with suppress(FileExistsError):
@@ -331,7 +346,7 @@ class _Folders:
             if not stat.S_ISDIR(os.lstat(current).st_mode):
                 raise IntegrityError(current, "a parent folder is a symlink or a file; refusing")
             self._checked.add(current)
-        return current
+        return path
 
 
 def _extract_file(
@@ -345,8 +360,8 @@ def _extract_file(
     """Write one file under ``root`` (its path starts with the project), hashing every byte."""
     # Plain strings and a bare descriptor: with thousands of small files, Path objects
     # and file wrappers were a good part of a restore's time.
-    parts = entry.path.split("/")
-    dest = os.path.join(folders.ensure(root, parts[:-1]), parts[-1])
+    parent, _, name = entry.path.rpartition("/")
+    dest = f"{folders.folder(root, parent)}/{name}"
     info = zf.getinfo(DATA_PREFIX + entry.path)
     hasher = hashlib.sha256()
     fd = os.open(dest, _WRITE_FLAGS, 0o600)
@@ -395,7 +410,7 @@ def _stage(
     root = str(journal.staging / "new")
     folders = _Folders()
     for project in journal.projects:
-        folders.ensure(root, [project])
+        folders.folder(root, project)
 
     def extract(batch: list[tuple[int, FileEntry]]) -> None:
         for count, entry in batch:
@@ -409,9 +424,8 @@ def _stage(
     for _ in map_in_threads(extract, work, workers=workers_for(total, len(entries))):
         pass
     for folder in manifest.empty_dirs:
-        project, _, rel = folder.partition("/")
-        if project in chosen:
-            folders.ensure(root, [project, *rel.split("/")])
+        if folder.partition("/")[0] in chosen:
+            folders.folder(root, folder)
     progress.finish()
     # One sync makes every staged byte durable before the swap (cheaper than per-file fsync).
     sync_filesystem(journal.staging)
