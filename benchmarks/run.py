@@ -813,7 +813,10 @@ gzip or pigz, `restic` and `borg`. The harness lives in `benchmarks/`:
   each repetition), on the same warm page cache (each process's input, the corpus or the
   archive it reads, is read just before it starts, then `sync`: `borg create` drops
   the files it read from the cache, so without this the tool after it read the corpus
-  from disk, 4x slower here), and writes the sections below with `--write-docs`.
+  from disk, 4x slower here). Outputs of earlier operations are set aside, not deleted,
+  until the run ends: ext4 skips inodes freed in the last 30 seconds, so deleting one
+  tool's 24,000 restored files made the next tool's file creation several times slower.
+  It writes the sections below with `--write-docs`.
 
 How it measures: each operation is one process started by the runner through GNU
 `time`; wall time is measured around it, CPU time (user + sys) and peak RSS are the
