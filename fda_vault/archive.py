@@ -13,8 +13,9 @@ import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import TracebackType
 
-from fda_vault.deflate import INFLATE_ERRORS, crc32, new_inflater
+from fda_vault.deflate import INFLATE_ERRORS, Inflater, crc32, new_inflater
 from fda_vault.errors import IntegrityError, OperationError, UsageError
 from fda_vault.fsio import describe_os_error
 from fda_vault.manifest import BackupManifest, has_control_char, is_safe_segment, parse_manifest
@@ -201,6 +202,39 @@ def _checked_where(info: Member, expected_size: int, archive: Path) -> str:
     return where
 
 
+class _ReadErrors:
+    """Turns a corrupt deflate stream or a failing medium into one error naming the member."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            return
+        if isinstance(exc, INFLATE_ERRORS):
+            raise IntegrityError(self.where, f"corrupt data ({exc})") from None
+        if isinstance(exc, OSError):  # the medium failed, not the archive's content
+            raise OperationError(self.where, f"cannot read: {describe_os_error(exc)}") from None
+
+
+def _check_stream_end(where: str, inflater: Inflater | None) -> None:
+    """A deflate stream must end, and nothing may follow it in the member."""
+    if inflater is not None and not inflater.eof:
+        raise IntegrityError(where, "deflate stream ends early")
+    if inflater is not None and inflater.unused_data:
+        raise IntegrityError(where, "data after the end of the deflate stream")
+
+
 def _check_end(where: str, info: Member, produced: int, expected_size: int, crc: int) -> None:
     if produced != expected_size:
         raise IntegrityError(where, f"holds {produced} bytes, the manifest says {expected_size}")
@@ -216,7 +250,7 @@ def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
     if expected_size > READ_CHUNK or info.compress_size > _SMALL_MEMBER:
         raise ValueError(f"{where}: not a small member")  # a caller's mistake, not the archive's
     fd = zf.fd
-    try:
+    with _ReadErrors(where):
         raw_name = info.raw_name
         span = _LOCAL_HEADER.size + len(raw_name) + _EXTRA_ALLOWANCE
         head = os.pread(fd, span + info.compress_size, info.header_offset)
@@ -231,14 +265,7 @@ def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
         data = raw if inflater is None else inflater.decompress(raw, expected_size + 1)
         if len(data) > expected_size:
             raise IntegrityError(where, "inflates past its declared size")
-        if inflater is not None and not inflater.eof:
-            raise IntegrityError(where, "deflate stream ends early")
-        if inflater is not None and inflater.unused_data:
-            raise IntegrityError(where, "data after the end of the deflate stream")
-    except INFLATE_ERRORS as exc:
-        raise IntegrityError(where, f"corrupt data ({exc})") from None
-    except OSError as exc:  # the medium failed, not the archive's content
-        raise OperationError(where, f"cannot read: {describe_os_error(exc)}") from None
+        _check_stream_end(where, inflater)
     _check_end(where, info, len(data), expected_size, crc32(data))
     return data
 
@@ -258,7 +285,7 @@ def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
     fd = zf.fd
     inflater = new_inflater() if info.compress_type == zipfile.ZIP_DEFLATED else None
     produced = crc = 0
-    try:
+    with _ReadErrors(where):
         position = _data_start(fd, info, info.raw_name, where, b"")
         left = info.compress_size
         while left > 0:
@@ -288,12 +315,5 @@ def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
                     yield out
                 if not raw and not more:
                     break
-        if inflater is not None and not inflater.eof:
-            raise IntegrityError(where, "deflate stream ends early")
-        if inflater is not None and inflater.unused_data:
-            raise IntegrityError(where, "data after the end of the deflate stream")
-    except INFLATE_ERRORS as exc:
-        raise IntegrityError(where, f"corrupt data ({exc})") from None
-    except OSError as exc:  # the medium failed, not the archive's content
-        raise OperationError(where, f"cannot read: {describe_os_error(exc)}") from None
+        _check_stream_end(where, inflater)
     _check_end(where, info, produced, expected_size, crc)
