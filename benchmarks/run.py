@@ -76,7 +76,7 @@ class Context:
         """The projects root (fda-vault's --projects-dir)."""
         return self.corpus_root / "projects"
 
-    set_aside: int = 0
+    outputs_set_aside: int = 0  # numbers the folders moved aside
 
     def out(self, name: str) -> Path:
         """An empty output folder for one operation.
@@ -93,8 +93,8 @@ class Context:
             if shutil.disk_usage(self.work).free < MIN_FREE_BYTES:
                 wipe(aside)
             aside.mkdir(exist_ok=True)
-            self.set_aside += 1
-            path.rename(aside / f"{name}-{self.set_aside}")
+            self.outputs_set_aside += 1
+            path.rename(aside / f"{name}-{self.outputs_set_aside}")
         path.mkdir(parents=True)
         return path
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["NO_PROGRESS", "Progress"]
+__all__ = ["NO_PROGRESS", "Progress", "SilentProgress"]
 
 
 class Progress(Protocol):
@@ -20,7 +20,9 @@ class Progress(Protocol):
         """The current phase ended."""
 
 
-class _NoProgress:
+class SilentProgress:
+    """A Progress that ignores everything: subclass it to act on one event only."""
+
     def start(self, description: str, total_bytes: int) -> None:
         pass
 
@@ -31,4 +33,4 @@ class _NoProgress:
         pass
 
 
-NO_PROGRESS: Progress = _NoProgress()
+NO_PROGRESS: Progress = SilentProgress()

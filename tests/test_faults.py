@@ -20,6 +20,7 @@ import pytest
 from fda_vault import backup, verify_archive
 from fda_vault.errors import OperationError
 from fda_vault.locking import folder_lock
+from fda_vault.progress import SilentProgress
 from fda_vault.restore import restore
 from tests.tree import snapshot
 
@@ -144,18 +145,9 @@ def test_disk_filling_up_during_a_restore_changes_nothing(tmp_path: Path, small_
     ) == ["K2"]
 
 
-class _OnAdvance:
+class _OnAdvance(SilentProgress):
     """A progress sink that acts only in ``advance``: called as each block is read, it is
     where a test can act while a file is being read."""
-
-    def start(self, description: str, total_bytes: int) -> None:
-        pass
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
 
 
 class _ChangeOnFirstChunk(_OnAdvance):
