@@ -10,7 +10,7 @@ import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,11 +37,11 @@ from fda_vault.errors import (
 from fda_vault.fsio import (
     describe_os_error,
     fsync_path,
-    make_private_dir,
+    make_backups_dir,
     publish_no_clobber,
     sha256_file,
 )
-from fda_vault.journal import recover_interrupted
+from fda_vault.journal import finish_interrupted
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.manifest import (
     RESERVED_PROJECT_NAME,
@@ -53,6 +53,7 @@ from fda_vault.manifest import (
 )
 from fda_vault.packer import Packer, PackSource
 from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.verified import record_verified
 from fda_vault.verify import verify_written
 from fda_vault.zipwriter import ZipWriter
 
@@ -377,17 +378,13 @@ def backup(
     for name in selected:
         if not is_safe_segment(name):
             raise UsageError(f"project {name!r}", "not a single safe path segment")
-    make_private_dir(output_dir)
-    with ExitStack() as locks:
-        locks.enter_context(folder_lock(output_dir, lock_timeout))
-        recovered: list[str] = []
-        # A read-only projects folder (a snapshot, a read-only mount) can still be backed
-        # up; only a writable one can have a restore in progress to wait for or finish.
-        if os.access(projects_dir, os.W_OK):
-            if os.path.realpath(projects_dir) != os.path.realpath(output_dir):
-                # The projects' own lock: no restore swaps a project while we read it.
-                locks.enter_context(folder_lock(projects_dir, lock_timeout))
-            recovered = recover_interrupted(projects_dir)
+    make_backups_dir(output_dir)
+    with folder_lock(output_dir, lock_timeout):
+        # Nothing is written into the projects root (no lock, no note): only a restore
+        # interrupted there is finished first. A restore that swaps a project while we
+        # read it is caught by the project folder's identity, checked again at the end.
+        recovered = finish_interrupted(projects_dir, lock_timeout)
+        identities = {name: _folder_identity(projects_dir / name) for name in selected}
         _remove_stale_temps(output_dir)
         scan = _Scan()
         skip_dirs = {os.path.realpath(output_dir)}
@@ -426,7 +423,16 @@ def backup(
                 raise IntegrityError(
                     tmp, f"verification after writing failed: {first.path}: {first.detail}"
                 )
+            for name, identity in identities.items():
+                if _folder_identity(projects_dir / name) != identity:
+                    raise OperationError(
+                        projects_dir / name,
+                        "was replaced while it was being backed up (by a restore?); "
+                        "no archive was written: run the backup again",
+                    )
             publish_no_clobber(tmp, final)
+            if report is not None:
+                record_verified(final)  # prune may trust it without reading it again
         except BaseException as exc:
             tmp.unlink(missing_ok=True)
             if isinstance(exc, KeyboardInterrupt):
@@ -449,6 +455,15 @@ def backup(
         excluded_files=written.excluded,
         warnings=recovered + written.warnings,
     )
+
+
+def _folder_identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of a project folder: a restore's swap gives it a new inode."""
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _remove_stale_temps(folder: Path) -> None:

@@ -187,7 +187,8 @@ def verify(
 ) -> None:
     """Check archives fully: structure, manifest, names, every file's size and SHA-256.
 
-    Exit 0 only when every archive is intact, 3 otherwise.
+    Every archive given is checked and reported (OK, DAMAGED or MISSING); the exit
+    code is the worst: 3 if one is damaged, else 2 if one is missing, else 0.
     Example: fda-vault verify backups/all_projects_backup_20261126_020000.zip
     """
     term = Terminal(as_json=as_json, quiet=quiet)
@@ -197,8 +198,8 @@ def verify(
         with term.progress() as progress:
             result = run_verify(backups, progress=progress)
         term.verify_result(result)
-        if not result.ok:
-            raise typer.Exit(int(ExitCode.INTEGRITY))
+        if result.exit_code != ExitCode.OK:
+            raise typer.Exit(int(result.exit_code))
 
 
 @app.command("list")
@@ -385,8 +386,9 @@ def prune(
     Rules as restic forget, per label (multi_project: per project set): each
     --keep-* keeps the newest backup of each of its last N UTC periods that
     have backups; a backup kept by any rule stays. The newest backup always
-    stays, and none is deleted unless a newer one of its label passes a
-    quick check. Asks first unless --yes; with no terminal, or with --json,
+    stays, and none is deleted unless a newer one of its label is intact:
+    every file's data checked, now or by an earlier full check of the same
+    unchanged file (30 days at most). Asks first unless --yes; with no terminal, or with --json,
     exits 4 and deletes nothing. Exits 3 if a kept backup is damaged.
 
     Example: fda-vault prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
@@ -409,11 +411,18 @@ def prune(
         labels = project or []
         previewed = False
         if dry_run or yes:
-            result = run_prune(
-                folder, policy, labels=labels, dry_run=dry_run, lock_timeout=lock_timeout
-            )
+            with term.progress() as progress:
+                result = run_prune(
+                    folder,
+                    policy,
+                    labels=labels,
+                    dry_run=dry_run,
+                    lock_timeout=lock_timeout,
+                    progress=progress,
+                )
         else:
-            plan = run_prune(folder, policy, labels=labels, dry_run=True)
+            with term.progress() as progress:
+                plan = run_prune(folder, policy, labels=labels, dry_run=True, progress=progress)
             doomed = [item.file for item in plan.archives if not item.kept]
             if doomed:
                 noun = "backup" if len(doomed) == 1 else "backups"
@@ -471,7 +480,9 @@ def guard(
     """Back up, run COMMAND, and restore the projects if it fails or is killed.
 
     The command's output and exit code pass through (under --json its stdout goes to
-    stderr). If the backup fails, the command never runs.
+    stderr). If the backup fails, the command never runs. If it fails, or guard is
+    interrupted (Ctrl-C, SIGTERM: exit 130), every process it started is stopped
+    before the projects are rolled back.
     Example: fda-vault guard --all -- python update_manager.py --update-all
     """
     term = Terminal(as_json=as_json, quiet=quiet)
@@ -493,6 +504,8 @@ def guard(
                 progress=progress,
             )
         term.guard_result(result)
+        if result.interrupted:
+            raise typer.Exit(int(ExitCode.INTERRUPTED))
         if result.returncode != 0:
             raise typer.Exit(result.returncode)
 

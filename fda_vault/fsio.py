@@ -15,7 +15,7 @@ from fda_vault.errors import OperationError
 __all__ = [
     "describe_os_error",
     "fsync_path",
-    "make_private_dir",
+    "make_backups_dir",
     "publish_no_clobber",
     "sha256_file",
     "sync_filesystem",
@@ -81,13 +81,26 @@ def sha256_file(path: Path | str) -> str:
     return hasher.hexdigest()
 
 
-def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) if missing; a folder we create gets mode 0700."""
+def make_backups_dir(path: Path) -> None:
+    """Create the backups folder ``path`` if missing (mode 0700), but never its parents.
+
+    A missing parent most often means an unmounted disk: creating it would put the
+    "second copy" on the internal disk without a word.
+    """
     if path.is_dir():
         return
+    parent = path.parent
+    if not parent.is_dir():
+        raise OperationError(
+            parent,
+            f"folder not found (is the disk mounted?); only the last folder of {path} is created",
+        )
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.mkdir(mode=0o700)
         os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    except FileExistsError:
+        if not path.is_dir():
+            raise OperationError(path, "exists and is not a folder") from None
     except OSError as exc:
         raise OperationError(path, f"cannot create folder: {describe_os_error(exc)}") from None
 

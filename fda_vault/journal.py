@@ -26,8 +26,16 @@ from typing import Any
 
 from fda_vault.errors import OperationError
 from fda_vault.fsio import describe_os_error, fsync_path
+from fda_vault.locking import tree_lock
 
-__all__ = ["JOURNAL_NAME", "STAGING_PREFIX", "Journal", "needs_recovery", "recover_interrupted"]
+__all__ = [
+    "JOURNAL_NAME",
+    "STAGING_PREFIX",
+    "Journal",
+    "finish_interrupted",
+    "needs_recovery",
+    "recover_interrupted",
+]
 
 JOURNAL_NAME = ".fda-vault-journal.json"
 STAGING_PREFIX = ".fda-vault-staging-"
@@ -216,3 +224,12 @@ def recover_interrupted(target: Path) -> list[str]:
             target, f"cannot recover an interrupted restore: {describe_os_error(exc)}"
         ) from None
     return messages
+
+
+def finish_interrupted(target: Path, lock_timeout: float) -> list[str]:
+    """If a restore was interrupted in ``target``, take its lock and finish or roll back
+    that restore (:func:`recover_interrupted`); otherwise touch nothing, not even a lock."""
+    if not target.is_dir() or not needs_recovery(target):
+        return []
+    with tree_lock(target, lock_timeout):
+        return recover_interrupted(target)

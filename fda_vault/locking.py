@@ -1,9 +1,22 @@
-"""One writer at a time per folder: a ``filelock`` lock plus a note naming its holder."""
+"""One writer at a time per folder, two ways.
+
+- :func:`folder_lock`, for a backups folder (ours to write in): a ``filelock`` lock file
+  plus a note naming its holder, so a waiting run can say who holds it.
+- :func:`tree_lock`, for a projects root or a restore target (the user's folders): an
+  ``flock`` on the folder itself, so that nothing is ever written there to lock it; a
+  backup then leaves the projects root exactly as it found it, and a refused restore
+  leaves no trace in its target.
+
+The OS releases both when their holder dies, so a lock left by a killed run is taken
+over without any stale-lock guessing.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -12,20 +25,18 @@ from filelock import FileLock, Timeout
 
 from fda_vault.config import DEFAULT_LOCK_TIMEOUT
 from fda_vault.errors import LockedError, OperationError
+from fda_vault.fsio import describe_os_error
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "LOCK_NAME", "folder_lock"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "LOCK_NAME", "folder_lock", "tree_lock"]
 
 LOCK_NAME = ".fda-vault.lock"
 _HOLDER_SUFFIX = ".holder"
+_POLL = 0.05
 
 
 @contextmanager
 def folder_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold the lock of ``folder``; wait up to ``timeout`` s, then fail naming the holder.
-
-    The OS releases the lock when its holder dies (``flock``), so a lock left by a
-    killed run is taken over without any stale-lock guessing.
-    """
+    """Hold the lock of ``folder``; wait up to ``timeout`` s, then fail naming the holder."""
     lock_path = folder / LOCK_NAME
     holder_path = folder / (LOCK_NAME + _HOLDER_SUFFIX)
     lock = FileLock(lock_path, mode=0o600)
@@ -40,7 +51,8 @@ def folder_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator
             folder, f"locked by another fda-vault run ({holder}); waited {timeout:g} s"
         ) from None
     except OSError as exc:
-        raise OperationError(lock_path, f"cannot take the lock ({exc.strerror or exc})") from None
+        # Named by the folder the user gave: the lock file is our business, not theirs.
+        raise OperationError(folder, f"cannot write: {describe_os_error(exc)}") from None
     try:
         # The note is a courtesy for the error message; the lock itself is what protects.
         with suppress(OSError):
@@ -50,3 +62,35 @@ def folder_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator
         yield
     finally:
         lock.release()
+
+
+@contextmanager
+def tree_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``folder`` itself; wait up to ``timeout`` s.
+
+    Nothing is created in ``folder``. Renames inside it (restore's swaps) leave the lock
+    in place, since the folder keeps its inode.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OperationError(folder, f"cannot lock: {describe_os_error(exc)}") from None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockedError(
+                        folder,
+                        "in use by another fda-vault run (a restore into it); "
+                        f"waited {timeout:g} s",
+                    ) from None
+                time.sleep(_POLL)
+            except OSError as exc:
+                raise OperationError(folder, f"cannot lock: {describe_os_error(exc)}") from None
+        yield
+    finally:
+        os.close(fd)

@@ -225,7 +225,17 @@ class Terminal:
             self.emit_json(result)
             return
         command = " ".join(result.command)
-        if result.returncode == 0:
+        if result.interrupted:
+            done = (
+                f"rolled back {', '.join(result.backup.projects)} from {result.backup.archive}"
+                if result.rolled_back
+                else f"not rolled back (--no-rollback); the backup is {result.backup.archive}"
+            )
+            self.err.print(
+                one_line(f"error: {command!r} — interrupted; its processes were stopped; {done}"),
+                style="red",
+            )
+        elif result.returncode == 0:
             kept = (
                 f"backup kept: {result.backup.archive}" if result.backup_kept else "backup removed"
             )
@@ -297,6 +307,11 @@ class Terminal:
             self.emit_json(result)
             return
         for report in result.archives:
+            if report.status == "missing":
+                self.err.print(one_line(f"error: {report.archive} — {report.problems[0].detail}"))
+                if self._human():
+                    self.out.print(f"MISSING {report.archive}")
+                continue
             for problem in report.problems:
                 # A problem of the whole file is named by the archive alone, not twice.
                 same = problem.path == report.archive
@@ -401,7 +416,7 @@ class Terminal:
             title = "Prune plan" if result.dry_run else "Pruned"
             grid = Table(title=f"{title}: {result.policy} in {result.backups_dir}")
             for column in ("group", "file", "created (UTC)", "size", "check", "action", "reasons"):
-                if column in {"group", "file", "reasons"}:
+                if column in {"group", "file", "check", "reasons"}:
                     # Names fold onto more lines rather than being cut with an ellipsis.
                     grid.add_column(column, overflow="fold")
                 else:
@@ -415,7 +430,7 @@ class Terminal:
                     item.file,
                     item.timestamp.replace("T", " ").removesuffix("+00:00"),
                     human_bytes(item.bytes),
-                    "ok" if item.intact else "DAMAGED",
+                    item.check if item.intact else item.check.replace("damaged", "DAMAGED", 1),
                     action,
                     ", ".join(item.reasons),
                 )

@@ -11,10 +11,12 @@ paths. Within a group, newest first, each ``--keep-*`` rule marks what it keeps:
   newest one (not counting future ones) minus DURATION.
 
 Then the safety rules, which only ever keep more: the newest archive of a group is kept;
-an archive is removed only when a newer one of its group passes a quick check (ZIP
-directory, manifest, structure and ``checksums.txt``; no data hashing), so the newest
-intact archive always survives; files whose names are not ``<label>_backup_<stamp>.zip``
-(or that are symlinks or folders) are never looked at, let alone deleted.
+an archive is removed only when a newer one of its group is intact, so the newest
+intact archive always survives. Intact means every member's data was checked (CRC-32 and
+SHA-256, after the structure, manifest and ``checksums.txt``), by this run or by a
+recorded full check of the same unchanged file (:mod:`fda_vault.verified`); files whose
+names are not ``<label>_backup_<stamp>.zip`` (or that are symlinks or folders) are never
+looked at, let alone deleted.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from fda_vault.catalog import ARCHIVE_NAME_RE
 from fda_vault.errors import FdaVaultError, OperationError, UsageError
 from fda_vault.fsio import describe_os_error, fsync_path
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
-from fda_vault.verify import check_structure
+from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.verified import file_identity, record_verified, verified_earlier
+from fda_vault.verify import check_structure, verify_archive
 
 __all__ = [
     "PruneDecision",
@@ -96,7 +100,11 @@ class PruneDecision(BaseModel):
     bytes: int
     kept: bool
     reasons: list[str]
-    intact: bool = Field(description="passed the quick check (structure and manifest)")
+    intact: bool = Field(description="every member's data checked and found intact")
+    check: str = Field(
+        description="'verified' (by this run), 'verified earlier <time>' (a recorded full "
+        "check of the unchanged file) or 'damaged: <why>'"
+    )
     problem: str | None = None
 
 
@@ -117,7 +125,7 @@ class PruneResult(BaseModel):
     kept: int
     removed: int
     bytes_freed: int = Field(description="archive bytes deleted (or, in a dry run, to delete)")
-    ok: bool = Field(description="every kept archive passed the quick check")
+    ok: bool = Field(description="every kept archive is intact")
     archives: list[PruneDecision]
 
 
@@ -192,6 +200,7 @@ class _Archive:
     time: datetime
     size: int
     problem: str | None
+    check: str
 
     @property
     def order(self) -> tuple[datetime, int, str]:
@@ -209,31 +218,51 @@ def _parse_time(text: str) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-def _quick_check(path: Path, label: str) -> tuple[datetime | None, list[str] | None, str | None]:
-    """(manifest time, projects, first problem) without hashing any file data."""
+def _check(
+    path: Path, label: str, progress: Progress
+) -> tuple[datetime | None, list[str] | None, str | None, str]:
+    """(manifest time, projects, first problem, check) with every member's data checked,
+    here or by a recorded full verify of the unchanged file."""
     try:
+        identity = file_identity(path)
         with open_archive(path) as zf:
             manifest = read_manifest(zf, path)
             problems = check_structure(zf, manifest, path)
     except FdaVaultError as exc:
-        return None, None, exc.why or exc.message
+        unreadable = exc.why or exc.message
+        return None, None, unreadable, f"damaged: {unreadable}"
     except OSError as exc:
-        return None, None, describe_os_error(exc)
+        unreadable = describe_os_error(exc)
+        return None, None, unreadable, f"damaged: {unreadable}"
     problem = f"{problems[0].path}: {problems[0].detail}" if problems else None
     single = label not in {ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL}
     if problem is None and single and manifest.projects != [label]:
         # Renamed by hand: it is not a backup of the project its name says.
         problem = f"holds {', '.join(manifest.projects) or 'no project'}, not {label}"
-    return _parse_time(manifest.backup_timestamp), manifest.projects, problem
+    check = "verified"
+    if problem is None:
+        earlier = verified_earlier(path)
+        if earlier is not None:
+            check = f"verified earlier {earlier.isoformat().replace('+00:00', 'Z')}"
+        else:
+            report = verify_archive(path, progress=progress)
+            if report.ok:
+                record_verified(path, identity)
+            else:
+                first = report.problems[0]
+                problem = f"{first.path}: {first.kind}: {first.detail}"
+    if problem is not None:
+        check = f"damaged: {problem}"
+    return _parse_time(manifest.backup_timestamp), manifest.projects, problem, check
 
 
-def _inspect(path: Path, label: str, stamp: str) -> _Archive | None:
+def _inspect(path: Path, label: str, stamp: str, progress: Progress) -> _Archive | None:
     try:
         stamped = datetime.strptime(stamp, "%Y%m%d_%H%M%S").replace(tzinfo=timezone.utc)
         st = path.lstat()
     except (ValueError, OSError):
         return None  # not a real date, or gone: not something we may touch
-    manifest_time, projects, problem = _quick_check(path, label)
+    manifest_time, projects, problem, check = _check(path, label, progress)
     group: str | None = label
     if label == MULTI_PROJECT_LABEL:
         group = f"{label} ({', '.join(sorted(projects))})" if projects is not None else None
@@ -244,10 +273,11 @@ def _inspect(path: Path, label: str, stamp: str) -> _Archive | None:
         time=manifest_time or stamped,
         size=st.st_size,
         problem=problem,
+        check=check,
     )
 
 
-def _scan(backups_dir: Path, labels: Sequence[str]) -> list[_Archive]:
+def _scan(backups_dir: Path, labels: Sequence[str], progress: Progress) -> list[_Archive]:
     if not backups_dir.is_dir():
         raise UsageError(backups_dir, "backups folder not found")
     try:
@@ -264,7 +294,7 @@ def _scan(backups_dir: Path, labels: Sequence[str]) -> list[_Archive]:
         seen_labels.add(match["label"])
         if labels and match["label"] not in labels:
             continue
-        archive = _inspect(Path(entry.path), match["label"], match["stamp"])
+        archive = _inspect(Path(entry.path), match["label"], match["stamp"], progress)
         if archive is not None:
             found.append(archive)
     unknown = [name for name in labels if name not in seen_labels]
@@ -350,6 +380,7 @@ def _decision(archive: _Archive, reasons: list[str]) -> PruneDecision:
         kept=bool(reasons),
         reasons=reasons,
         intact=archive.problem is None,
+        check=archive.check,
         problem=archive.problem,
     )
 
@@ -360,13 +391,14 @@ def plan_prune(
     *,
     labels: Sequence[str] = (),
     now: datetime | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> PrunePlan:
     """Apply ``policy`` to the archives in ``backups_dir`` (only ``labels`` if given)."""
     within = _checked_policy(policy)
     now = now or datetime.now(timezone.utc)
     groups: dict[str, list[_Archive]] = {}
     decisions: list[PruneDecision] = []
-    for archive in _scan(backups_dir, labels):
+    for archive in _scan(backups_dir, labels, progress):
         if archive.group is None:
             # Which projects it holds is unknown, so no other archive can stand in for it.
             decisions.append(_decision(archive, [REASON_UNKNOWN_SET]))
@@ -433,6 +465,7 @@ def prune(
     approved: Collection[str] | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     now: datetime | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> PruneResult:
     """Delete the archives ``policy`` does not keep (none with ``dry_run``).
 
@@ -442,11 +475,12 @@ def prune(
     """
     _checked_policy(policy)
     if dry_run:
-        return _result(plan_prune(backups_dir, policy, labels=labels, now=now), dry_run=True)
+        plan = plan_prune(backups_dir, policy, labels=labels, now=now, progress=progress)
+        return _result(plan, dry_run=True)
     if not backups_dir.is_dir():
         raise UsageError(backups_dir, "backups folder not found")
     with folder_lock(backups_dir, lock_timeout):
-        plan = plan_prune(backups_dir, policy, labels=labels, now=now)
+        plan = plan_prune(backups_dir, policy, labels=labels, now=now, progress=progress)
         if approved is not None:
             plan = _restrict(plan, set(approved))
         _delete(backups_dir, [d for d in plan.archives if not d.kept])

@@ -33,8 +33,8 @@ from fda_vault.errors import (
     UsageError,
 )
 from fda_vault.fsio import describe_os_error, sha256_file, sync_filesystem
-from fda_vault.journal import Journal, needs_recovery, recover_interrupted
-from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
+from fda_vault.journal import Journal, finish_interrupted, recover_interrupted
+from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, tree_lock
 from fda_vault.manifest import BackupManifest, FileEntry
 from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
@@ -311,11 +311,8 @@ def plan_restore(
             first = problems[0]
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
             raise IntegrityError(f"{archive}: {first.path}", f"{first.detail}{more}")
-        recovered: list[str] = []
-        # A plan writes nothing, not even a lock, unless a crashed restore must be finished.
-        if target_dir.is_dir() and needs_recovery(target_dir):
-            with folder_lock(target_dir, lock_timeout):
-                recovered = recover_interrupted(target_dir)
+        # A plan writes nothing unless a crashed restore must be finished.
+        recovered = finish_interrupted(target_dir, lock_timeout)
         return _build_plan(archive, target_dir, manifest, selected, True, recovered)
 
 
@@ -451,7 +448,7 @@ def restore(
     with zf:
         _check_target(target_dir, archive, selected)
         _prepare_target(target_dir)
-        with folder_lock(target_dir, lock_timeout):
+        with tree_lock(target_dir, lock_timeout):
             recovered = recover_interrupted(target_dir)
             if _case_insensitive(target_dir):
                 folded = check_names(zf, casefold=True)[0]

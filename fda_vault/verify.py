@@ -10,6 +10,7 @@ import zipfile
 from collections.abc import Collection, Sequence
 from operator import attrgetter
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -28,10 +29,11 @@ from fda_vault.archive import (
     open_archive,
     read_manifest,
 )
-from fda_vault.errors import IntegrityError
+from fda_vault.errors import ExitCode, IntegrityError, UsageError
 from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment
 from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.verified import file_identity, record_verified
 from fda_vault.zipindex import Member, ZipIndex
 
 # Deflate cannot expand data more than ~1032:1; a member claiming more is forged.
@@ -64,6 +66,7 @@ class VerifyReport(BaseModel):
 
     archive: str
     ok: bool
+    status: Literal["ok", "damaged", "missing"] = "ok"
     projects: list[str]
     files_checked: int
     bytes_checked: int
@@ -75,6 +78,16 @@ class VerifyResult(BaseModel):
 
     ok: bool
     archives: list[VerifyReport]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The worst of the reports: damaged (3) over missing (2) over intact (0)."""
+        statuses = {report.status for report in self.archives}
+        if "damaged" in statuses:
+            return ExitCode.INTEGRITY
+        if "missing" in statuses:
+            return ExitCode.USAGE
+        return ExitCode.OK
 
 
 def _parse_checksums_txt(raw: bytes) -> tuple[dict[str, str], list[Problem]]:
@@ -361,16 +374,18 @@ def _entry_size(entry: FileEntry) -> int:
     return entry.size
 
 
-def _unreadable_report(path: Path, problem: Problem) -> VerifyReport:
+def _unreadable_report(
+    path: Path, problem: Problem, status: Literal["damaged", "missing"] = "damaged"
+) -> VerifyReport:
     """The report of an archive that could not even be opened or whose manifest is bad."""
     return VerifyReport(
-        archive=str(path), ok=False, projects=[], files_checked=0, bytes_checked=0,
-        problems=[problem],
+        archive=str(path), ok=False, status=status, projects=[], files_checked=0,
+        bytes_checked=0, problems=[problem],
     )  # fmt: skip
 
 
 def verify_archive(path: Path, *, progress: Progress = NO_PROGRESS) -> VerifyReport:
-    """Check one archive fully; every problem is reported, none raised (but a missing file)."""
+    """Check one archive fully; every problem is reported (a missing file too), none raised."""
     zf = _open_or_report(path)
     if isinstance(zf, VerifyReport):
         return zf
@@ -415,6 +430,9 @@ def _open_or_report(path: Path) -> ZipIndex | VerifyReport:
     """The open archive, or the report of one that is not a readable ZIP."""
     try:
         return open_archive(path)
+    except UsageError as exc:
+        problem = Problem(path=str(path), kind="missing", detail=exc.why)
+        return _unreadable_report(path, problem, status="missing")
     except IntegrityError as exc:
         return _unreadable_report(path, Problem(path=str(path), kind="structure", detail=exc.why))
 
@@ -432,6 +450,7 @@ def _check_archive(
     return VerifyReport(
         archive=str(path),
         ok=not problems,
+        status="damaged" if problems else "ok",
         projects=manifest.projects,
         files_checked=files,
         bytes_checked=nbytes,
@@ -440,6 +459,16 @@ def _check_archive(
 
 
 def verify(archives: Sequence[Path], *, progress: Progress = NO_PROGRESS) -> VerifyResult:
-    """Check every archive; ``ok`` only when all are intact."""
-    reports = [verify_archive(path, progress=progress) for path in archives]
+    """Check every archive, each reported (intact, damaged or missing); ``ok`` only when all
+    are intact. Each intact one is recorded (:mod:`fda_vault.verified`) for ``prune``."""
+    reports = []
+    for path in archives:
+        try:
+            identity = file_identity(path)
+        except OSError:
+            identity = None  # missing: the report says so
+        report = verify_archive(path, progress=progress)
+        if report.ok and identity is not None:
+            record_verified(path, identity)
+        reports.append(report)
     return VerifyResult(ok=all(r.ok for r in reports), archives=reports)

@@ -115,7 +115,7 @@ def backups_dir(tmp_path: Path) -> Path:
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FDA_VAULT_PROJECTS_DIR", "FDA_VAULT_BACKUP_DIR", "FDA_VAULT_DEBUG"):
         monkeypatch.delenv(name, raising=False)
-    for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE"):
+    for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "XDG_CACHE_HOME", "COLUMNS"):
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     home.mkdir()

@@ -7,9 +7,11 @@ import hashlib
 import importlib
 import os
 import re
+import shutil
 import stat
 import unicodedata
 import zipfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Union
@@ -22,9 +24,11 @@ from fda_vault import __version__
 from fda_vault.backup import BackupResult, archive_label, backup, list_projects
 from fda_vault.errors import ExitCode, IntegrityError, OperationError, UsageError
 from fda_vault.manifest import BackupManifest, is_safe_segment
+from fda_vault.progress import SilentProgress
 from fda_vault.verify import verify_archive
 from fda_vault.zipwriter import ZipWriter
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, FrozenClock, MakeProject, cardiac_files
+from tests.tree import snapshot
 
 STAMP_RE = r"\d{8}_\d{6}"
 
@@ -380,7 +384,8 @@ def test_a_foreign_file_with_the_same_name_is_kept(
 def test_archive_is_0600_and_new_backups_folder_0700(
     projects_dir: Path, tmp_path: Path, umask: int
 ) -> None:
-    output = tmp_path / "deep" / "backups"
+    (tmp_path / "disk").mkdir()
+    output = tmp_path / "disk" / "backups"
     old = os.umask(umask)
     try:
         result = _run(projects_dir, output, ORTHO)
@@ -388,6 +393,18 @@ def test_archive_is_0600_and_new_backups_folder_0700(
         os.umask(old)
     assert stat.S_IMODE(output.stat().st_mode) == 0o700
     assert stat.S_IMODE(Path(result.archive).stat().st_mode) == 0o600
+
+
+def test_a_missing_parent_of_the_backups_folder_is_an_error_naming_it(
+    projects_dir: Path, tmp_path: Path
+) -> None:
+    """An unmounted USB disk: the "second copy" must not land on the internal disk."""
+    unmounted = tmp_path / "media" / "usb"
+    with pytest.raises(OperationError) as info:
+        backup(projects=[ORTHO], projects_dir=projects_dir, output_dir=unmounted / "backups")
+    assert info.value.what == str(unmounted)
+    assert "is the disk mounted?" in info.value.why
+    assert not (tmp_path / "media").exists()
 
 
 def test_no_temporary_file_is_left(projects_dir: Path, backups_dir: Path) -> None:
@@ -702,3 +719,66 @@ def test_every_reader_applies_the_manifest_cap(
         _run(projects_dir, backups_dir, CARDIAC)
     assert "too large" in info.value.message
     assert list(backups_dir.glob("*.zip*")) == [archive]
+
+
+class _DuringPacking(SilentProgress):
+    """Runs ``action`` once, at the first block packed: "while the backup reads"."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action: Callable[[], None] | None = action
+
+    def advance(self, nbytes: int) -> None:
+        if self.action is not None:
+            action, self.action = self.action, None
+            action()
+
+
+def test_backup_leaves_the_projects_root_exactly_as_it_found_it(
+    projects_dir: Path, tmp_path: Path
+) -> None:
+    """Field trial: every backup left .fda-vault.lock and .fda-vault.lock.holder there."""
+    before = snapshot(projects_dir)
+    backup(all_projects=True, projects_dir=projects_dir, output_dir=tmp_path / "elsewhere")
+    assert snapshot(projects_dir) == before
+
+
+def test_two_backups_of_the_same_projects_to_two_folders_run_side_by_side(
+    projects_dir: Path, tmp_path: Path
+) -> None:
+    second: list[BackupResult] = []
+
+    def second_backup() -> None:  # runs while the first one is packing
+        second.append(
+            backup(all_projects=True, projects_dir=projects_dir, output_dir=tmp_path / "usb",
+                   lock_timeout=0)
+        )  # fmt: skip
+
+    first = backup(
+        all_projects=True,
+        projects_dir=projects_dir,
+        output_dir=tmp_path / "local",
+        progress=_DuringPacking(second_backup),
+    )
+    assert verify_archive(Path(first.archive)).ok
+    assert len(second) == 1 and verify_archive(Path(second[0].archive)).ok
+
+
+def test_a_project_swapped_during_the_backup_fails_naming_it(
+    projects_dir: Path, backups_dir: Path
+) -> None:
+    """What a restore does (rename in a new tree) while a backup reads: caught, no archive."""
+
+    def swap() -> None:
+        project = projects_dir / ORTHO
+        shutil.copytree(project, projects_dir / ".staged")
+        os.rename(project, projects_dir / ".old")
+        os.rename(projects_dir / ".staged", project)
+
+    with pytest.raises(OperationError) as info:
+        backup(
+            projects=[ORTHO], projects_dir=projects_dir, output_dir=backups_dir,
+            progress=_DuringPacking(swap),
+        )  # fmt: skip
+    assert info.value.what == str(projects_dir / ORTHO)
+    assert "replaced while it was being backed up" in info.value.why
+    assert list(backups_dir.glob("*.zip*")) == []

@@ -175,8 +175,61 @@ def test_guard_cli_sigterm_to_guard_itself_reaches_the_command(
     proc, _command_pid = _start_slow_update(projects_dir, backups_dir)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 143, stderr
+    assert proc.returncode == 130, stderr  # guard was interrupted: 130 like every command
+    assert "interrupted" in stderr and "rolled back" in stderr
+    assert _projects(projects_dir) == before
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# Like update.sh in the field trial: a background child writes into a project 3 s later,
+# and an unrelated `sleep 30` would be left behind.
+BACKGROUND_UPDATER = f"""
+set -e
+root="$1"; marker="$2"
+( sleep 3; echo late > "$root/{ORTHO}/late_write.json" ) &
+sleep 30 &
+echo half > "$root/{ORTHO}/device_profile.json"
+echo $$ > "$marker"
+wait
+"""
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigint", "failure"])
+def test_guard_ends_the_commands_whole_process_group_before_restoring(
+    projects_dir: Path, backups_dir: Path, tmp_path: Path, how: str
+) -> None:
+    before = _projects(projects_dir)
+    marker = tmp_path / "started"
+    script = (
+        BACKGROUND_UPDATER if how != "failure" else BACKGROUND_UPDATER.replace("wait\n", "exit 7\n")
+    )
+    proc = subprocess.Popen(
+        _cmd("guard", "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+             "--", "sh", "-c", script, "update.sh", projects_dir, marker),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pgid = int(marker.read_text())
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    elif how == "sigint":
+        proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == (7 if how == "failure" else 130), stderr
     assert "rolled back" in stderr
+    # Every process of the command is gone before guard returns: nothing writes later.
+    assert not _group_alive(pgid)
+    time.sleep(3.5)
+    assert not (projects_dir / ORTHO / "late_write.json").exists()
     assert _projects(projects_dir) == before
 
 

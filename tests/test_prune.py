@@ -356,7 +356,12 @@ def test_prune_deletes_exactly_the_plan_and_counts_bytes(tmp_path: Path) -> None
     plan = plan_prune(tmp_path, RetentionPolicy(keep_last=3), now=NOW)
     result = prune(tmp_path, RetentionPolicy(keep_last=3), now=NOW)
     assert not result.dry_run
-    assert result.archives == plan.archives
+    # Same decisions; the second run trusts what the first one verified.
+    assert [d.model_dump(exclude={"check"}) for d in result.archives] == [
+        d.model_dump(exclude={"check"}) for d in plan.archives
+    ]
+    assert {d.check for d in plan.archives} == {"verified"}
+    assert all(d.check.startswith("verified earlier ") for d in result.archives)
     removed = {d.file for d in result.archives if not d.kept}
     assert len(removed) == 7
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".zip") == sorted(
@@ -592,6 +597,7 @@ def test_guards_hold_even_if_no_rule_keeps_anything(monkeypatch: pytest.MonkeyPa
             time=datetime(2024, 1, n, tzinfo=UTC),
             size=1,
             problem="damaged" if n == 3 else None,
+            check="damaged: damaged" if n == 3 else "verified",
         )
         for n in (3, 2, 1)
     ]

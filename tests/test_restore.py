@@ -15,11 +15,13 @@ from fda_vault import backup
 from fda_vault.errors import (
     IntegrityError,
     InterruptedByUser,
+    LockedError,
     OperationError,
     RefusedError,
     UsageError,
 )
 from fda_vault.journal import JOURNAL_NAME, STAGING_PREFIX, Journal, recover_interrupted
+from fda_vault.locking import tree_lock
 from fda_vault.restore import plan_restore, restore
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, rewrite_archive
 from tests.tree import snapshot
@@ -298,11 +300,23 @@ def test_restore_refuses_an_archive_inside_the_project_it_replaces(
         restore(inside, target_dir=projects_dir, projects=[ORTHO], overwrite=True)
 
 
-def test_restore_leaves_no_lock_holder_of_another_pid(all_archive: Path, tmp_path: Path) -> None:
+def test_restore_leaves_no_lock_files_in_its_target(all_archive: Path, tmp_path: Path) -> None:
     target = tmp_path / "t"
     restore(all_archive, target_dir=target)
-    holder = (target / ".fda-vault.lock.holder").read_text()
-    assert f"pid {os.getpid()}" in holder
+    projects = {CARDIAC, GLUCOSE, ORTHO}
+    assert {p.name for p in target.iterdir()} == projects
+    with pytest.raises(RefusedError):  # refused too: nothing is left behind
+        (target / CARDIAC / "device_profile.json").write_bytes(b"edited")
+        restore(all_archive, target_dir=target)
+    assert {p.name for p in target.iterdir()} == projects
+
+
+def test_a_restore_in_progress_holds_the_target_lock(all_archive: Path, tmp_path: Path) -> None:
+    target = tmp_path / "t"
+    target.mkdir()
+    with tree_lock(target), pytest.raises(LockedError, match="in use by another fda-vault run"):
+        restore(all_archive, target_dir=target, lock_timeout=0.1)
+    assert list(target.iterdir()) == []
 
 
 def test_ctrl_c_while_staging_rolls_back_and_reports_an_interruption(

@@ -87,6 +87,7 @@ def test_b_disk_failure_restore_to_a_new_machine(
     cli: CliCall, projects: Path, tmp_path: Path
 ) -> None:
     second_disk = tmp_path / "mnt" / "second-disk" / "fda-backups"
+    second_disk.parent.mkdir(parents=True)  # the disk, mounted
     made = backup_json(cli, "--all", "--output-dir", second_disk)
     before = _state(projects)
 

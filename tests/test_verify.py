@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from fda_vault.backup import backup
-from fda_vault.errors import ExitCode, UsageError
+from fda_vault.errors import ExitCode
 from fda_vault.manifest import parse_manifest
 from fda_vault.verify import Problem, VerifyReport, verify, verify_archive, verify_written
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, cardiac_files, rewrite_archive
+from tests.zipbytes import flip_member_byte
 
 PDF = f"projects/{CARDIAC}/pdfs/K201234_summary.pdf"
 CSV = f"projects/{CARDIAC}/openfda/510k_records.csv"
@@ -290,15 +291,23 @@ def test_a_truncated_archive_is_damaged(stored: Path, tmp_path: Path) -> None:
     assert not verify_archive(cut).ok
 
 
-def test_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError) as info:
-        verify_archive(tmp_path / "nope.zip")
-    assert info.value.exit_code == ExitCode.USAGE
+def test_a_missing_file_is_reported_as_missing(tmp_path: Path) -> None:
+    report = verify_archive(tmp_path / "nope.zip")
+    assert (report.ok, report.status) == (False, "missing")
+    assert report.problems[0].detail == "no such archive"
 
 
-def test_a_folder_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError):
-        verify_archive(tmp_path)
+def test_a_folder_is_reported_as_missing(tmp_path: Path) -> None:
+    report = verify_archive(tmp_path)
+    assert (report.status, report.problems[0].detail) == ("missing", "not a file")
+
+
+def test_worst_exit_code_damaged_over_missing_over_ok(archive: Path, tmp_path: Path) -> None:
+    damaged = flip_member_byte(archive, "metadata.json", tmp_path / "damaged.zip")
+    missing = tmp_path / "nope.zip"
+    assert verify([archive]).exit_code == ExitCode.OK
+    assert verify([archive, missing]).exit_code == ExitCode.USAGE
+    assert verify([missing, damaged, archive]).exit_code == ExitCode.INTEGRITY
 
 
 def test_a_foreign_zip_without_manifest_is_not_ours(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -11,8 +14,10 @@ import pytest
 from fda_vault.locking import folder_lock
 from fda_vault.output import Terminal
 from fda_vault.prune import REASON_NO_INTACT_NEWER, PruneResult
-from tests.conftest import CliCall
+from fda_vault.verified import verified_earlier
+from tests.conftest import CARDIAC, CliCall, FrozenClock
 from tests.test_prune import nightly
+from tests.zipbytes import flip_member_byte
 
 
 @pytest.fixture
@@ -216,3 +221,65 @@ def test_strangers_in_the_folder_survive(cli: CliCall, ten_days: list[Path]) -> 
     assert result.exit_code == 0, result.stderr
     assert (folder / "README.txt").read_text() == "mine"
     assert (folder / "alpha_backup_20000101_000000.zip.tmp").read_text() == "mine"
+
+
+def test_data_damage_in_the_newer_backup_keeps_the_older_intact_one(
+    cli: CliCall,
+    make_backup: Callable[..., Path],
+    frozen_clock: FrozenClock,
+    projects_dir: Path,
+    backups_dir: Path,
+) -> None:
+    """Field trial: one PDF byte flipped in the newer backup; prune kept it as 'check ok'
+    and deleted the older, intact one."""
+    frozen_clock.set(2026, 11, 1, 2, 0, 0)
+    older = make_backup(projects_dir, backups_dir, "-p", CARDIAC)
+    frozen_clock.set(2026, 11, 2, 2, 0, 0)
+    newer = make_backup(projects_dir, backups_dir, "-p", CARDIAC)
+    flip_member_byte(newer, f"projects/{CARDIAC}/pdfs/K201234_summary.pdf")
+    result = cli("prune", "--keep-last", "1", "--yes", "--backups-dir", backups_dir, "--json")
+    assert result.exit_code == 3, result.stderr
+    assert older.exists() and newer.exists()
+    by_file = {d["file"]: d for d in json.loads(result.stdout)["archives"]}
+    assert by_file[newer.name]["intact"] is False
+    assert by_file[newer.name]["check"].startswith("damaged: ")
+    assert "K201234_summary.pdf" in by_file[newer.name]["check"]
+    assert by_file[older.name]["kept"] is True
+    assert by_file[older.name]["reasons"] == [REASON_NO_INTACT_NEWER]
+    assert by_file[older.name]["check"].startswith("verified")
+
+
+def test_check_column_says_how_each_archive_was_checked(
+    cli: CliCall,
+    make_backup: Callable[..., Path],
+    frozen_clock: FrozenClock,
+    projects_dir: Path,
+    backups_dir: Path,
+) -> None:
+    frozen_clock.set(2026, 11, 1, 2, 0, 0)
+    made = make_backup(projects_dir, backups_dir, "--all")  # backup records its own check
+    frozen_clock.set(2026, 11, 2, 2, 0, 0)
+    copied = make_backup(projects_dir, backups_dir, "--all")
+    # A copy (new inode, new ctime) has no recorded check: this run reads its data.
+    shutil.copyfile(copied, backups_dir / "tmp.zip")
+    os.replace(backups_dir / "tmp.zip", copied)
+    result = cli("prune", "--keep-last", "2", "--dry-run", "--backups-dir", backups_dir, "--json")
+    assert result.exit_code == 0, result.stderr
+    checks = {d["file"]: d["check"] for d in json.loads(result.stdout)["archives"]}
+    assert checks[copied.name] == "verified"
+    assert checks[made.name].startswith("verified earlier 20")
+    again = cli("prune", "--keep-last", "2", "--dry-run", "--backups-dir", backups_dir)
+    assert again.exit_code == 0
+    assert "verified earlier" in again.stdout
+
+
+def test_a_recorded_check_is_not_trusted_once_the_file_changed(
+    make_backup: Callable[..., Path], projects_dir: Path, backups_dir: Path
+) -> None:
+    made = make_backup(projects_dir, backups_dir, "--all")
+    assert verified_earlier(made) is not None
+    stat_before = made.stat()
+    flip_member_byte(made, f"projects/{CARDIAC}/pdfs/K201234_summary.pdf")
+    # Even with the old mtime put back, the ctime (and so the identity) changed.
+    os.utime(made, ns=(stat_before.st_atime_ns, stat_before.st_mtime_ns))
+    assert verified_earlier(made) is None

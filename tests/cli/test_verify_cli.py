@@ -12,6 +12,7 @@ import pytest
 
 from fda_vault.verify import VerifyResult
 from tests.conftest import CARDIAC, ORTHO, CliCall, rewrite_archive
+from tests.zipbytes import flip_member_byte
 
 PDF = f"projects/{CARDIAC}/pdfs/K201234_summary.pdf"
 PROFILE = f"projects/{ORTHO}/device_profile.json"
@@ -126,13 +127,29 @@ def test_missing_archive_exits_2(cli: CliCall, tmp_path: Path) -> None:
     assert str(missing) in line
 
 
-def test_missing_archive_json_error(cli: CliCall, archive: Path, tmp_path: Path) -> None:
+def test_missing_archive_json_reports_each(cli: CliCall, archive: Path, tmp_path: Path) -> None:
     result = cli("verify", archive, tmp_path / "gone.zip", "--json")
     assert result.exit_code == 2
-    error = json.loads(result.stdout)["error"]
-    assert error["exit_code"] == 2
-    assert error["kind"] == "usage"
-    assert "gone.zip" in error["message"]
+    reports = json.loads(result.stdout)["archives"]
+    assert [(r["status"], r["ok"]) for r in reports] == [("ok", True), ("missing", False)]
+    assert reports[1]["problems"][0]["detail"] == "no such archive"
+
+
+def test_one_missing_path_does_not_hide_the_others(
+    cli: CliCall, archive: Path, tmp_path: Path
+) -> None:
+    """Field trial: ``verify damaged.zip nope.zip good.zip`` printed only the missing one."""
+    damaged = flip_member_byte(archive, f"projects/{CARDIAC}/pdfs/K201234_summary.pdf",
+                               tmp_path / "damaged.zip")  # fmt: skip
+    missing = tmp_path / "nope.zip"
+    result = cli("verify", damaged, missing, archive)
+    assert result.exit_code == 3  # damaged wins over missing
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"DAMAGED {damaged}")
+    assert lines[1] == f"MISSING {missing}"
+    assert lines[2].startswith(f"OK {archive}")
+    assert f"error: {missing} — no such archive" in result.stderr
+    assert "CRC-32" in result.stderr or "SHA-256" in result.stderr
 
 
 def test_folder_instead_of_archive_exits_2(cli: CliCall, tmp_path: Path) -> None:

@@ -1,0 +1,117 @@
+"""A record of full verifications, so that an unchanged archive is not re-read every day.
+
+``prune`` may delete an archive only when a newer one is known intact, and "intact" means
+every member's data was checked (CRC-32 and SHA-256). Reading every archive on every
+prune would cost gigabytes a night, so each full check that passes (``backup``'s own
+read-back, ``verify``, ``prune``) is recorded with the archive file's identity: size,
+``mtime_ns``, ``ctime_ns``, inode and device. A later run trusts the record only while the
+file still has that identity (any write, even one that resets the mtime, changes the
+ctime) and the record is younger than :data:`RECORD_MAX_AGE`: silent decay of the disk
+changes no metadata, so old records expire and the data is read again.
+
+The record is a cache under ``$XDG_CACHE_HOME/fda-vault`` (default ``~/.cache``): losing
+or deleting it costs only a re-read. Writing it is best effort and never fails a command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import suppress
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+from filelock import FileLock, Timeout
+
+__all__ = [
+    "RECORD_MAX_AGE",
+    "FileIdentity",
+    "file_identity",
+    "record_verified",
+    "records_path",
+    "verified_earlier",
+]
+
+RECORD_MAX_AGE = timedelta(days=30)
+_MAX_RECORDS = 5000  # a few years of nightly archives in several folders
+_LOCK_WAIT = 2.0
+
+
+class FileIdentity(NamedTuple):
+    """What changes when a file's bytes may have changed."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    dev: int
+
+
+def file_identity(path: Path) -> FileIdentity:
+    """The identity of ``path`` (not following a symlink)."""
+    st = os.lstat(path)
+    return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def records_path() -> Path:
+    """``$XDG_CACHE_HOME/fda-vault/verified.json`` (default ``~/.cache/fda-vault/...``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "fda-vault" / "verified.json"
+
+
+def _key(path: Path) -> str:
+    return os.path.realpath(path)
+
+
+def _load(file: Path) -> dict[str, dict[str, object]]:
+    try:
+        data = json.loads(file.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def verified_earlier(path: Path, *, now: datetime | None = None) -> datetime | None:
+    """When ``path`` was last fully verified, if it is unchanged since and the record is
+    recent; None otherwise (the data must be read)."""
+    try:
+        identity = file_identity(path)
+    except OSError:
+        return None
+    record = _load(records_path()).get(_key(path))
+    if not isinstance(record, dict) or record.get("identity") != list(identity):
+        return None
+    try:
+        when = datetime.fromisoformat(str(record.get("verified_at")))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    moment = now or datetime.now(timezone.utc)
+    if not moment - RECORD_MAX_AGE <= when <= moment:
+        return None
+    return when
+
+
+def record_verified(path: Path, identity: FileIdentity | None = None) -> None:
+    """Note that ``path`` (with ``identity``, default its current one) passed a full check."""
+    with suppress(OSError):
+        identity = identity or file_identity(path)
+        file = records_path()
+        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            with FileLock(f"{file}.lock", mode=0o600, timeout=_LOCK_WAIT):
+                records = _load(file)
+                records.pop(_key(path), None)  # re-inserted last: the dict keeps age order
+                records[_key(path)] = {
+                    "identity": list(identity),
+                    "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+                for stale in list(records)[: max(0, len(records) - _MAX_RECORDS)]:
+                    del records[stale]
+                tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(records), encoding="utf-8")
+                os.replace(tmp, file)
+        except Timeout:
+            return  # another run is writing it: this record is only a saving
