@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO, cast
 
 from pydantic import BaseModel
 from rich.console import Console
@@ -22,7 +24,7 @@ from fda_vault.errors import FdaVaultError
 from fda_vault.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:  # rendering needs only attribute access; importing them costs start-up
-    from rich.progress import TaskID
+    from rich.progress import ProgressColumn, Task, TaskID
 
     from fda_vault.backup import BackupResult
     from fda_vault.catalog import ArchiveContents, BackupList
@@ -51,25 +53,37 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def _utc_text(timestamp: str | None) -> str:
+    """An ISO 8601 time as ``2026-11-26 07:02:07`` in UTC (as given if it does not parse)."""
+    if not timestamp:
+        return ""
+    try:
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return timestamp
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
 class _RichProgress:
-    """Adapts the library's Progress callback to a Rich progress bar on stderr."""
+    """Adapts the library's Progress callback to a Rich progress bar on stderr.
+
+    The bar is on screen only between ``start`` and ``finish``: whatever is printed
+    after a phase (a warning, a summary, the output of guard's command) starts on a
+    clean line, never glued to a stale bar.
+    """
 
     def __init__(self, console: Console) -> None:
         # Imported here: ~10 ms of start-up that list and quiet runs never need.
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as RichProgress
 
         self._bar = RichProgress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            _binary_speed_column(),
             TimeRemainingColumn(),
             console=console,
             transient=True,
@@ -77,7 +91,6 @@ class _RichProgress:
         self._task: TaskID | None = None
 
     def __enter__(self) -> _RichProgress:
-        self._bar.start()
         return self
 
     def __exit__(
@@ -86,10 +99,11 @@ class _RichProgress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._bar.stop()
+        self.finish()
 
     def start(self, description: str, total_bytes: int) -> None:
         self.finish()
+        self._bar.start()
         self._task = self._bar.add_task(description, total=total_bytes)
 
     def advance(self, nbytes: int) -> None:
@@ -100,6 +114,57 @@ class _RichProgress:
         if self._task is not None:
             self._bar.remove_task(self._task)
             self._task = None
+            self._bar.stop()  # transient: the bar's line is cleared
+
+
+def _binary_speed_column() -> ProgressColumn:
+    """Transfer speed in KiB/s, MiB/s: the units of every other figure we print (Rich's
+    own column shows MB/s)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class BinarySpeedColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            shown = "?" if speed is None else f"{human_bytes(speed)}/s"
+            return Text(shown, style="progress.data.speed")
+
+    return BinarySpeedColumn()
+
+
+class _TrimmedLines:
+    """A text stream for piped output: trailing blanks are cut from every line (Rich
+    pads table cells to the column width; cron mail and diffs do not want them)."""
+
+    def __init__(self, stream_name: Literal["stdout", "stderr"]) -> None:
+        self._name = stream_name  # looked up at each write: tests swap sys.stdout
+        self._pending = ""
+
+    def _stream(self) -> TextIO:
+        stream: TextIO = getattr(sys, self._name)
+        return stream
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        if lines:
+            self._stream().write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._stream().write(self._pending)
+            self._pending = ""
+        self._stream().flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._stream().fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream(), "encoding", None) or "utf-8"
 
 
 class Terminal:
@@ -110,21 +175,22 @@ class Terminal:
         self.quiet = quiet
         # NO_COLOR asks for plain text: Rich alone would drop colours but keep bold/italic.
         styles: Literal["auto"] | None = None if os.environ.get("NO_COLOR") else "auto"
-        self.out = Console(
-            markup=False, highlight=False, emoji=False, soft_wrap=True, color_system=styles
-        )
-        self.err = Console(
-            stderr=True,
-            markup=False,
-            highlight=False,
-            emoji=False,
-            soft_wrap=True,
-            color_system=styles,
-        )
-        for console in (self.out, self.err):
-            if not console.is_terminal:
-                # Piped, redirected or in a cron log: never cut a file name to 80 columns.
-                console.width = _PIPE_WIDTH
+        self.out = self._console("stdout", styles)
+        self.err = self._console("stderr", styles)
+
+    @staticmethod
+    def _console(name: Literal["stdout", "stderr"], styles: Literal["auto"] | None) -> Console:
+        options: dict[str, Any] = {
+            "markup": False, "highlight": False, "emoji": False, "soft_wrap": True,
+            "color_system": styles,
+        }  # fmt: skip
+        console = Console(stderr=name == "stderr", **options)
+        if console.is_terminal:
+            return console
+        # Piped, redirected or in a cron log: never cut a file name to 80 columns, and no
+        # trailing blanks. (Console(file=...) decides "terminal" from that file: no longer.)
+        trimmed = cast("TextIO", _TrimmedLines(name))
+        return Console(file=trimmed, width=_PIPE_WIDTH, **options)
 
     @property
     def interactive(self) -> bool:
@@ -327,35 +393,63 @@ class Terminal:
                     self.out.print(f"DAMAGED {report.archive}: {len(report.problems)} problem(s)")
 
     def backup_list(self, listing: BackupList) -> None:
-        """Render the backups folder as a table, newest first."""
+        """Render the backups folder, newest first: a table where it fits the terminal,
+        else one block per backup. A file name is never cut (it is what the user types)."""
         if self.as_json:
             self.emit_json(listing)
             return
         if not self._human():
             return
         if not listing.backups:
-            self.out.print(f"no backups in {listing.backups_dir}")
+            self.out.print(
+                f"no backups yet in {listing.backups_dir}; "
+                "`fda-vault backup --all` will write them there"
+            )
             return
         table = Table(title=f"Backups in {listing.backups_dir}")
-        for column in ("file", "created", "projects", "files", "data", "archive"):
-            table.add_column(
-                column, justify="right" if column in {"files", "data", "archive"} else "left"
-            )
+        longest = max(len(item.file) for item in listing.backups)
+        table.add_column("file", no_wrap=True, min_width=longest)
+        # A date and a time on two lines at the narrowest; names folded, never cut.
+        table.add_column("created (UTC)", overflow="fold", min_width=10)
+        table.add_column("projects", overflow="fold", min_width=16)
+        for column in ("files", "data", "archive"):
+            table.add_column(column, justify="right", no_wrap=True, min_width=9)
         for item in listing.backups:
             if item.error:
-                table.add_row(
-                    item.file, "DAMAGED", item.error, "", "", human_bytes(item.archive_bytes)
-                )
+                archive = human_bytes(item.archive_bytes)
+                table.add_row(item.file, "DAMAGED", item.error, "", "", archive)
                 continue
             table.add_row(
                 item.file,
-                item.created or "",
+                _utc_text(item.created),
                 ", ".join(item.projects),
                 str(item.files),
                 human_bytes(item.data_bytes),
                 human_bytes(item.archive_bytes),
             )
-        self.out.print(table)
+        # Every column at its narrowest (names and dates folded), with its borders and
+        # padding (3 columns each, and one more), must fit; else the blocks below.
+        narrowest = sum(column.min_width or 0 for column in table.columns)
+        if narrowest + 3 * len(table.columns) + 1 <= self.out.width:
+            self.out.print(table)
+            return
+        self.out.print(f"Backups in {listing.backups_dir}")
+        for item in listing.backups:
+            self.out.print(item.file)
+            if item.error:
+                details = [f"DAMAGED: {item.error}"]
+            else:
+                details = [
+                    f"{_utc_text(item.created)} UTC, {item.files} files, "
+                    f"{human_bytes(item.data_bytes)} data, "
+                    f"{human_bytes(item.archive_bytes)} archive",
+                    ", ".join(item.projects),
+                ]
+            for line in details:  # wrapped at words (a name is never split), indented
+                for piece in textwrap.wrap(
+                    line, max(self.out.width - 2, 20), break_long_words=False
+                ):
+                    self.out.print(f"  {piece}")
 
     def archive_contents(self, contents: ArchiveContents) -> None:
         """Render one archive's projects (and files with --files)."""

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import fda_vault
 from tests.cli.conftest import RunModule
 from tests.conftest import CARDIAC, ORTHO, CliCall, MakeProject, backup_json, rewrite_archive
+from tests.terminal import run_on_terminal, screen_lines
 
 ANSI = re.compile(r"\x1b")
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # colour and bold/italic, as opposed to cursor moves
@@ -130,28 +131,7 @@ def test_json_stdout_is_exactly_one_document(cli: CliCall, sample: dict[str, Pat
 
 def _run_on_a_terminal(args: list[str | Path], env: Mapping[str, str]) -> tuple[int, bytes]:
     """Run the program with stdin, stdout and stderr on a pseudo-terminal."""
-    pty = pytest.importorskip("pty")
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fda_vault", *map(str, args)],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env={**os.environ, **env},
-        close_fds=True,
-    )
-    os.close(terminal)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # EIO: the program closed its end
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(controller)
-    return process.wait(timeout=60), output
+    return run_on_terminal(args, env, columns=int(env.get("COLUMNS", "80")))
 
 
 def test_no_color_on_a_terminal_gives_plain_text(sample: dict[str, Path]) -> None:
@@ -204,3 +184,71 @@ def test_names_are_never_read_as_markup(
     missing = cli("list", tmp_path / "[red]x.zip")
     assert missing.exit_code == 2
     assert "[red]x.zip" in missing.stderr
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_list_never_cuts_an_archive_name_on_a_narrow_terminal(
+    make_backup: Any, frozen_clock: Any, tmp_path: Path, make_project: MakeProject, columns: int
+) -> None:
+    """Field trial: at 80 columns names and dates were cut (``K251099_ct_s…``)."""
+    root = tmp_path / "p"
+    long_name = "K251099_ct_scanner_dose_reduction_software"
+    make_project(root, long_name, {"device_profile.json": b"{}"})
+    make_project(root, ORTHO, {"device_profile.json": b"{}"})
+    made = [make_backup(root, tmp_path / "b", "-p", long_name)]
+    frozen_clock.set(2026, 11, 26, 7, 2, 27)
+    made.append(make_backup(root, tmp_path / "b", "--all"))
+    status, output = run_on_terminal(
+        ["list", "--backups-dir", tmp_path / "b"], {"NO_COLOR": "1"}, columns=columns
+    )
+    assert status == 0
+    lines = screen_lines(output)
+    for archive in made:
+        assert any(archive.name in line for line in lines), (archive.name, lines)
+    assert "…" not in output.decode()
+    assert any("2026-11-26 07:02:27" in line for line in lines)
+    # Beyond the title and the archive names (never cut, so the terminal may wrap them),
+    # every line fits.
+    names = {archive.name for archive in made}
+    assert all(len(line) <= columns for line in lines[1:] if line not in names), lines
+
+
+def test_list_is_a_table_where_it_fits(sample: dict[str, Path]) -> None:
+    status, output = run_on_terminal(
+        ["list", "--backups-dir", sample["backups"]], {"NO_COLOR": "1"}, columns=200
+    )
+    assert status == 0
+    assert "created (UTC)" in output.decode()
+
+
+def test_guard_output_starts_on_a_clean_line_after_the_progress_bar(
+    projects_dir: Path, tmp_path: Path
+) -> None:
+    """Field trial: ``verifying ━━━ 0.0/5.2 MiB ? -:--:--`` stayed on screen with the
+    command's output glued onto it."""
+    (projects_dir / ORTHO / "big.bin").write_bytes(os.urandom(8 << 20))
+    status, output = run_on_terminal(
+        ["guard", "--all", "--projects-dir", projects_dir, "--output-dir", tmp_path / "b",
+         "--", sys.executable, "-c", "print('UPDATER-SAYS' + '-HELLO')"],
+        {"NO_COLOR": "1"},
+    )  # fmt: skip
+    assert status == 0, output
+    (line,) = [line for line in screen_lines(output) if "UPDATER-SAYS-HELLO" in line]
+    assert line == "UPDATER-SAYS-HELLO"
+    assert "MB/s" not in output.decode()  # one unit system: KiB/s, MiB/s as in summaries
+
+
+def test_piped_output_has_no_trailing_blanks(
+    run_module: RunModule, sample: dict[str, Path]
+) -> None:
+    """Field trial: piped summaries were padded with blanks up to 112 columns."""
+    for args in (
+        ["list", "--backups-dir", sample["backups"]],
+        ["list", sample["good"]],
+        ["backup", "-p", ORTHO, "--projects-dir", sample["projects"],
+         "--output-dir", sample["backups"]],
+    ):  # fmt: skip
+        done = run_module(*args)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines and all(line == line.rstrip() for line in lines), (args, done.stdout)
