@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO_BACKUPS := build/demo-backups
 
-.PHONY: demo test install clean
+.PHONY: demo test install docs clean
 
 $(BIN)/fda-vault: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict fda_vault
 	$(BIN)/python -m pytest
+
+# Regenerate the generated docs (tests fail while they are stale).
+docs: install
+	$(BIN)/python -m tools.clidoc docs/cli.md
+	$(BIN)/python -m fda_vault.schema docs/manifest.schema.json
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,7 +1,7 @@
-"""The JSON Schema of ``metadata.json``, generated from BackupManifest into docs/.
+"""The JSON Schema of ``metadata.json``, generated from BackupManifest.
 
-Run ``python -m fda_vault.schema`` after changing the manifest model; a test fails
-while ``docs/manifest.schema.json`` is stale.
+``python -m fda_vault.schema`` prints it (or writes it to the path given); ``make docs``
+writes the checkout's ``docs/manifest.schema.json``, and a test fails while that is stale.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from typing import Any
 
 from fda_vault.manifest import BackupManifest
 
-__all__ = ["SCHEMA_PATH", "main", "manifest_json_schema", "render_schema"]
-
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "manifest.schema.json"
+__all__ = ["main", "manifest_json_schema", "render_schema"]
 
 
 def manifest_json_schema() -> dict[str, Any]:
@@ -29,12 +27,14 @@ def render_schema() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the schema to ``docs/manifest.schema.json`` (or to the path given)."""
+    """Print the schema on stdout, or write it to the one path given."""
     args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0]) if args else SCHEMA_PATH
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not args:
+        sys.stdout.write(render_schema())
+        return 0
+    target = Path(args[0])
     target.write_text(render_schema(), encoding="utf-8")
-    print(f"wrote {target}")
+    print(f"wrote {target}", file=sys.stderr)
     return 0
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.clidoc import CLI_DOC_PATH, command_names, main, render_cli_reference
 from fda_vault.errors import ExitCode
 from tests.test_runbook import copy_examples
+from tools.clidoc import CLI_DOC_PATH, command_names, main, render_cli_reference
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -46,9 +46,7 @@ def _section(text: str, heading: str) -> str:
 
 
 def test_cli_reference_is_current() -> None:
-    assert _read(CLI_DOC_PATH) == render_cli_reference(), (
-        "docs/cli.md is stale: run `python -m fda_vault.clidoc`"
-    )
+    assert _read(CLI_DOC_PATH) == render_cli_reference(), "docs/cli.md is stale: run `make docs`"
 
 
 def test_cli_reference_render_is_stable_whatever_the_terminal(
@@ -70,8 +68,8 @@ def test_clidoc_main_writes_the_reference(tmp_path: Path) -> None:
 def test_clidoc_runs_as_a_module(tmp_path: Path) -> None:
     target = tmp_path / "cli.md"
     done = subprocess.run(
-        [sys.executable, "-m", "fda_vault.clidoc", str(target)],
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "tools.clidoc", str(target)],
+        capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert _read(target) == render_cli_reference()

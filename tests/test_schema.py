@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+import fda_vault
 from fda_vault.manifest import BackupManifest
-from fda_vault.schema import SCHEMA_PATH, main, manifest_json_schema, render_schema
+from fda_vault.schema import main, manifest_json_schema, render_schema
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "manifest.schema.json"
 
 # Every field of metadata.json that DESIGN.md lists ("Archive format (v1)").
 DESIGN_FIELDS = {
@@ -78,10 +81,33 @@ def test_schema_matches_a_real_manifest() -> None:
 
 
 def test_main_writes_the_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    target = tmp_path / "out" / "manifest.schema.json"
+    target = tmp_path / "manifest.schema.json"
     assert main([str(target)]) == 0
     assert target.read_text(encoding="utf-8") == render_schema()
-    assert str(target) in capsys.readouterr().out
+    assert str(target) in capsys.readouterr().err
+
+
+def test_module_prints_the_schema_and_writes_nothing(tmp_path: Path) -> None:
+    """Field trial: in a normal install it created site-packages/docs/manifest.schema.json."""
+    tmp_path = tmp_path / "cwd"
+    tmp_path.mkdir()
+    package_parent = Path(fda_vault.__file__).resolve().parent.parent
+    before = sorted(p.name for p in package_parent.iterdir())
+    schema_mtime = SCHEMA_PATH.stat().st_mtime_ns
+    done = subprocess.run(
+        [sys.executable, "-m", "fda_vault.schema"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == manifest_json_schema()
+    assert sorted(p.name for p in package_parent.iterdir()) == before
+    assert SCHEMA_PATH.stat().st_mtime_ns == schema_mtime
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_docs_generators_are_not_in_the_package() -> None:
+    package = Path(fda_vault.__file__).resolve().parent
+    assert not (package / "clidoc.py").exists()
 
 
 def test_module_runs_as_script(tmp_path: Path) -> None:
