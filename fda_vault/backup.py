@@ -368,8 +368,13 @@ def backup(
     skip_unreadable: bool = False,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     progress: Progress = NO_PROGRESS,
+    warn_same_disk: bool = True,
 ) -> BackupResult:
-    """Back up the named projects (or all) into a new verified archive in ``output_dir``."""
+    """Back up the named projects (or all) into a new verified archive in ``output_dir``.
+
+    ``warn_same_disk``: warn when the backups folder is inside the projects root on the
+    same disk (the default layout), where one ``rm -rf`` or disk failure takes both.
+    """
     if not 0 <= level <= 9:
         raise UsageError(f"--level {level}", "must be 0 (store) to 9")
     clock = time.monotonic()
@@ -453,8 +458,26 @@ def backup(
         verified=verify,
         skipped=written.manifest.skipped,
         excluded_files=written.excluded,
-        warnings=recovered + written.warnings,
+        warnings=recovered
+        + written.warnings
+        + (_same_disk_warning(projects_dir, output_dir) if warn_same_disk else []),
     )
+
+
+def _same_disk_warning(projects_dir: Path, output_dir: Path) -> list[str]:
+    """The 3-2-1 advice, when the backups live inside the projects root on its disk."""
+    try:
+        inside = Path(os.path.realpath(output_dir)).is_relative_to(os.path.realpath(projects_dir))
+        same_disk = os.stat(output_dir).st_dev == os.stat(projects_dir).st_dev
+    except OSError:
+        return []
+    if not (inside and same_disk):
+        return []
+    return [
+        f"the backups in {output_dir} are inside the projects folder, on the same disk: one "
+        "disk failure or rm -rf takes both; keep a copy elsewhere (--output-dir on another "
+        "disk; --same-disk-ok silences this)"
+    ]
 
 
 def _folder_identity(folder: Path) -> tuple[int, int] | None:

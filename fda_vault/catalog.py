@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -19,6 +20,7 @@ __all__ = [
     "BackupList",
     "BackupSummary",
     "ProjectContents",
+    "archive_names",
     "describe_archive",
     "list_backups",
 ]
@@ -71,15 +73,30 @@ class ArchiveContents(BaseModel):
     file_list: list[FileEntry] | None = None
 
 
+def archive_names(backups_dir: Path) -> list[str]:
+    """The names of the archives in ``backups_dir`` (files only, symlinks not followed)."""
+    try:
+        entries = list(os.scandir(backups_dir))
+    except OSError:
+        return []
+    return sorted(
+        entry.name
+        for entry in entries
+        if ARCHIVE_NAME_RE.match(entry.name) and entry.is_file(follow_symlinks=False)
+    )
+
+
 def list_backups(backups_dir: Path) -> BackupList:
     """Every fda-vault archive in ``backups_dir``, newest first; damaged ones flagged."""
+    if not backups_dir.exists():
+        return BackupList(backups_dir=str(backups_dir), backups=[])  # no backup made yet
     if not backups_dir.is_dir():
-        raise UsageError(backups_dir, "backups folder not found")
+        raise UsageError(backups_dir, "not a folder")
     found: list[tuple[str, BackupSummary]] = []  # (UTC stamp from the name, summary)
-    for path in backups_dir.iterdir():
-        match = ARCHIVE_NAME_RE.match(path.name)
-        if not match or not path.is_file():
-            continue
+    for name in archive_names(backups_dir):
+        path = backups_dir / name
+        match = ARCHIVE_NAME_RE.match(name)
+        assert match is not None
         summary = BackupSummary(
             file=path.name,
             path=str(path),

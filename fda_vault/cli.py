@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import traceback
@@ -12,11 +13,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import typer.core
+from typer._click import Context as ClickContext
+from typer._click import HelpFormatter
 
 from fda_vault import __version__
 from fda_vault.config import (
     DEFAULT_LEVEL,
     DEFAULT_LOCK_TIMEOUT,
+    find_archive,
     resolve_backups_dir,
     resolve_projects_dir,
 )
@@ -39,10 +44,45 @@ app = typer.Typer(
     name="fda-vault",
     help="Verifiable, restorable ZIP backups of FDA 510(k) project folders.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+class _Command(typer.core.TyperCommand):
+    """Typer's plain help, without its Python type names: arguments are shown by their
+    metavar (``BACKUP...``), not ``BACKUP <list[Path]>``, and the usage line reads
+    ``BACKUP...`` and ``[BACKUP]``, not ``{BACKUP}...`` and ``[[BACKUP]]``."""
+
+    def collect_usage_pieces(self, ctx: ClickContext) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                continue
+            name = param.metavar or (param.name or "").upper()
+            if param.nargs != 1 and not name.endswith("..."):
+                name += "..."
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {"Arguments": [], "Options": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            name, text = record
+            if param.param_type_name == "argument":
+                sections["Arguments"].append((re.sub(r" <[^>]*>$", "", name), text))
+            else:
+                sections["Options"].append((name, text))
+        for title, rows in sections.items():
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
 
 # Options shared by every command.
 JsonOpt = Annotated[
@@ -60,19 +100,58 @@ ProjectsDirOpt = Annotated[
         "--projects-dir",
         help="Projects root (env FDA_VAULT_PROJECTS_DIR; default ~/fda-510k-data/projects).",
         show_default=False,
+        metavar="DIR",
     ),
 ]
-_BACKUPS_HELP = "Backups folder (env FDA_VAULT_BACKUP_DIR; default <projects root>/backups)."
+_BACKUPS_HELP = "Backups folder (env FDA_VAULT_BACKUP_DIR; default: backups in the projects root)."
 OutputDirOpt = Annotated[
-    Optional[Path], typer.Option("--output-dir", help=_BACKUPS_HELP, show_default=False)
+    Optional[Path],
+    typer.Option("--output-dir", help=_BACKUPS_HELP, show_default=False, metavar="DIR"),
 ]
 BackupsDirOpt = Annotated[
-    Optional[Path], typer.Option("--backups-dir", help=_BACKUPS_HELP, show_default=False)
+    Optional[Path],
+    typer.Option("--backups-dir", help=_BACKUPS_HELP, show_default=False, metavar="DIR"),
 ]
 LockTimeoutOpt = Annotated[
     float,
-    typer.Option("--lock-timeout", min=0, help="Seconds to wait for another run's lock."),
+    typer.Option(
+        "--lock-timeout", min=0, metavar="SECONDS", help="Seconds to wait for another run's lock."
+    ),
 ]
+
+
+def _project_names(values: Optional[list[str]]) -> Optional[list[str]]:
+    """``-p NAME/`` (a trailing slash from tab completion) means ``-p NAME``."""
+    if values is None:
+        return None
+    return [value.rstrip("/") or value for value in values]
+
+
+def _complete_projects(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of ``-p``: the projects of the projects root."""
+    from fda_vault.backup import list_projects
+
+    try:
+        root = resolve_projects_dir(ctx.params.get("projects_dir"))
+        return [name for name in list_projects(root) if name.startswith(incomplete)]
+    except (FdaVaultError, OSError):
+        return []
+
+
+def _complete_archives(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of an archive: files in the current folder, and the names in
+    the backups folder (which the commands also find by their bare name)."""
+    from fda_vault.catalog import archive_names
+
+    found = sorted(
+        str(p) for p in Path().glob(f"{incomplete}*") if p.suffix == ".zip" or p.is_dir()
+    )
+    try:
+        folder = resolve_backups_dir(ctx.params.get("backups_dir"), ctx.params.get("projects_dir"))
+        found += [name for name in archive_names(folder) if name.startswith(incomplete)]
+    except (FdaVaultError, OSError):
+        pass
+    return list(dict.fromkeys(found))
 
 
 def _version(value: bool) -> None:
@@ -112,12 +191,18 @@ def _reporting(term: Terminal, debug: bool) -> Iterator[None]:
         raise typer.Exit(int(ExitCode.FAILURE)) from None
 
 
-@app.command()
+@app.command(cls=_Command)
 def backup(
     project: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--project", "-p", help="Project to back up (repeatable).", show_default=False
+            "--project",
+            "-p",
+            help="Project to back up (repeatable).",
+            show_default=False,
+            metavar="NAME",
+            callback=_project_names,
+            autocompletion=_complete_projects,
         ),
     ] = None,
     all_projects: Annotated[bool, typer.Option("--all", help="Back up every project.")] = False,
@@ -125,7 +210,13 @@ def backup(
     output_dir: OutputDirOpt = None,
     level: Annotated[
         int,
-        typer.Option("--level", min=0, max=9, help="0 stores, 1-9 deflate (faster to smaller)."),
+        typer.Option(
+            "--level",
+            min=0,
+            max=9,
+            metavar="0-9",
+            help="0 stores, 1-9 deflate (faster to smaller).",
+        ),
     ] = DEFAULT_LEVEL,
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="Skip re-reading the archive after writing it.")
@@ -145,6 +236,13 @@ def backup(
             "--skip-unreadable", help="Record unreadable files as skipped instead of failing."
         ),
     ] = False,
+    same_disk_ok: Annotated[
+        bool,
+        typer.Option(
+            "--same-disk-ok",
+            help="No warning when the backups folder is inside the projects folder.",
+        ),
+    ] = False,
     lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -152,7 +250,10 @@ def backup(
 ) -> None:
     """Back up projects into one new, verified ZIP archive.
 
-    Example: fda-vault backup -p K241234_cardiac_monitor --exclude '*.tmp'
+    \b
+    Examples:
+      fda-vault backup --all
+      fda-vault backup -p K241234_cardiac_monitor --exclude '*.tmp'
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
@@ -171,15 +272,21 @@ def backup(
                 skip_unreadable=skip_unreadable,
                 lock_timeout=lock_timeout,
                 progress=progress,
+                warn_same_disk=not same_disk_ok,
             )
         term.backup_result(result)
 
 
-@app.command()
+@app.command(cls=_Command)
 def verify(
     backups: Annotated[
         list[Path],
-        typer.Argument(help="Archives to check.", metavar="BACKUP...", show_default=False),
+        typer.Argument(
+            help="Archives to check (a bare name is also looked for in the backups folder).",
+            metavar="BACKUP",
+            show_default=False,
+            autocompletion=_complete_archives,
+        ),
     ],
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -189,25 +296,32 @@ def verify(
 
     Every archive given is checked and reported (OK, DAMAGED or MISSING); the exit
     code is the worst: 3 if one is damaged, else 2 if one is missing, else 0.
-    Example: fda-vault verify backups/all_projects_backup_20261126_020000.zip
+
+    \b
+    Example:
+      fda-vault verify all_projects_backup_20261126_020000.zip
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
         from fda_vault.verify import verify as run_verify
 
+        archives = [find_archive(path, resolve_backups_dir()) for path in backups]
         with term.progress() as progress:
-            result = run_verify(backups, progress=progress)
+            result = run_verify(archives, progress=progress)
         term.verify_result(result)
         if result.exit_code != ExitCode.OK:
             raise typer.Exit(int(result.exit_code))
 
 
-@app.command("list")
+@app.command("list", cls=_Command)
 def list_command(
     backup_file: Annotated[
         Optional[Path],
         typer.Argument(
-            help="An archive to list; without it, list the backups folder.", metavar="[BACKUP]"
+            help="An archive to list; without it, list the backups folder.",
+            metavar="BACKUP",
+            show_default=False,
+            autocompletion=_complete_archives,
         ),
     ] = None,
     files: Annotated[
@@ -221,27 +335,45 @@ def list_command(
 ) -> None:
     """List available backups, newest first, or what one archive holds (from its manifest).
 
-    Examples: fda-vault list   |   fda-vault list all_projects_backup_20261126_020000.zip --files
+    \b
+    Examples:
+      fda-vault list
+      fda-vault list all_projects_backup_20261126_020000.zip --files
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
         from fda_vault.catalog import describe_archive, list_backups
 
+        folder = resolve_backups_dir(backups_dir, projects_dir)
         if backup_file is None:
-            term.backup_list(list_backups(resolve_backups_dir(backups_dir, projects_dir)))
+            term.backup_list(list_backups(folder))
         else:
-            term.archive_contents(describe_archive(backup_file, with_files=files))
+            term.archive_contents(
+                describe_archive(find_archive(backup_file, folder), with_files=files)
+            )
 
 
-@app.command()
+@app.command(cls=_Command)
 def restore(
     backup_file: Annotated[
-        Path, typer.Argument(help="The archive to restore from.", metavar="BACKUP")
+        Path,
+        typer.Argument(
+            help="The archive to restore from (a bare name is also looked for in the "
+            "backups folder).",
+            metavar="BACKUP",
+            autocompletion=_complete_archives,
+        ),
     ],
     project: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--project", "-p", help="Restore only this project (repeatable).", show_default=False
+            "--project",
+            "-p",
+            help="Restore only this project (repeatable).",
+            show_default=False,
+            metavar="NAME",
+            callback=_project_names,
+            autocompletion=_complete_projects,
         ),
     ] = None,
     target_dir: Annotated[
@@ -250,6 +382,7 @@ def restore(
             "--target-dir",
             help="Where projects go (default: the projects root).",
             show_default=False,
+            metavar="DIR",
         ),
     ] = None,
     projects_dir: ProjectsDirOpt = None,
@@ -267,9 +400,14 @@ def restore(
 ) -> None:
     """Restore projects from an archive exactly, verified, all or nothing.
 
-    Existing projects that would change are shown and need a "yes" (or --force/--yes);
-    without a terminal, or with --json, such a restore exits 4 and changes nothing.
-    Example: fda-vault restore backups/all_projects_backup_20261126_020000.zip -p K241234 --dry-run
+    Existing projects that would change are shown and need a "y" or "yes" at the
+    prompt (or --force/--yes); any other answer, or Ctrl-D, cancels with exit 4. Without
+    a terminal, or with --json, such a restore exits 4 and changes nothing.
+
+    \b
+    Example:
+      fda-vault restore all_projects_backup_20261126_020000.zip \\
+          -p K241234_cardiac_monitor --dry-run
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
@@ -278,6 +416,7 @@ def restore(
 
         target = target_dir.expanduser().absolute() if target_dir else None
         target = target or resolve_projects_dir(projects_dir)
+        backup_file = find_archive(backup_file, resolve_backups_dir(None, projects_dir))
         overwrite = force or yes
         # The plan (which verifies the data first) is for showing and asking; with
         # --force/--yes there is nothing to ask, and restore() verifies every byte as it
@@ -306,7 +445,7 @@ def restore(
                     )
                 count = len(plan.overwrites)
                 noun = "project" if count == 1 else "projects"
-                if not typer.confirm(f"Overwrite {count} {noun}?", default=False, err=True):
+                if not term.confirm(f"Overwrite {count} {noun}?"):
                     raise RefusedError("restore cancelled", "nothing was changed")
                 overwrite = True
             del plan  # its file lists are not needed while restoring
@@ -324,7 +463,7 @@ def restore(
         term.restore_result(result)
 
 
-@app.command()
+@app.command(cls=_Command)
 def prune(
     keep_last: Annotated[
         int, typer.Option("--keep-last", min=0, metavar="N", help="Keep the N newest backups.")
@@ -368,6 +507,7 @@ def prune(
             help="Only backups labelled NAME: a project, all_projects, multi_project (repeatable).",
             metavar="NAME",
             show_default=False,
+            callback=_project_names,
         ),
     ] = None,
     backups_dir: BackupsDirOpt = None,
@@ -388,10 +528,14 @@ def prune(
     have backups; a backup kept by any rule stays. The newest backup always
     stays, and none is deleted unless a newer one of its label is intact:
     every file's data checked, now or by an earlier full check of the same
-    unchanged file (30 days at most). Asks first unless --yes; with no terminal, or with --json,
-    exits 4 and deletes nothing. Exits 3 if a kept backup is damaged.
+    unchanged file (30 days at most). Asks first unless --yes ("y" or "yes"
+    deletes; any other answer, or Ctrl-D, cancels with exit 4); with no
+    terminal, or with --json, exits 4 and deletes nothing. Exits 3 if a kept
+    backup is damaged.
 
-    Example: fda-vault prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+    \b
+    Example:
+      fda-vault prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
@@ -433,7 +577,7 @@ def prune(
                         "(nothing was deleted)",
                     )
                 term.prune_result(plan, preview=True)
-                if not typer.confirm(f"Delete {len(doomed)} {noun}?", default=False, err=True):
+                if not term.confirm(f"Delete {len(doomed)} {noun}?"):
                     raise RefusedError("prune cancelled", "nothing was deleted")
                 previewed = True
             # Only what was shown may go: the plan is made again under the lock.
@@ -446,6 +590,7 @@ def prune(
 
 
 @app.command(
+    cls=_Command,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def guard(
@@ -456,7 +601,13 @@ def guard(
     project: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--project", "-p", help="Project to protect (repeatable).", show_default=False
+            "--project",
+            "-p",
+            help="Project to protect (repeatable).",
+            show_default=False,
+            metavar="NAME",
+            callback=_project_names,
+            autocompletion=_complete_projects,
         ),
     ] = None,
     all_projects: Annotated[bool, typer.Option("--all", help="Protect every project.")] = False,
@@ -483,7 +634,10 @@ def guard(
     stderr). If the backup fails, the command never runs. If it fails, or guard is
     interrupted (Ctrl-C, SIGTERM: exit 130), every process it started is stopped
     before the projects are rolled back.
-    Example: fda-vault guard --all -- python update_manager.py --update-all
+
+    \b
+    Example:
+      fda-vault guard --all -- python3 update_manager.py --update-all
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):

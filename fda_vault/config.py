@@ -10,6 +10,7 @@ __all__ = [
     "DEFAULT_LEVEL",
     "DEFAULT_LOCK_TIMEOUT",
     "PROJECTS_ENV",
+    "find_archive",
     "resolve_backups_dir",
     "resolve_projects_dir",
 ]
@@ -39,3 +40,12 @@ def resolve_backups_dir(flag: Path | None = None, projects_dir: Path | None = No
     if env:
         return Path(env).expanduser().absolute()
     return resolve_projects_dir(projects_dir) / "backups"
+
+
+def find_archive(path: Path, backups_dir: Path) -> Path:
+    """``path`` if it exists; a bare file name that does not exist here but does in
+    ``backups_dir`` is that file (``restore all_projects_backup_…zip`` from any folder)."""
+    if path.exists() or path.parent != Path():
+        return path
+    candidate = backups_dir / path.name
+    return candidate if candidate.is_file() else path

@@ -95,6 +95,7 @@ def _take_snapshot(
         output_dir=backups_dir,
         lock_timeout=lock_timeout,
         progress=progress,
+        warn_same_disk=False,  # a safety backup for a rollback, not the offsite copy
     )
     return Snapshot(backup=taken)
 

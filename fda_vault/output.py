@@ -197,6 +197,19 @@ class Terminal:
         """True when a human can answer a prompt."""
         return not self.as_json and sys.stdin.isatty() and self.err.is_terminal
 
+    def confirm(self, question: str) -> bool:
+        """Ask on the terminal: "y" or "yes" (any case) is yes; anything else, an empty
+        line or Ctrl-D is no. Ctrl-C ends the line first, so the error starts on its own."""
+        self.err.print(f"{question} [y/N]: ", end="")
+        try:
+            answer = sys.stdin.readline()
+        except KeyboardInterrupt:
+            self.err.print()
+            raise
+        if not answer.endswith("\n"):
+            self.err.print()  # Ctrl-D: the next line must not be glued to the question
+        return answer.strip().lower() in {"y", "yes"}
+
     @contextmanager
     def progress(self) -> Iterator[Progress]:
         """A progress sink: a Rich bar on a terminal, nothing under --json/--quiet/pipes."""

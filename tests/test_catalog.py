@@ -98,9 +98,14 @@ def test_an_empty_folder_lists_nothing(tmp_path: Path) -> None:
     assert list_backups(tmp_path).backups == []
 
 
-def test_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
+def test_a_missing_folder_has_no_backups_yet(tmp_path: Path) -> None:
+    assert list_backups(tmp_path / "nope").backups == []
+
+
+def test_a_file_instead_of_the_folder_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
     with pytest.raises(UsageError) as info:
-        list_backups(tmp_path / "nope")
+        list_backups(tmp_path / "file")
     assert info.value.exit_code == ExitCode.USAGE
 
 

@@ -489,3 +489,21 @@ def test_ctrl_c_while_writing_exits_130_and_leaves_nothing(
     assert _error_json(result.stdout)["kind"] == "interrupted"
     _assert_one_error_line(result.stderr, "interrupted")
     assert _zips(backups_dir) == []
+
+
+def test_backups_inside_the_projects_folder_warn_once_unless_silenced(
+    cli: CliCall, projects_dir: Path
+) -> None:
+    """The default layout: ``rm -rf projects`` takes the backups too (3-2-1 advice)."""
+    result = cli("backup", "--all", "--projects-dir", projects_dir)
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "same disk" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: ")
+    assert str(projects_dir / "backups") in warnings[0]
+    silenced = cli("backup", "--all", "--projects-dir", projects_dir, "--same-disk-ok")
+    assert silenced.exit_code == 0
+    assert "same disk" not in silenced.stderr
+    elsewhere = cli("backup", "--all", "--projects-dir", projects_dir,
+                    "--output-dir", projects_dir.parent / "other")  # fmt: skip
+    assert elsewhere.exit_code == 0
+    assert "same disk" not in elsewhere.stderr

@@ -40,7 +40,7 @@ def test_folder_table_is_newest_first(
     assert positions == sorted(positions)
     for heading in ("file", "created", "projects", "files", "data", "archive"):
         assert heading in result.stdout
-    assert "2026-07-01T08:00:00+00:00" in result.stdout
+    assert "2026-07-01 08:00:00" in result.stdout  # shown in UTC
 
 
 def test_folder_json_matches_the_model(
@@ -87,12 +87,24 @@ def test_empty_folder(cli: CliCall, tmp_path: Path) -> None:
     assert BackupList.model_validate_json(as_json.stdout).backups == []
 
 
-def test_missing_folder_exits_2(cli: CliCall, tmp_path: Path) -> None:
-    result = cli("list", "--backups-dir", tmp_path / "none", "--json")
+def test_before_the_first_backup_there_are_no_backups_yet(cli: CliCall, tmp_path: Path) -> None:
+    """Field trial: ``backups folder not found``, exit 2, before the first backup."""
+    result = cli("list", "--backups-dir", tmp_path / "none")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"no backups yet in {tmp_path / 'none'}; `fda-vault backup --all` will write them there"
+    )
+    as_json = cli("list", "--backups-dir", tmp_path / "none", "--json")
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.stdout)["backups"] == []
+
+
+def test_a_file_instead_of_the_backups_folder_exits_2(cli: CliCall, tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    result = cli("list", "--backups-dir", tmp_path / "file", "--json")
     assert result.exit_code == 2
     assert json.loads(result.stdout)["error"]["exit_code"] == 2
-    assert "Traceback" not in result.stderr
-    assert str(tmp_path / "none") in result.stderr
+    assert str(tmp_path / "file") in result.stderr
 
 
 def test_archive_contents_per_project(cli: CliCall, archive: Path, projects_dir: Path) -> None:

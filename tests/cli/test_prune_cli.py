@@ -40,7 +40,7 @@ def zips(folder: Path) -> list[str]:
 def test_help_shows_an_example(cli: CliCall) -> None:
     result = cli("prune", "--help")
     assert result.exit_code == 0
-    assert "Example: fda-vault prune --keep-daily 7" in result.stdout
+    assert "  fda-vault prune --keep-daily 7" in result.stdout
 
 
 def test_no_keep_option_exits_2(cli: CliCall, ten_days: list[Path]) -> None:

@@ -1,0 +1,151 @@
+"""Every ``--help``: readable at 80 columns, no type names, and every example in it runs."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CliCall, FrozenClock, backup_json
+from tests.test_runbook import copy_examples
+from tools.clidoc import command_names
+
+COMMANDS = command_names()
+
+
+def _help(cli: CliCall, *command: str) -> str:
+    result = cli(*command, "--help", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_fits_80_columns_and_shows_no_python_types(cli: CliCall, command: str) -> None:
+    text = _help(cli, *([command] if command else []))
+    for line in text.splitlines():
+        assert len(line) <= 80, line
+    # Field trial: <bool>, <list[str]>, <float range>, {BACKUP...}..., [[BACKUP]], cut flags.
+    assert not re.search(r"<[a-z][^>]*>", text), text
+    assert "{" not in text and "[[" not in text and "…" not in text, text
+
+
+def _examples(text: str) -> list[str]:
+    """The command lines under "Example:"/"Examples:", with "\\" continuations joined."""
+    examples: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if re.match(r"\s*Examples?:\s*$", line):
+            inside = True
+            continue
+        if inside and line.strip().startswith("fda-vault "):
+            examples.append(line.strip())
+        elif inside and examples and examples[-1].endswith("\\"):
+            examples[-1] = examples[-1][:-1].rstrip() + " " + line.strip()
+        else:
+            inside = False
+    return examples
+
+
+def test_every_command_shows_an_example(cli: CliCall) -> None:
+    for command in COMMANDS:
+        assert _examples(_help(cli, command)), command
+
+
+def test_every_example_in_help_runs(
+    cli: CliCall, frozen_clock: FrozenClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run as the examples assume: the projects in ~/fda-510k-data/projects, a backup
+    made on 2026-11-26 at 02:00 UTC, and an update_manager.py in the current folder."""
+    copy_examples(Path.home() / "fda-510k-data" / "projects")
+    frozen_clock.set(2026, 11, 26, 2, 0, 0)
+    assert backup_json(cli, "--all")["archive"].endswith("all_projects_backup_20261126_020000.zip")
+    frozen_clock.set(2026, 11, 27, 2, 0, 0)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "update_manager.py").write_text("import sys\nsys.exit(0)\n")
+    ran = []
+    for command in COMMANDS:
+        for example in _examples(_help(cli, command)):
+            args = shlex.split(example)[1:]
+            result = cli(*args)
+            assert result.exit_code == 0, (example, result.stderr)
+            ran.append(example)
+    assert len(ran) >= len(COMMANDS)
+
+
+def test_shell_completion_is_offered(cli: CliCall) -> None:
+    result = cli("--show-completion", "bash", env={"SHELL": "/bin/bash"})
+    assert result.exit_code == 0, result.stderr
+    assert "complete" in result.stdout and "fda-vault" in result.stdout.lower()
+
+
+def test_completion_of_projects_and_archives(
+    cli: CliCall, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = copy_examples(Path.home() / "fda-510k-data" / "projects")
+    made = backup_json(cli, "--all")
+    from fda_vault import cli as cli_module  # the completion functions, as Typer calls them
+
+    class _Context:
+        def __init__(self) -> None:
+            self.params: dict[str, object] = {}
+
+    found = cli_module._complete_projects(_Context(), "K24123")  # type: ignore[arg-type]
+    assert found == ["K241234_cardiac_monitor"]
+    monkeypatch.chdir(tmp_path)
+    names = cli_module._complete_archives(_Context(), "all_")  # type: ignore[arg-type]
+    assert Path(made["archive"]).name in names
+    assert root.is_dir()
+
+
+def test_a_trailing_slash_on_a_project_name_is_accepted(
+    cli: CliCall, projects_dir: Path, backups_dir: Path
+) -> None:
+    """Field trial: ``-p NAME/`` (from tab completion) was refused."""
+    result = cli("backup", "-p", "K250001_ortho_screw/", "--projects-dir", projects_dir,
+                 "--output-dir", backups_dir, "--json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_bare_archive_name_is_found_in_the_backups_folder(
+    cli: CliCall, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Field trial: ``restore ARCHIVE_NAME`` from another folder was "no such archive"."""
+    copy_examples(Path.home() / "fda-510k-data" / "projects")
+    name = Path(backup_json(cli, "--all")["archive"]).name
+    monkeypatch.chdir(tmp_path)
+    for args in (["verify", name], ["list", name], ["restore", name, "--dry-run"]):
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.stderr)
+    missing = cli("verify", "all_projects_backup_20000101_000000.zip")
+    assert missing.exit_code == 2
+
+
+@pytest.mark.parametrize("answer", ["maybe\n", "n\n", "\n", ""])
+def test_any_answer_but_yes_cancels_the_restore_with_exit_4(
+    cli: CliCall, archive: Path, projects_dir: Path, answer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Field trial: "maybe" re-asked with 'Error: invalid input', Ctrl-D exited 130."""
+    from fda_vault import output
+
+    monkeypatch.setattr(output.Terminal, "interactive", property(lambda self: True))
+    (projects_dir / "K250001_ortho_screw" / "device_profile.json").write_bytes(b"edited")
+    result = cli("restore", archive, "--projects-dir", projects_dir, input=answer)
+    assert result.exit_code == 4, result.stderr
+    assert "Error: invalid input" not in result.stderr
+    assert result.stderr.count("Overwrite 1 project? [y/N]:") == 1
+    assert (projects_dir / "K250001_ortho_screw" / "device_profile.json").read_bytes() == b"edited"
+
+
+@pytest.mark.parametrize("answer", ["y\n", "YES\n"])
+def test_y_or_yes_restores(
+    cli: CliCall, archive: Path, projects_dir: Path, answer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fda_vault import output
+
+    monkeypatch.setattr(output.Terminal, "interactive", property(lambda self: True))
+    (projects_dir / "K250001_ortho_screw" / "device_profile.json").write_bytes(b"edited")
+    result = cli("restore", archive, "--projects-dir", projects_dir, input=answer)
+    assert result.exit_code == 0, result.stderr
+    assert (projects_dir / "K250001_ortho_screw" / "device_profile.json").read_bytes() != b"edited"
