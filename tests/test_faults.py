@@ -376,3 +376,18 @@ def test_interrupt_removes_the_temp_archive_and_exits_130(tmp_path: Path, sig: i
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert list(out.glob("*.zip*")) == []
+
+
+def test_an_unwritable_backups_folder_is_named_not_the_lock_file(tmp_path: Path) -> None:
+    """Field trial: the error named .fda-vault.lock instead of the folder the user gave."""
+    projects = tmp_path / "projects"
+    (projects / "K6").mkdir(parents=True)
+    (projects / "K6" / "ok.md").write_bytes(b"fine\n")
+    out = tmp_path / "readonly"
+    out.mkdir(mode=0o500)
+    done = subprocess.run(
+        _without_dac("backup", "-p", "K6", "--projects-dir", projects, "--output-dir", out),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == f"error: {out} — cannot write: permission denied"
