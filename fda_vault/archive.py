@@ -158,7 +158,13 @@ def read_manifest(zf: ZipIndex, archive: Path) -> BackupManifest:
     # here, before the parse, the copy is gone by then (24,355 files: 8 MiB less).
     raw = bytes(buffer)
     del buffer
-    return parse_manifest(raw, str(archive))
+    manifest = parse_manifest(raw, str(archive))
+    if not manifest.files and manifest.checksums:
+        from fda_vault.legacy import is_legacy_zip_manifest, legacy_zip_manifest
+
+        if is_legacy_zip_manifest(manifest, raw):
+            return legacy_zip_manifest(manifest, zf)
+    return manifest
 
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")

@@ -7,10 +7,11 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fda_vault.archive import open_archive, read_manifest
 from fda_vault.errors import FdaVaultError, IntegrityError, UsageError
+from fda_vault.legacy import FORMAT_FDA_VAULT, format_notes
 from fda_vault.manifest import FileEntry, SkippedEntry
 from fda_vault.verify import check_names, manifest_problems
 
@@ -39,6 +40,7 @@ class BackupSummary(BaseModel):
     files: int
     data_bytes: int
     archive_bytes: int
+    format: str = FORMAT_FDA_VAULT
     error: str | None = None
 
 
@@ -70,6 +72,8 @@ class ArchiveContents(BaseModel):
     total_bytes: int
     projects: list[ProjectContents]
     skipped: list[SkippedEntry]
+    format: str = FORMAT_FDA_VAULT
+    notes: list[str] = Field(default_factory=list, description="what the format does not record")
     file_list: list[FileEntry] | None = None
 
 
@@ -117,6 +121,7 @@ def list_backups(backups_dir: Path) -> BackupList:
             summary.projects = manifest.projects
             summary.files = manifest.total_files
             summary.data_bytes = manifest.total_bytes
+            summary.format = manifest.source_format
         found.append((match["stamp"], summary))
     # The stamp in the name is UTC and sortable; it orders damaged archives too.
     found.sort(key=lambda item: (item[0], item[1].file), reverse=True)
@@ -152,5 +157,7 @@ def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents
             for p in manifest.projects
         ],
         skipped=manifest.skipped,
+        format=manifest.source_format,
+        notes=format_notes(manifest.source_format),
         file_list=list(manifest.files) if with_files else None,
     )

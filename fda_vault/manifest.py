@@ -6,7 +6,15 @@ import re
 from collections.abc import Callable, Iterator
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic.dataclasses import dataclass
 
 from fda_vault.errors import IntegrityError
@@ -114,6 +122,19 @@ class BackupManifest(_Model):
     schema_: SchemaInfo = Field(default_factory=SchemaInfo, alias="schema")
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    # Which format the archive is in (fda_vault.legacy): set by readers, never read from
+    # or written to metadata.json, so no archive can claim to be another format.
+    _source_format: str = PrivateAttr(default="fda-vault")
+
+    @property
+    def source_format(self) -> str:
+        """ "fda-vault", or the legacy format this manifest was read from."""
+        return self._source_format
+
+    @source_format.setter
+    def source_format(self, value: str) -> None:
+        self._source_format = value
 
     @field_validator("backup_version")
     @classmethod

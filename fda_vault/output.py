@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fda_vault.errors import FdaVaultError
+from fda_vault.legacy import FORMAT_FDA_VAULT
 from fda_vault.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:  # rendering needs only attribute access; importing them costs start-up
@@ -51,6 +52,11 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+def _with_format(text: str, source_format: str) -> str:
+    """``text``, followed by the archive's format when it is not fda-vault's own."""
+    return text if source_format == FORMAT_FDA_VAULT else f"{text} [{source_format}]"
 
 
 def _utc_text(timestamp: str | None) -> str:
@@ -238,6 +244,11 @@ class Terminal:
         """A warning line on stderr (shown even with --quiet)."""
         self.err.print(f"warning: {one_line(text)}", style="yellow")
 
+    def notes(self, notes: list[str]) -> None:
+        """What an archive's format does not record: ``note:`` lines on stderr (human only)."""
+        for text in notes:
+            self.info(f"note: {one_line(text)}")
+
     def info(self, text: str) -> None:
         """A human note on stderr, hidden by --quiet and --json."""
         if not (self.quiet or self.as_json):
@@ -297,6 +308,7 @@ class Terminal:
         console.print(
             f"{human_bytes(plan.bytes_to_write)} to write, {human_bytes(plan.free_bytes)} free"
         )
+        self.notes(plan.notes)
 
     def guard_result(self, result: GuardResult) -> None:
         """Report what guard did around the command (on stderr: stdout is the command's)."""
@@ -346,6 +358,7 @@ class Terminal:
             )
         if result.identical:
             self.out.print(f"identical, nothing to do: {', '.join(result.identical)}")
+        self.notes(result.notes)
 
     def backup_result(self, result: BackupResult) -> None:
         """Render a finished backup."""
@@ -397,13 +410,17 @@ class Terminal:
                 where = f"{report.archive}: " if same else f"{report.archive}: {problem.path}: "
                 self.err.print(one_line(f"{where}{problem.kind}: {problem.detail}"))
             if self._human():
+                legacy = f" ({report.format})" if report.format != FORMAT_FDA_VAULT else ""
                 if report.ok:
                     self.out.print(
                         f"OK {report.archive}: {report.files_checked} files, "
-                        f"{human_bytes(report.bytes_checked)} checked"
+                        f"{human_bytes(report.bytes_checked)} checked{legacy}"
                     )
+                    self.notes(report.notes)
                 else:
-                    self.out.print(f"DAMAGED {report.archive}: {len(report.problems)} problem(s)")
+                    self.out.print(
+                        f"DAMAGED {report.archive}: {len(report.problems)} problem(s){legacy}"
+                    )
 
     def backup_list(self, listing: BackupList) -> None:
         """Render the backups folder, newest first: a table where it fits the terminal,
@@ -435,7 +452,7 @@ class Terminal:
             table.add_row(
                 item.file,
                 _utc_text(item.created),
-                ", ".join(item.projects),
+                _with_format(", ".join(item.projects), item.format),
                 str(item.files),
                 human_bytes(item.data_bytes),
                 human_bytes(item.archive_bytes),
@@ -456,7 +473,7 @@ class Terminal:
                     f"{_utc_text(item.created)} UTC, {item.files} files, "
                     f"{human_bytes(item.data_bytes)} data, "
                     f"{human_bytes(item.archive_bytes)} archive",
-                    ", ".join(item.projects),
+                    _with_format(", ".join(item.projects), item.format),
                 ]
             for line in details:  # wrapped at words (a name is never split), indented
                 for piece in textwrap.wrap(
@@ -471,10 +488,16 @@ class Terminal:
             return
         if not self._human():
             return
+        shown_format = (
+            contents.format
+            if contents.format != FORMAT_FDA_VAULT
+            else f"format {contents.backup_version}"
+        )
         self.out.print(
             f"{contents.archive}\ncreated {contents.created} by {contents.created_by}, "
-            f"format {contents.backup_version}, {human_bytes(contents.archive_bytes)} on disk"
+            f"{shown_format}, {human_bytes(contents.archive_bytes)} on disk"
         )
+        self.notes(contents.notes)
         table = Table()
         table.add_column("project")
         table.add_column("files", justify="right")
@@ -537,7 +560,10 @@ class Terminal:
                     item.file,
                     item.timestamp.replace("T", " ").removesuffix("+00:00"),
                     human_bytes(item.bytes),
-                    item.check if item.intact else item.check.replace("damaged", "DAMAGED", 1),
+                    _with_format(
+                        item.check if item.intact else item.check.replace("damaged", "DAMAGED", 1),
+                        item.format,
+                    ),
                     action,
                     ", ".join(item.reasons),
                 )

@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -35,6 +35,7 @@ from fda_vault.archive import open_archive, read_manifest
 from fda_vault.catalog import ARCHIVE_NAME_RE
 from fda_vault.errors import FdaVaultError, OperationError, UsageError
 from fda_vault.fsio import describe_os_error, fsync_path
+from fda_vault.legacy import FORMAT_FDA_VAULT
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.verified import file_identity, record_verified, verified_earlier
@@ -100,6 +101,7 @@ class PruneDecision(BaseModel):
     bytes: int
     kept: bool
     reasons: list[str]
+    format: str = Field(default=FORMAT_FDA_VAULT, description="fda-vault, or a legacy format")
     intact: bool = Field(description="every member's data checked and found intact")
     check: str = Field(
         description="'verified' (by this run), 'verified earlier <time>' (a recorded full "
@@ -201,6 +203,7 @@ class _Archive:
     size: int
     problem: str | None
     check: str
+    format: str = FORMAT_FDA_VAULT
 
     @property
     def order(self) -> tuple[datetime, int, str]:
@@ -218,9 +221,15 @@ def _parse_time(text: str) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-def _check(
-    path: Path, label: str, progress: Progress
-) -> tuple[datetime | None, list[str] | None, str | None, str]:
+class _Checked(NamedTuple):
+    time: datetime | None
+    projects: list[str] | None
+    problem: str | None
+    check: str
+    format: str = FORMAT_FDA_VAULT
+
+
+def _check(path: Path, label: str, progress: Progress) -> _Checked:
     """(manifest time, projects, first problem, check) with every member's data checked,
     here or by a recorded full verify of the unchanged file."""
     try:
@@ -230,10 +239,10 @@ def _check(
             problems = check_structure(zf, manifest, path)
     except FdaVaultError as exc:
         unreadable = exc.why or exc.message
-        return None, None, unreadable, f"damaged: {unreadable}"
+        return _Checked(None, None, unreadable, f"damaged: {unreadable}")
     except OSError as exc:
         unreadable = describe_os_error(exc)
-        return None, None, unreadable, f"damaged: {unreadable}"
+        return _Checked(None, None, unreadable, f"damaged: {unreadable}")
     problem = f"{problems[0].path}: {problems[0].detail}" if problems else None
     single = label not in {ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL}
     if problem is None and single and manifest.projects != [label]:
@@ -253,7 +262,13 @@ def _check(
                 problem = f"{first.path}: {first.kind}: {first.detail}"
     if problem is not None:
         check = f"damaged: {problem}"
-    return _parse_time(manifest.backup_timestamp), manifest.projects, problem, check
+    return _Checked(
+        _parse_time(manifest.backup_timestamp),
+        manifest.projects,
+        problem,
+        check,
+        manifest.source_format,
+    )
 
 
 def _inspect(path: Path, label: str, stamp: str, progress: Progress) -> _Archive | None:
@@ -262,18 +277,20 @@ def _inspect(path: Path, label: str, stamp: str, progress: Progress) -> _Archive
         st = path.lstat()
     except (ValueError, OSError):
         return None  # not a real date, or gone: not something we may touch
-    manifest_time, projects, problem, check = _check(path, label, progress)
+    checked = _check(path, label, progress)
     group: str | None = label
     if label == MULTI_PROJECT_LABEL:
+        projects = checked.projects
         group = f"{label} ({', '.join(sorted(projects))})" if projects is not None else None
     return _Archive(
         path=path,
         label=label,
         group=group,
-        time=manifest_time or stamped,
+        time=checked.time or stamped,
         size=st.st_size,
-        problem=problem,
-        check=check,
+        problem=checked.problem,
+        check=checked.check,
+        format=checked.format,
     )
 
 
@@ -379,6 +396,7 @@ def _decision(archive: _Archive, reasons: list[str]) -> PruneDecision:
         bytes=archive.size,
         kept=bool(reasons),
         reasons=reasons,
+        format=archive.format,
         intact=archive.problem is None,
         check=archive.check,
         problem=archive.problem,

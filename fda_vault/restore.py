@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fda_vault.archive import DATA_PREFIX, iter_member, open_archive, read_manifest
 from fda_vault.errors import (
@@ -34,6 +34,7 @@ from fda_vault.errors import (
 )
 from fda_vault.fsio import describe_os_error, sha256_file, sync_filesystem
 from fda_vault.journal import Journal, finish_interrupted, recover_interrupted
+from fda_vault.legacy import FORMAT_FDA_VAULT, format_notes
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, tree_lock
 from fda_vault.manifest import BackupManifest, FileEntry
 from fda_vault.parallel import batches, map_in_threads, workers_for
@@ -81,6 +82,8 @@ class RestorePlan(BaseModel):
     bytes_to_write: int
     free_bytes: int
     recovered: list[str]
+    format: str = FORMAT_FDA_VAULT
+    notes: list[str] = Field(default_factory=list, description="what the format does not record")
 
     @property
     def overwrites(self) -> list[str]:
@@ -103,6 +106,8 @@ class RestoreResult(BaseModel):
     duration_seconds: float
     bytes_per_second: float
     recovered: list[str]
+    format: str = FORMAT_FDA_VAULT
+    notes: list[str] = Field(default_factory=list, description="what the format does not record")
 
 
 @dataclass
@@ -285,6 +290,7 @@ def _build_plan(
     return RestorePlan(
         archive=str(archive), target_dir=str(target), dry_run=dry_run, projects=plans,
         bytes_to_write=to_write, free_bytes=free, recovered=recovered,
+        format=manifest.source_format, notes=format_notes(manifest.source_format),
     )  # fmt: skip
 
 
@@ -479,6 +485,8 @@ def restore(
         duration_seconds=round(duration, 3),
         bytes_per_second=round(written / duration, 1) if duration > 0 else 0.0,
         recovered=recovered,
+        format=manifest.source_format,
+        notes=format_notes(manifest.source_format),
     )
 
 

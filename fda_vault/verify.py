@@ -12,7 +12,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fda_vault.archive import (
     CHECKSUMS_NAME,
@@ -30,6 +30,7 @@ from fda_vault.archive import (
     read_manifest,
 )
 from fda_vault.errors import ExitCode, IntegrityError, UsageError
+from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_ZIP, format_notes
 from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment
 from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
@@ -67,6 +68,10 @@ class VerifyReport(BaseModel):
     archive: str
     ok: bool
     status: Literal["ok", "damaged", "missing"] = "ok"
+    format: str = Field(default=FORMAT_FDA_VAULT, description="fda-vault, or a legacy format")
+    notes: list[str] = Field(
+        default_factory=list, description="what the archive's format does not record"
+    )
     projects: list[str]
     files_checked: int
     bytes_checked: int
@@ -90,7 +95,9 @@ class VerifyResult(BaseModel):
         return ExitCode.OK
 
 
-def _parse_checksums_txt(raw: bytes) -> tuple[dict[str, str], list[Problem]]:
+def _parse_checksums_txt(
+    raw: bytes, prefix: str = DATA_PREFIX
+) -> tuple[dict[str, str], list[Problem]]:
     listed: dict[str, str] = {}
     problems: list[Problem] = []
     try:
@@ -99,12 +106,12 @@ def _parse_checksums_txt(raw: bytes) -> tuple[dict[str, str], list[Problem]]:
         return listed, [Problem(path=CHECKSUMS_NAME, kind="checksums", detail="not UTF-8 text")]
     for number, line in enumerate(text.splitlines(), 1):
         digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64 or not name.startswith(DATA_PREFIX):
+        if not sep or len(digest) != 64 or not name.startswith(prefix):
             problems.append(
                 Problem(path=CHECKSUMS_NAME, kind="checksums", detail=f"line {number} malformed")
             )
             continue
-        listed[name[len(DATA_PREFIX) :]] = digest
+        listed[name[len(prefix) :]] = digest
     return listed, problems
 
 
@@ -305,8 +312,10 @@ def check_structure(
         else:
             # Our own archives hold exactly the lines a consistent manifest gives: compare
             # bytes, and parse (which costs memory) only when they differ.
-            if not manifest_consistent or not manifest.checksums_txt_matches(raw):
-                listed, parse_problems = _parse_checksums_txt(raw)
+            legacy = manifest.source_format == FORMAT_LEGACY_ZIP
+            if legacy or not manifest_consistent or not manifest.checksums_txt_matches(raw):
+                # The original scripts' lines name "<project>/<path>", without "projects/".
+                listed, parse_problems = _parse_checksums_txt(raw, "" if legacy else DATA_PREFIX)
                 problems.extend(parse_problems)
                 if listed != manifest.checksums:
                     problems.append(
@@ -451,6 +460,8 @@ def _check_archive(
         archive=str(path),
         ok=not problems,
         status="damaged" if problems else "ok",
+        format=manifest.source_format,
+        notes=format_notes(manifest.source_format),
         projects=manifest.projects,
         files_checked=files,
         bytes_checked=nbytes,
