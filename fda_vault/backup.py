@@ -61,6 +61,7 @@ __all__ = [
     "BackupResult",
     "archive_label",
     "backup",
+    "finish_archive",
     "list_projects",
 ]
 
@@ -292,33 +293,40 @@ def _write_archive(
             created_by=f"fda-vault {__version__}",
         )
         del entries
-        # Both are written in pieces: with tens of thousands of files, building either
-        # whole was the peak of a backup's memory.
-        writer.add_file(
-            CHECKSUMS_NAME,
-            manifest.checksums_txt_chunks(),
-            mtime=time.time(),
-            mode=0o644,
-            size_hint=manifest.checksums_txt_size(),
-            level=6,
-        )
-        manifest_hash = hashlib.sha256()
-        writer.add_file(
-            MANIFEST_NAME,
-            _readable_manifest(manifest.to_json_chunks(), manifest_hash),
-            mtime=time.time(),
-            mode=0o644,
-            # Never larger (checked on the way), and far below 4 GiB: no ZIP64 needed.
-            size_hint=MAX_MANIFEST_BYTES,
-            level=6,
-        )
-        writer.close()
+        manifest_sha256 = finish_archive(writer, manifest)
     return _Written(
         manifest=manifest,
-        manifest_sha256=manifest_hash.hexdigest(),
+        manifest_sha256=manifest_sha256,
         excluded=scan.excluded,
         warnings=packer.warnings,
     )
+
+
+def finish_archive(writer: ZipWriter, manifest: BackupManifest) -> str:
+    """Write ``checksums.txt`` and ``metadata.json`` and the ZIP directory; the SHA-256 of
+    the ``metadata.json`` bytes written (what ``verify_written`` checks the archive by)."""
+    # Both are written in pieces: with tens of thousands of files, building either
+    # whole was the peak of a backup's memory.
+    writer.add_file(
+        CHECKSUMS_NAME,
+        manifest.checksums_txt_chunks(),
+        mtime=time.time(),
+        mode=0o644,
+        size_hint=manifest.checksums_txt_size(),
+        level=6,
+    )
+    manifest_hash = hashlib.sha256()
+    writer.add_file(
+        MANIFEST_NAME,
+        _readable_manifest(manifest.to_json_chunks(), manifest_hash),
+        mtime=time.time(),
+        mode=0o644,
+        # Never larger (checked on the way), and far below 4 GiB: no ZIP64 needed.
+        size_hint=MAX_MANIFEST_BYTES,
+        level=6,
+    )
+    writer.close()
+    return manifest_hash.hexdigest()
 
 
 def _readable_manifest(pieces: Iterable[bytes], hasher: hashlib._Hash) -> Iterator[bytes]:

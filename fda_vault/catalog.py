@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 
 from fda_vault.archive import open_archive, read_manifest
 from fda_vault.errors import FdaVaultError, IntegrityError, UsageError
-from fda_vault.legacy import FORMAT_FDA_VAULT, format_notes
-from fda_vault.manifest import FileEntry, SkippedEntry
+from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes
+from fda_vault.legacytar import TAR_NAME_RE, converted, is_legacy_tar, scan_tar
+from fda_vault.manifest import BackupManifest, FileEntry, SkippedEntry
 from fda_vault.verify import check_names, manifest_problems
 
 __all__ = [
@@ -86,7 +87,8 @@ def archive_names(backups_dir: Path) -> list[str]:
     return sorted(
         entry.name
         for entry in entries
-        if ARCHIVE_NAME_RE.match(entry.name) and entry.is_file(follow_symlinks=False)
+        if (ARCHIVE_NAME_RE.match(entry.name) or TAR_NAME_RE.match(entry.name))
+        and entry.is_file(follow_symlinks=False)
     )
 
 
@@ -99,7 +101,7 @@ def list_backups(backups_dir: Path) -> BackupList:
     found: list[tuple[str, BackupSummary]] = []  # (UTC stamp from the name, summary)
     for name in archive_names(backups_dir):
         path = backups_dir / name
-        match = ARCHIVE_NAME_RE.match(name)
+        match = ARCHIVE_NAME_RE.match(name) or TAR_NAME_RE.match(name)
         assert match is not None
         summary = BackupSummary(
             file=path.name,
@@ -112,16 +114,21 @@ def list_backups(backups_dir: Path) -> BackupList:
             archive_bytes=path.stat().st_size,
         )
         try:
-            with open_archive(path) as zf:
-                manifest = read_manifest(zf, path)
+            if TAR_NAME_RE.match(name):
+                scan = scan_tar(path)
+                summary.created, summary.projects = scan.created_at, scan.projects
+                summary.files, summary.data_bytes = len(scan.files), scan.total_bytes
+                summary.format = FORMAT_LEGACY_TAR
+            else:
+                with open_archive(path) as zf:
+                    manifest = read_manifest(zf, path)
+                summary.created = manifest.backup_timestamp
+                summary.projects = manifest.projects
+                summary.files = manifest.total_files
+                summary.data_bytes = manifest.total_bytes
+                summary.format = manifest.source_format
         except FdaVaultError as exc:
             summary.error = exc.why
-        else:
-            summary.created = manifest.backup_timestamp
-            summary.projects = manifest.projects
-            summary.files = manifest.total_files
-            summary.data_bytes = manifest.total_bytes
-            summary.format = manifest.source_format
         found.append((match["stamp"], summary))
     # The stamp in the name is UTC and sortable; it orders damaged archives too.
     found.sort(key=lambda item: (item[0], item[1].file), reverse=True)
@@ -130,6 +137,8 @@ def list_backups(backups_dir: Path) -> BackupList:
 
 def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents:
     """Per-project counts (and optionally every file) of one archive, from its manifest."""
+    if is_legacy_tar(path):
+        return _describe_legacy_tar(path, with_files=with_files)
     with open_archive(path) as zf:
         manifest = read_manifest(zf, path)
         # Names only (no data is read): a hostile archive is refused even when just listed.
@@ -137,6 +146,32 @@ def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents
     if problems:
         first = problems[0]
         raise IntegrityError(f"{path}: {first.path}", first.detail)
+    return _contents(path, manifest, manifest.source_format, with_files=with_files)
+
+
+def _describe_legacy_tar(path: Path, *, with_files: bool) -> ArchiveContents:
+    """A tar.gz of the original library: its headers are read (and checked); with
+    ``with_files`` it is converted, which computes each file's SHA-256 (it has none)."""
+    if with_files:
+        with converted(path) as (_zip, manifest, _digest, scan):
+            pass
+    else:
+        scan = scan_tar(path)
+        manifest = BackupManifest(
+            backup_timestamp=scan.created_at, projects=scan.projects,
+            total_projects=len(scan.projects), total_files=len(scan.files),
+            total_bytes=scan.total_bytes, checksums={}, empty_dirs=scan.empty_dirs(),
+            files=[FileEntry(path=m.path, size=m.size, sha256="0" * 64, mtime=m.mtime,
+                             mode=m.mode) for m in scan.files],
+        )  # fmt: skip
+    manifest.created_by = "fda-tools/project_backup.py"
+    manifest.backup_version = "(tar.gz)"
+    return _contents(path, manifest, FORMAT_LEGACY_TAR, with_files=with_files)
+
+
+def _contents(
+    path: Path, manifest: BackupManifest, source_format: str, *, with_files: bool
+) -> ArchiveContents:
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for entry in manifest.files:
         bucket = counts[entry.path.split("/", 1)[0]]
@@ -157,7 +192,7 @@ def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents
             for p in manifest.projects
         ],
         skipped=manifest.skipped,
-        format=manifest.source_format,
-        notes=format_notes(manifest.source_format),
+        format=source_format,
+        notes=format_notes(source_format),
         file_list=list(manifest.files) if with_files else None,
     )

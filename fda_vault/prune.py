@@ -15,8 +15,9 @@ an archive is removed only when a newer one of its group is intact, so the newes
 intact archive always survives. Intact means every member's data was checked (CRC-32 and
 SHA-256, after the structure, manifest and ``checksums.txt``), by this run or by a
 recorded full check of the same unchanged file (:mod:`fda_vault.verified`); files whose
-names are not ``<label>_backup_<stamp>.zip`` (or that are symlinks or folders) are never
-looked at, let alone deleted.
+names are not ``<label>_backup_<stamp>.zip`` (or the original library's
+``fda_backup_<label>_<stamp>_<micro>.tar.gz``), and symlinks and folders, are never looked
+at, let alone deleted.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from fda_vault.archive import open_archive, read_manifest
 from fda_vault.catalog import ARCHIVE_NAME_RE
 from fda_vault.errors import FdaVaultError, OperationError, UsageError
 from fda_vault.fsio import describe_os_error, fsync_path
-from fda_vault.legacy import FORMAT_FDA_VAULT
+from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR
+from fda_vault.legacytar import TAR_NAME_RE, is_legacy_tar, scan_tar
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
+from fda_vault.manifest import BackupManifest
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.verified import file_identity, record_verified, verified_earlier
 from fda_vault.verify import check_structure, verify_archive
@@ -234,9 +237,18 @@ def _check(path: Path, label: str, progress: Progress) -> _Checked:
     here or by a recorded full verify of the unchanged file."""
     try:
         identity = file_identity(path)
-        with open_archive(path) as zf:
-            manifest = read_manifest(zf, path)
-            problems = check_structure(zf, manifest, path)
+        if is_legacy_tar(path):
+            scan = scan_tar(path)
+            manifest = BackupManifest(
+                backup_timestamp=scan.created_at, projects=scan.projects,
+                total_projects=len(scan.projects), total_files=len(scan.files), checksums={},
+            )  # fmt: skip
+            manifest.source_format = FORMAT_LEGACY_TAR
+            problems = []
+        else:
+            with open_archive(path) as zf:
+                manifest = read_manifest(zf, path)
+                problems = check_structure(zf, manifest, path)
     except FdaVaultError as exc:
         unreadable = exc.why or exc.message
         return _Checked(None, None, unreadable, f"damaged: {unreadable}")
@@ -304,7 +316,7 @@ def _scan(backups_dir: Path, labels: Sequence[str], progress: Progress) -> list[
     found: list[_Archive] = []
     seen_labels: set[str] = set()
     for entry in entries:
-        match = ARCHIVE_NAME_RE.match(entry.name)
+        match = ARCHIVE_NAME_RE.match(entry.name) or TAR_NAME_RE.match(entry.name)
         # Symlinks and folders are never archives here, whatever they are called.
         if not match or not entry.is_file(follow_symlinks=False):
             continue

@@ -34,7 +34,8 @@ from fda_vault.errors import (
 )
 from fda_vault.fsio import describe_os_error, sha256_file, sync_filesystem
 from fda_vault.journal import Journal, finish_interrupted, recover_interrupted
-from fda_vault.legacy import FORMAT_FDA_VAULT, format_notes
+from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, TAR_NOTE, format_notes
+from fda_vault.legacytar import converted, is_legacy_tar
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, tree_lock
 from fda_vault.manifest import BackupManifest, FileEntry
 from fda_vault.parallel import batches, map_in_threads, workers_for
@@ -214,6 +215,11 @@ def _open_checked(
     return zf, manifest, selected
 
 
+def _legacy_tar_fields(archive: Path) -> dict[str, object]:
+    """What a plan or result made from a converted tar.gz says about the original."""
+    return {"archive": str(archive), "format": FORMAT_LEGACY_TAR, "notes": [TAR_NOTE]}
+
+
 def _check_target(target: Path, archive: Path, selected: Sequence[str]) -> None:
     archive_real = os.path.realpath(archive)
     for name in selected:
@@ -307,6 +313,13 @@ def plan_restore(
     The selected projects' data is verified in full first (sizes and SHA-256), so a plan
     is only shown, and a question only asked, for an archive that can be restored.
     """
+    if is_legacy_tar(archive):
+        with converted(archive, progress=progress) as (zip_path, *_):
+            plan = plan_restore(
+                zip_path, target_dir=target_dir, projects=projects,
+                lock_timeout=lock_timeout, progress=progress,
+            )  # fmt: skip
+        return plan.model_copy(update=_legacy_tar_fields(archive))
     zf, manifest, selected = _open_checked(archive, projects)
     with zf:
         _check_target(target_dir, archive, selected)
@@ -448,7 +461,16 @@ def restore(
     """Restore projects from ``archive`` into ``target_dir``, all or nothing.
 
     Raises RefusedError when an existing project would change and ``overwrite`` is False.
+    A tar.gz of the original library is first converted into a temporary fda-vault ZIP
+    (checked on the way) and restored from that.
     """
+    if is_legacy_tar(archive):
+        with converted(archive, progress=progress) as (zip_path, *_):
+            result = restore(
+                zip_path, target_dir=target_dir, projects=projects, overwrite=overwrite,
+                lock_timeout=lock_timeout, progress=progress, _fail_after=_fail_after,
+            )  # fmt: skip
+        return result.model_copy(update=_legacy_tar_fields(archive))
     clock = time.monotonic()
     zf, manifest, selected = _open_checked(archive, projects)
     with zf:

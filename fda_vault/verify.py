@@ -30,7 +30,14 @@ from fda_vault.archive import (
     read_manifest,
 )
 from fda_vault.errors import ExitCode, IntegrityError, UsageError
-from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_ZIP, format_notes
+from fda_vault.legacy import (
+    FORMAT_FDA_VAULT,
+    FORMAT_LEGACY_TAR,
+    FORMAT_LEGACY_ZIP,
+    TAR_NOTE,
+    format_notes,
+)
+from fda_vault.legacytar import is_legacy_tar
 from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment
 from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
@@ -395,6 +402,8 @@ def _unreadable_report(
 
 def verify_archive(path: Path, *, progress: Progress = NO_PROGRESS) -> VerifyReport:
     """Check one archive fully; every problem is reported (a missing file too), none raised."""
+    if is_legacy_tar(path):
+        return _verify_legacy_tar(path, progress)
     zf = _open_or_report(path)
     if isinstance(zf, VerifyReport):
         return zf
@@ -433,6 +442,22 @@ def verify_written(
         except IntegrityError as exc:
             return _manifest_report(path, exc.why)
         return _check_archive(zf, manifest, path, progress)
+
+
+def _verify_legacy_tar(path: Path, progress: Progress) -> VerifyReport:
+    """A tar.gz of the original library: checked while it is converted into a temporary
+    fda-vault ZIP (names, entry types, file list, gzip CRC-32), which is then verified."""
+    from fda_vault.legacytar import converted
+
+    try:
+        with converted(path, progress=progress) as (zip_path, manifest, digest, _scan):
+            report = verify_written(zip_path, manifest, digest, progress=progress)
+    except IntegrityError as exc:
+        problem = Problem(path=exc.what, kind="corrupt", detail=exc.why)
+        report = _unreadable_report(path, problem)
+    return report.model_copy(
+        update={"archive": str(path), "format": FORMAT_LEGACY_TAR, "notes": [TAR_NOTE]}
+    )
 
 
 def _open_or_report(path: Path) -> ZipIndex | VerifyReport:

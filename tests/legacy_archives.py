@@ -71,7 +71,11 @@ def make_legacy_tar(
 ) -> Path:
     """A ``project_backup.py`` tar.gz of one project (``project``) or of every project
     folder under ``root``; ``extra`` entries (hostile ones) are added after the files."""
-    projects = [project] if project else sorted(p.name for p in root.iterdir() if p.is_dir())
+    projects = (
+        [project]
+        if project
+        else sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    )
     members: list[tuple[str, Path]] = []
     for name in projects:
         prefix = f"{name}/" if project else f"projects/{name}/"
