@@ -58,14 +58,16 @@ from fda_vault.verify import verify_written
 from fda_vault.zipwriter import ZipWriter
 
 __all__ = [
+    "TMP_SUFFIX",
     "BackupResult",
     "archive_label",
+    "archive_path",
     "backup",
     "finish_archive",
     "list_projects",
 ]
 
-_TMP_SUFFIX = ".tmp"
+TMP_SUFFIX = ".tmp"
 
 
 class BackupResult(BaseModel):
@@ -121,11 +123,12 @@ def archive_label(projects: Sequence[str], all_projects: bool) -> str:
     return projects[0] if len(projects) == 1 else "multi_project"
 
 
-def _archive_path(folder: Path, label: str, started: datetime) -> Path:
+def archive_path(folder: Path, label: str, started: datetime) -> Path:
+    """``<label>_backup_<UTC stamp>.zip`` in ``folder``, with ``_1``, ``_2``… if taken."""
     stem = f"{label}_backup_{started:%Y%m%d_%H%M%S}"
     candidate = folder / f"{stem}.zip"
     n = 0
-    while candidate.exists() or Path(f"{candidate}{_TMP_SUFFIX}").exists():
+    while candidate.exists() or Path(f"{candidate}{TMP_SUFFIX}").exists():
         n += 1
         candidate = folder / f"{stem}_{n}.zip"
     return candidate
@@ -403,8 +406,8 @@ def backup(
         skip_dirs = {os.path.realpath(output_dir)}
         for name in selected:
             _scan_project(projects_dir, name, excludes, skip_dirs, skip_unreadable, scan)
-        final = _archive_path(output_dir, archive_label(selected, all_projects), started)
-        tmp = Path(f"{final}{_TMP_SUFFIX}")
+        final = archive_path(output_dir, archive_label(selected, all_projects), started)
+        tmp = Path(f"{final}{TMP_SUFFIX}")
         try:
             written = _write_archive(
                 tmp,
@@ -499,6 +502,6 @@ def _folder_identity(folder: Path) -> tuple[int, int] | None:
 
 def _remove_stale_temps(folder: Path) -> None:
     """Remove ``*.zip.tmp`` left by a killed run (we hold the folder's lock)."""
-    for leftover in folder.glob(f"*.zip{_TMP_SUFFIX}"):
+    for leftover in folder.glob(f"*.zip{TMP_SUFFIX}"):
         with suppress(OSError):
             leftover.unlink()

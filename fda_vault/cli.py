@@ -664,6 +664,50 @@ def guard(
             raise typer.Exit(result.returncode)
 
 
+@app.command("import", cls=_Command)
+def import_command(
+    legacy: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Archives of the original scripts: backup_project.py ZIPs, "
+            "project_backup.py tar.gz files.",
+            metavar="LEGACY",
+            show_default=False,
+        ),
+    ],
+    output_dir: OutputDirOpt = None,
+    projects_dir: ProjectsDirOpt = None,
+    lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Convert archives of the original scripts into verified fda-vault archives.
+
+    Each new archive keeps the original's label and time in its name and records in its
+    manifest what it was imported from (file, format, SHA-256). Originals are never
+    changed or deleted. Every archive given is reported; the exit code is the worst.
+
+    \b
+    Example:
+      fda-vault import ~/.claude/fda-510k-data/backups/*.tar.gz
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault.importer import import_legacy
+
+        with term.progress() as progress:
+            result = import_legacy(
+                legacy,
+                output_dir=resolve_backups_dir(output_dir, projects_dir),
+                lock_timeout=lock_timeout,
+                progress=progress,
+            )
+        term.import_result(result)
+        if result.exit_code:
+            raise typer.Exit(result.exit_code)
+
+
 def _terminate(signum: int, _frame: object) -> None:
     # SIGTERM (cron timeouts, systemd stop) gets the same clean rollback as Ctrl-C.
     raise KeyboardInterrupt

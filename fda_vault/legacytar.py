@@ -40,7 +40,7 @@ from fda_vault.archive import DATA_PREFIX, MAX_MANIFEST_BYTES, READ_CHUNK, membe
 from fda_vault.errors import IntegrityError, OperationError, UsageError
 from fda_vault.fsio import describe_os_error, fsync_path
 from fda_vault.legacy import FORMAT_LEGACY_TAR
-from fda_vault.manifest import BackupManifest, FileEntry
+from fda_vault.manifest import BackupManifest, FileEntry, ImportedFrom
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.zipwriter import ZipWriter
 
@@ -256,7 +256,12 @@ def _checked_scan(
 
 
 def convert_tar(
-    path: Path, scan: TarScan, out: BinaryIO, *, progress: Progress = NO_PROGRESS
+    path: Path,
+    scan: TarScan,
+    out: BinaryIO,
+    *,
+    progress: Progress = NO_PROGRESS,
+    imported_from: ImportedFrom | None = None,
 ) -> tuple[BackupManifest, str]:
     """Pass 2: write the archive's files into an fda-vault ZIP on ``out``; (its manifest,
     the SHA-256 of its metadata.json). The data must be what pass 1 checked."""
@@ -315,6 +320,7 @@ def convert_tar(
         files=entries,
         empty_dirs=scan.empty_dirs(),
         created_by=f"fda-vault {__version__}",
+        imported_from=imported_from,
     )
     manifest_sha256 = finish_archive(writer, manifest)
     progress.finish()

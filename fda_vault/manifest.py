@@ -25,6 +25,7 @@ __all__ = [
     "BackupManifest",
     "ExcludeInfo",
     "FileEntry",
+    "ImportedFrom",
     "SchemaInfo",
     "SkippedEntry",
     "has_control_char",
@@ -104,6 +105,15 @@ class SchemaInfo(_Model):
     description: str = SCHEMA_DESCRIPTION
 
 
+class ImportedFrom(_Model):
+    """Where an archive made by ``fda-vault import`` came from (added in 1.0; optional)."""
+
+    file: str = Field(description="the original archive's file name")
+    format: str = Field(description="its format, e.g. 'legacy (fda-tools tar.gz)'")
+    sha256: str = Field(description="SHA-256 of the original archive file")
+    created_by: str = Field(default="", description="the original's created_by, if any")
+
+
 class BackupManifest(_Model):
     """The content of ``metadata.json``."""
 
@@ -119,6 +129,9 @@ class BackupManifest(_Model):
     skipped: list[SkippedEntry] = Field(default_factory=list)
     exclude: ExcludeInfo = Field(default_factory=ExcludeInfo)
     created_by: str = ""
+    imported_from: ImportedFrom | None = Field(
+        default=None, description="set by `fda-vault import`: the legacy archive it came from"
+    )
     schema_: SchemaInfo = Field(default_factory=SchemaInfo, alias="schema")
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)

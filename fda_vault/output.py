@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # rendering needs only attribute access; importing them costs
     from fda_vault.backup import BackupResult
     from fda_vault.catalog import ArchiveContents, BackupList
     from fda_vault.guard import GuardResult
+    from fda_vault.importer import ImportResult
     from fda_vault.prune import PruneResult
     from fda_vault.restore import RestorePlan, RestoreResult
     from fda_vault.verify import VerifyResult
@@ -341,6 +342,23 @@ class Terminal:
                 f"{command!r} failed (exit {result.returncode}); not rolled back (--no-rollback); "
                 f"the backup is {result.backup.archive}"
             )
+
+    def import_result(self, result: ImportResult) -> None:
+        """Render each legacy archive imported (or the one error line of each failure)."""
+        if self.as_json:
+            self.emit_json(result)
+            for item in result.archives:
+                if item.error:
+                    self.err.print(f"error: {one_line(item.error)}", style="red")
+            return
+        for item in result.archives:
+            if item.error:
+                self.err.print(f"error: {one_line(item.error)}", style="red")
+            elif self._human():
+                self.out.print(
+                    f"imported {item.source} ({item.source_format}) -> {item.archive}: "
+                    f"{item.files} files, {human_bytes(item.bytes)}, verified"
+                )
 
     def restore_result(self, result: RestoreResult) -> None:
         """Render a finished restore."""

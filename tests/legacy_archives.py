@@ -77,9 +77,14 @@ def make_legacy_tar(
         else sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     )
     members: list[tuple[str, Path]] = []
+    folders: list[tuple[str, Path]] = []
     for name in projects:
         prefix = f"{name}/" if project else f"projects/{name}/"
         members += [(prefix + rel, path) for rel, path in _files(root, name)]
+        for current, dirs, _names in os.walk(root / name):
+            for folder in sorted(dirs):
+                path = Path(current, folder)
+                folders.append((prefix + path.relative_to(root / name).as_posix(), path))
     manifest = {
         "created_at": (when or datetime.now()).isoformat(),
         "project_name": project,
@@ -93,7 +98,7 @@ def make_legacy_tar(
     with tarfile.open(out, "w:gz") as tar:
         if manifest_first:
             tar.addfile(info, io.BytesIO(raw))
-        for name, path in members:
+        for name, path in folders + members:  # tarfile.add(project) writes folders too
             tar.add(path, arcname=name, recursive=False)
         for item in extra:
             entry, data = item if isinstance(item, tuple) else (item, b"")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 import shlex
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CliCall, FrozenClock, backup_json
+from tests.legacy_archives import make_legacy_tar
 from tests.test_runbook import copy_examples
 from tools.clidoc import command_names
 
@@ -48,6 +51,16 @@ def _examples(text: str) -> list[str]:
     return examples
 
 
+def _as_a_shell_would(args: list[str]) -> list[str]:
+    """~ and path globs expanded (the examples are shell lines; a quoted '*.tmp' is a
+    pattern for fda-vault, and has no folder part)."""
+    expanded: list[str] = []
+    for arg in args:
+        arg = os.path.expanduser(arg)
+        expanded += sorted(glob.glob(arg)) if "*" in arg and "/" in arg else [arg]
+    return expanded
+
+
 def test_every_command_shows_an_example(cli: CliCall) -> None:
     for command in COMMANDS:
         assert _examples(_help(cli, command)), command
@@ -58,7 +71,10 @@ def test_every_example_in_help_runs(
 ) -> None:
     """Run as the examples assume: the projects in ~/fda-510k-data/projects, a backup
     made on 2026-11-26 at 02:00 UTC, and an update_manager.py in the current folder."""
-    copy_examples(Path.home() / "fda-510k-data" / "projects")
+    root = copy_examples(Path.home() / "fda-510k-data" / "projects")
+    legacy = Path.home() / ".claude" / "fda-510k-data" / "backups"  # the original library's
+    legacy.mkdir(parents=True)
+    make_legacy_tar(root, legacy / "fda_backup_all_projects_20250101_000000_000000.tar.gz")
     frozen_clock.set(2026, 11, 26, 2, 0, 0)
     assert backup_json(cli, "--all")["archive"].endswith("all_projects_backup_20261126_020000.zip")
     frozen_clock.set(2026, 11, 27, 2, 0, 0)
@@ -67,7 +83,7 @@ def test_every_example_in_help_runs(
     ran = []
     for command in COMMANDS:
         for example in _examples(_help(cli, command)):
-            args = shlex.split(example)[1:]
+            args = _as_a_shell_would(shlex.split(example)[1:])
             result = cli(*args)
             assert result.exit_code == 0, (example, result.stderr)
             ran.append(example)

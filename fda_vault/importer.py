@@ -1,0 +1,218 @@
+"""``import``: turn archives of the original scripts into verified fda-vault archives.
+
+The new archive keeps the original's label and time in its name, says in its manifest
+what it was imported from (``imported_from``: file, format, SHA-256, ``created_by``), and
+is written, verified and published like a backup (temporary name, fsync, read back,
+never replacing a file). The original is never changed or deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from fda_vault import __version__
+from fda_vault.archive import DATA_PREFIX, READ_CHUNK, iter_member, open_archive, read_manifest
+from fda_vault.backup import TMP_SUFFIX, archive_label, archive_path, finish_archive
+from fda_vault.catalog import ARCHIVE_NAME_RE
+from fda_vault.errors import ExitCode, FdaVaultError, IntegrityError, OperationError, UsageError
+from fda_vault.fsio import (
+    describe_os_error,
+    fsync_path,
+    make_backups_dir,
+    publish_no_clobber,
+    sha256_file,
+)
+from fda_vault.legacy import FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
+from fda_vault.legacytar import TAR_NAME_RE, convert_tar, is_legacy_tar, scan_tar
+from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
+from fda_vault.manifest import BackupManifest, ImportedFrom
+from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.verified import record_verified
+from fda_vault.verify import check_file_data, check_structure, verify_written
+from fda_vault.zipwriter import ZipWriter
+
+__all__ = ["ImportResult", "ImportedArchive", "import_legacy"]
+
+_STAMP = "%Y%m%d_%H%M%S"
+
+
+class ImportedArchive(BaseModel):
+    """One legacy archive: the fda-vault archive made from it, or why none was."""
+
+    source: str
+    source_format: str | None = None
+    source_sha256: str | None = None
+    archive: str | None = Field(default=None, description="the new archive (None on failure)")
+    files: int = 0
+    bytes: int = 0
+    error: str | None = None
+    exit_code: int = 0
+
+
+class ImportResult(BaseModel):
+    """Every archive given, each imported or not."""
+
+    ok: bool
+    archives: list[ImportedArchive]
+
+    @property
+    def exit_code(self) -> int:
+        """The worst of the archives' codes (damaged 3 over usage 2 over failure 1)."""
+        codes = {a.exit_code for a in self.archives}
+        for code in (ExitCode.INTEGRITY, ExitCode.USAGE, ExitCode.FAILURE):
+            if code in codes:
+                return int(code)
+        return max(codes, default=0)
+
+
+def _name_parts(source: Path, manifest_time: str, projects: list[str]) -> tuple[str, datetime]:
+    """The label and UTC time for the new name: the original's, else from its manifest."""
+    match = ARCHIVE_NAME_RE.match(source.name) or TAR_NAME_RE.match(source.name)
+    if match:
+        return match["label"], datetime.strptime(match["stamp"], _STAMP).replace(
+            tzinfo=timezone.utc
+        )
+    try:
+        when = datetime.fromisoformat(manifest_time)
+    except ValueError:
+        when = datetime.now(timezone.utc)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    label = projects[0] if len(projects) == 1 else archive_label(projects, all_projects=False)
+    return label, when.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def _hashed(chunks: Iterable[bytes], hasher: hashlib._Hash, progress: Progress) -> Iterator[bytes]:
+    """``chunks``, each fed to ``hasher`` and counted as progress on the way."""
+    for chunk in chunks:
+        hasher.update(chunk)
+        progress.advance(len(chunk))
+        yield chunk
+
+
+def _write_from_legacy_zip(
+    source: Path, out_path: Path, imported_from: ImportedFrom, progress: Progress
+) -> tuple[BackupManifest, str]:
+    """Check a ``backup_project.py`` ZIP in full, then write its files into a new archive
+    (each one's SHA-256 checked again as it is copied)."""
+    with open_archive(source) as zf:
+        legacy = read_manifest(zf, source)
+        if legacy.source_format != FORMAT_LEGACY_ZIP:
+            raise UsageError(source, "already an fda-vault archive: nothing to import")
+        problems = check_structure(zf, legacy, source)
+        if not problems:
+            problems = check_file_data(zf, legacy, source, progress)[2]
+        if problems:
+            raise IntegrityError(f"{source}: {problems[0].path}", problems[0].detail)
+        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(fd, "wb", buffering=READ_CHUNK) as out:
+            writer = ZipWriter(out)
+            progress.start("importing", legacy.total_bytes)
+            for entry in legacy.files:
+                info = zf.getinfo(DATA_PREFIX + entry.path)
+                hasher = hashlib.sha256()
+                chunks = iter_member(zf, info, entry.size, source)
+                writer.add_file(
+                    info.filename, _hashed(chunks, hasher, progress), mtime=entry.mtime,
+                    mode=entry.mode, size_hint=entry.size, level=6,
+                )  # fmt: skip
+                if hasher.hexdigest() != entry.sha256:
+                    raise IntegrityError(f"{source}: {info.filename}", "changed while imported")
+            progress.finish()
+            manifest = BackupManifest(
+                backup_timestamp=legacy.backup_timestamp,
+                projects=legacy.projects,
+                total_projects=len(legacy.projects),
+                total_files=len(legacy.files),
+                total_bytes=legacy.total_bytes,
+                checksums=dict(legacy.checksums),
+                files=list(legacy.files),
+                created_by=f"fda-vault {__version__}",
+                imported_from=imported_from,
+            )
+            digest = finish_archive(writer, manifest)
+    return manifest, digest
+
+
+def _import_one(
+    source: Path, output_dir: Path, lock_timeout: float, progress: Progress
+) -> ImportedArchive:
+    if not source.is_file():
+        raise UsageError(source, "no such archive" if not source.exists() else "not a file")
+    source_sha = sha256_file(source)
+    tar = is_legacy_tar(source)
+    if tar:
+        scan = scan_tar(source)
+        time_text, projects, created_by = scan.created_at, scan.projects, ""
+        source_format = FORMAT_LEGACY_TAR
+    else:
+        with open_archive(source) as zf:
+            legacy = read_manifest(zf, source)
+        if legacy.source_format != FORMAT_LEGACY_ZIP:
+            raise UsageError(source, "already an fda-vault archive: nothing to import")
+        time_text, projects, created_by = (
+            legacy.backup_timestamp,
+            legacy.projects,
+            legacy.created_by,
+        )
+        source_format = FORMAT_LEGACY_ZIP
+    imported_from = ImportedFrom(
+        file=source.name, format=source_format, sha256=source_sha, created_by=created_by
+    )
+    label, when = _name_parts(source, time_text, projects)
+    make_backups_dir(output_dir)
+    with folder_lock(output_dir, lock_timeout):
+        final = archive_path(output_dir, label, when)
+        tmp = Path(f"{final}{TMP_SUFFIX}")
+        try:
+            if tar:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with open(fd, "wb", buffering=READ_CHUNK) as out:
+                    manifest, digest = convert_tar(
+                        source, scan, out, progress=progress, imported_from=imported_from
+                    )
+            else:
+                manifest, digest = _write_from_legacy_zip(source, tmp, imported_from, progress)
+            fsync_path(tmp)
+            report = verify_written(tmp, manifest, digest, progress=progress)
+            if not report.ok:
+                first = report.problems[0]
+                raise IntegrityError(tmp, f"verification after writing failed: {first.detail}")
+            publish_no_clobber(tmp, final)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and not isinstance(exc, FdaVaultError):
+                raise OperationError(
+                    output_dir, f"cannot write the archive: {describe_os_error(exc)}"
+                ) from None
+            raise
+    record_verified(final)
+    return ImportedArchive(
+        source=str(source), source_format=source_format, source_sha256=source_sha,
+        archive=str(final), files=manifest.total_files, bytes=manifest.total_bytes,
+    )  # fmt: skip
+
+
+def import_legacy(
+    sources: Sequence[Path],
+    *,
+    output_dir: Path,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    progress: Progress = NO_PROGRESS,
+) -> ImportResult:
+    """Import each legacy archive into ``output_dir``; each reported, none deleted."""
+    results = []
+    for source in sources:
+        try:
+            results.append(_import_one(source, output_dir, lock_timeout, progress))
+        except FdaVaultError as exc:
+            results.append(
+                ImportedArchive(source=str(source), error=exc.message, exit_code=int(exc.exit_code))
+            )
+    return ImportResult(ok=all(r.error is None for r in results), archives=results)
