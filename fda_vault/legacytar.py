@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, NamedTuple
 
+from pydantic import ValidationError
+
 from fda_vault import __version__
 from fda_vault.archive import DATA_PREFIX, MAX_MANIFEST_BYTES, READ_CHUNK, member_name_problem
 from fda_vault.errors import IntegrityError, OperationError, UsageError
 from fda_vault.fsio import describe_os_error, fsync_path
 from fda_vault.legacy import FORMAT_LEGACY_TAR
-from fda_vault.manifest import BackupManifest, FileEntry, ImportedFrom
+from fda_vault.manifest import RESERVED_PROJECT_NAME, BackupManifest, FileEntry, ImportedFrom
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.zipwriter import ZipWriter
 
@@ -246,6 +248,12 @@ def _checked_scan(
         problem = member_name_problem(f"{DATA_PREFIX}{project}/x")
         if problem:
             raise IntegrityError(f"{path}: {project}", problem)
+        if project == RESERVED_PROJECT_NAME:
+            raise IntegrityError(
+                f"{path}: {project}",
+                "a project named like the backups folder, which fda-vault reserves; "
+                "extract this archive with tar",
+            )
     created = document.get("created_at")
     return TarScan(
         created_at=created if isinstance(created, str) else "",
@@ -306,11 +314,27 @@ def convert_tar(
             raise IntegrityError(path, f"damaged tar.gz ({exc})") from None
     if expected:
         raise IntegrityError(path, f"{next(iter(expected))} changed between two reads")
+    folders = {m.path: m for m in scan.members if m.is_dir}
     for folder in scan.empty_dirs():
-        member = next(m for m in scan.members if m.path == folder)
-        writer.add_dir(f"{DATA_PREFIX}{folder}/", mtime=member.mtime, mode=member.mode)
+        writer.add_dir(
+            f"{DATA_PREFIX}{folder}/", mtime=folders[folder].mtime, mode=folders[folder].mode
+        )
     entries.sort(key=lambda e: e.path)
-    manifest = BackupManifest(
+    try:
+        manifest = _converted_manifest(scan, entries, imported_from)
+    except ValidationError as exc:
+        why = f"cannot describe it as a manifest: {exc.errors()[0]['msg']}"
+        raise IntegrityError(path, why) from None
+    manifest_sha256 = finish_archive(writer, manifest)
+    progress.finish()
+    manifest.source_format = FORMAT_LEGACY_TAR
+    return manifest, manifest_sha256
+
+
+def _converted_manifest(
+    scan: TarScan, entries: list[FileEntry], imported_from: ImportedFrom | None
+) -> BackupManifest:
+    return BackupManifest(
         backup_timestamp=scan.created_at,
         projects=scan.projects,
         total_projects=len(scan.projects),
@@ -322,10 +346,6 @@ def convert_tar(
         created_by=f"fda-vault {__version__}",
         imported_from=imported_from,
     )
-    manifest_sha256 = finish_archive(writer, manifest)
-    progress.finish()
-    manifest.source_format = FORMAT_LEGACY_TAR
-    return manifest, manifest_sha256
 
 
 @contextmanager

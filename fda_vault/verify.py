@@ -453,7 +453,8 @@ def _verify_legacy_tar(path: Path, progress: Progress) -> VerifyReport:
         with converted(path, progress=progress) as (zip_path, manifest, digest, _scan):
             report = verify_written(zip_path, manifest, digest, progress=progress)
     except IntegrityError as exc:
-        problem = Problem(path=exc.what, kind="corrupt", detail=exc.why)
+        member = exc.what.removeprefix(f"{path}: ")  # the report names the archive already
+        problem = Problem(path=member, kind="corrupt", detail=exc.why)
         report = _unreadable_report(path, problem)
     return report.model_copy(
         update={"archive": str(path), "format": FORMAT_LEGACY_TAR, "notes": [TAR_NOTE]}

@@ -71,11 +71,11 @@ def make_legacy_tar(
 ) -> Path:
     """A ``project_backup.py`` tar.gz of one project (``project``) or of every project
     folder under ``root``; ``extra`` entries (hostile ones) are added after the files."""
-    projects = (
-        [project]
-        if project
-        else sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    )
+    # Every project folder: hidden ones and the backups folder are not projects.
+    projects = [project] if project else sorted(
+        p.name for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name != "backups"
+    )  # fmt: skip
     members: list[tuple[str, Path]] = []
     folders: list[tuple[str, Path]] = []
     for name in projects:

@@ -174,3 +174,17 @@ def test_prune_counts_intact_tar_archives(cli: CliCall, projects_dir: Path, old_
     decisions = {d["file"]: d for d in json.loads(result.stdout)["archives"]}
     assert decisions[names[2]]["kept"] and decisions[names[2]]["format"] == LEGACY
     assert sorted(p.name for p in old_dir.glob("*.tar.gz")) == [names[2]]
+
+
+def test_a_project_named_like_the_backups_folder_is_refused_clearly(
+    cli: CliCall, projects_dir: Path, old_dir: Path
+) -> None:
+    (projects_dir / "backups").mkdir()
+    (projects_dir / "backups" / "old.zip").write_bytes(b"PK")
+    tar = make_legacy_tar(
+        projects_dir, old_dir / "fda_backup_backups_20250101_000000_000000.tar.gz",
+        project="backups",
+    )  # fmt: skip
+    result = cli("verify", tar)
+    assert result.exit_code == 3
+    assert "reserves" in result.stderr and "Traceback" not in result.stderr
