@@ -65,6 +65,7 @@ __all__ = [
     "backup",
     "finish_archive",
     "list_projects",
+    "scan_project",
 ]
 
 TMP_SUFFIX = ".tmp"
@@ -244,6 +245,17 @@ def _scan_project(
         return kept
 
     walk(str(projects_dir / project), "")
+
+
+def scan_project(
+    projects_dir: Path, project: str, excludes: Sequence[str] = ()
+) -> list[tuple[str, str]]:
+    """(``"<project>/<path>"``, file) of every regular file a backup of ``project`` would
+    read, by the same rules (symlinks and special files left out, ``excludes`` applied;
+    unreadable folders are left out rather than fatal)."""
+    scan = _Scan()
+    _scan_project(projects_dir, project, excludes, set(), True, scan)
+    return [(source.key, source.path) for source in scan.files]
 
 
 class _Written(NamedTuple):

@@ -664,6 +664,84 @@ def guard(
             raise typer.Exit(result.returncode)
 
 
+@app.command(cls=_Command)
+def diff(
+    old: Annotated[
+        Path,
+        typer.Argument(
+            help="The archive to compare from.",
+            metavar="BACKUP",
+            autocompletion=_complete_archives,
+        ),
+    ],
+    new: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="A second archive; without it, the live projects.",
+            metavar="BACKUP_B",
+            show_default=False,
+            autocompletion=_complete_archives,
+        ),
+    ] = None,
+    project: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--project",
+            "-p",
+            help="Compare only this project (repeatable).",
+            show_default=False,
+            metavar="NAME",
+            callback=_project_names,
+            autocompletion=_complete_projects,
+        ),
+    ] = None,
+    content: Annotated[
+        bool,
+        typer.Option(
+            "--content", help="Read every live file of equal size (not only changed times)."
+        ),
+    ] = False,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="Exit 6 when there are differences.")
+    ] = False,
+    projects_dir: ProjectsDirOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show what changed: an archive against the live projects, or two archives.
+
+    Each file is added, removed, changed (content) or metadata only (mode or time).
+    A live file with the archive's size and time is not read unless --content.
+    Exit 0 when it ran, whatever it found; with --exit-code, 6 when there are
+    differences (failures keep their own codes).
+
+    \b
+    Examples:
+      fda-vault diff all_projects_backup_20261126_020000.zip
+      fda-vault diff all_projects_backup_20261126_020000.zip \\
+          -p K241234_cardiac_monitor --exit-code
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault.diff import diff as run_diff
+
+        root = resolve_projects_dir(projects_dir)
+        folder = resolve_backups_dir(None, projects_dir)
+        with term.progress() as progress:
+            result = run_diff(
+                find_archive(old, folder),
+                find_archive(new, folder) if new is not None else None,
+                projects_dir=root,
+                projects=project or [],
+                content=content,
+                progress=progress,
+            )
+        term.diff_result(result)
+        if exit_code and result.differences:
+            raise typer.Exit(int(ExitCode.DIFFERENCES))
+
+
 @app.command("import", cls=_Command)
 def import_command(
     legacy: Annotated[

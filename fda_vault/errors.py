@@ -37,6 +37,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     INTEGRITY = 3
     REFUSED = 4
+    DIFFERENCES = 6  # only `diff --exit-code`
     INTERRUPTED = 130
 
 

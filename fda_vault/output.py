@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # rendering needs only attribute access; importing them costs
 
     from fda_vault.backup import BackupResult
     from fda_vault.catalog import ArchiveContents, BackupList
+    from fda_vault.diff import DiffResult
     from fda_vault.guard import GuardResult
     from fda_vault.importer import ImportResult
     from fda_vault.prune import PruneResult
@@ -342,6 +343,36 @@ class Terminal:
                 f"{command!r} failed (exit {result.returncode}); not rolled back (--no-rollback); "
                 f"the backup is {result.backup.archive}"
             )
+
+    def diff_result(self, result: DiffResult) -> None:
+        """Render a diff: a table of every differing file, grouped by project, then counts."""
+        if self.as_json:
+            self.emit_json(result)
+            return
+        if not self._human():
+            return
+        newer = f"the live projects in {result.new}" if result.against_live else result.new
+        if result.differences:
+            table = Table(title=f"Changes from {result.old} to {newer}")
+            table.add_column("project", overflow="fold")
+            table.add_column("change", no_wrap=True)
+            table.add_column("path", overflow="fold")
+            labels = (
+                ("added", "added"),
+                ("removed", "removed"),
+                ("changed", "changed"),
+                ("metadata_only", "metadata only"),
+            )
+            for project in result.projects:
+                for field, label in labels:
+                    for path in getattr(project, field):
+                        table.add_row(project.name, label, path)
+            self.out.print(table)
+        self.out.print(
+            f"{len(result.added)} added, {len(result.removed)} removed, "
+            f"{len(result.changed)} changed, {len(result.metadata_only)} metadata only"
+            + (" (no differences)" if not result.differences else "")
+        )
 
     def import_result(self, result: ImportResult) -> None:
         """Render each legacy archive imported (or the one error line of each failure)."""

@@ -106,6 +106,7 @@ def test_exit_codes_match_the_contract() -> None:
         "USAGE": 2,
         "INTEGRITY": 3,
         "REFUSED": 4,
+        "DIFFERENCES": 6,
         "INTERRUPTED": 130,
     }
     assert fda_vault.UsageError("x").exit_code == 2
