@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 import typer.core
@@ -154,6 +154,19 @@ def _complete_archives(ctx: typer.Context, incomplete: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _project_option(text: str) -> Any:
+    """``-p/--project NAME`` (repeatable, completed, a trailing slash dropped)."""
+    return typer.Option(
+        "--project",
+        "-p",
+        help=text,
+        show_default=False,
+        metavar="NAME",
+        callback=_project_names,
+        autocompletion=_complete_projects,
+    )
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"fda-vault {__version__}")
@@ -194,16 +207,7 @@ def _reporting(term: Terminal, debug: bool) -> Iterator[None]:
 @app.command(cls=_Command)
 def backup(
     project: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--project",
-            "-p",
-            help="Project to back up (repeatable).",
-            show_default=False,
-            metavar="NAME",
-            callback=_project_names,
-            autocompletion=_complete_projects,
-        ),
+        Optional[list[str]], _project_option("Project to back up (repeatable).")
     ] = None,
     all_projects: Annotated[bool, typer.Option("--all", help="Back up every project.")] = False,
     projects_dir: ProjectsDirOpt = None,
@@ -365,16 +369,7 @@ def restore(
         ),
     ],
     project: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--project",
-            "-p",
-            help="Restore only this project (repeatable).",
-            show_default=False,
-            metavar="NAME",
-            callback=_project_names,
-            autocompletion=_complete_projects,
-        ),
+        Optional[list[str]], _project_option("Restore only this project (repeatable).")
     ] = None,
     target_dir: Annotated[
         Optional[Path],
@@ -599,16 +594,7 @@ def guard(
         typer.Argument(help="The command to run, after --.", metavar="-- COMMAND [ARGS]..."),
     ],
     project: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--project",
-            "-p",
-            help="Project to protect (repeatable).",
-            show_default=False,
-            metavar="NAME",
-            callback=_project_names,
-            autocompletion=_complete_projects,
-        ),
+        Optional[list[str]], _project_option("Project to protect (repeatable).")
     ] = None,
     all_projects: Annotated[bool, typer.Option("--all", help="Protect every project.")] = False,
     projects_dir: ProjectsDirOpt = None,
@@ -684,16 +670,7 @@ def diff(
         ),
     ] = None,
     project: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--project",
-            "-p",
-            help="Compare only this project (repeatable).",
-            show_default=False,
-            metavar="NAME",
-            callback=_project_names,
-            autocompletion=_complete_projects,
-        ),
+        Optional[list[str]], _project_option("Compare only this project (repeatable).")
     ] = None,
     content: Annotated[
         bool,

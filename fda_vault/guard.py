@@ -171,18 +171,13 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 def _end_group(pgid: int, grace: float) -> None:
     """SIGTERM to every process of the group, SIGKILL after ``grace`` s; wait until gone."""
-    if not _group_alive(pgid):
-        return
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(_POLL)
-    if not _group_alive(pgid):
-        return
-    _signal_group(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + grace
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(_POLL)
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        if not _group_alive(pgid):
+            return
+        _signal_group(pgid, signum)
+        deadline = time.monotonic() + grace
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(_POLL)
 
 
 class _Stop:
