@@ -16,8 +16,8 @@ from pathlib import Path
 from types import TracebackType
 
 from fda_vault.deflate import INFLATE_ERRORS, Inflater, crc32, new_inflater
-from fda_vault.errors import IntegrityError, OperationError, UsageError
-from fda_vault.fsio import describe_os_error
+from fda_vault.errors import IntegrityError, UsageError
+from fda_vault.fsio import os_failure
 from fda_vault.manifest import BackupManifest, has_control_char, is_safe_segment, parse_manifest
 from fda_vault.zipindex import Member, ZipIndex
 
@@ -131,9 +131,9 @@ def nfc_key(name: str) -> str:
 def open_archive(path: Path) -> ZipIndex:
     """Open ``path`` as a ZIP, or raise UsageError (missing) / IntegrityError (not a ZIP)."""
     if not path.exists():
-        raise UsageError(path, "no such archive")
+        raise UsageError(path, "no such archive", reason="not_found")
     if not path.is_file():
-        raise UsageError(path, "not a file")
+        raise UsageError(path, "not a file", reason="not_found")
     return ZipIndex(path)
 
 
@@ -230,7 +230,7 @@ class _ReadErrors:
         if isinstance(exc, INFLATE_ERRORS):
             raise IntegrityError(self.where, f"corrupt data ({exc})") from None
         if isinstance(exc, OSError):  # the medium failed, not the archive's content
-            raise OperationError(self.where, f"cannot read: {describe_os_error(exc)}") from None
+            raise os_failure(self.where, exc, "cannot read") from None
 
 
 def _check_stream_end(where: str, inflater: Inflater | None) -> None:

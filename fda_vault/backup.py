@@ -38,6 +38,7 @@ from fda_vault.fsio import (
     describe_os_error,
     fsync_path,
     make_backups_dir,
+    os_failure,
     publish_no_clobber,
     sha256_file,
 )
@@ -99,13 +100,13 @@ class _Scan:
 def list_projects(projects_dir: Path, backups_dir: Path | None = None) -> list[str]:
     """Names of the projects: direct sub-folders, except hidden ones and the backups folder."""
     if not projects_dir.is_dir():
-        raise UsageError(projects_dir, "projects folder not found")
+        raise UsageError(projects_dir, "projects folder not found", reason="not_found")
     backups_real = os.path.realpath(backups_dir) if backups_dir else None
     names = []
     try:
         entries = list(os.scandir(projects_dir))
     except OSError as exc:
-        raise OperationError(projects_dir, describe_os_error(exc)) from None
+        raise os_failure(projects_dir, exc) from None
     for entry in entries:
         if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
             continue
@@ -183,9 +184,7 @@ def _scan_project(
             if skip_unreadable:
                 scan.skipped.append(SkippedEntry(path=where, reason=describe_os_error(exc)))
                 return True
-            raise OperationError(
-                directory, f"cannot read folder: {describe_os_error(exc)}"
-            ) from None
+            raise os_failure(directory, exc, "cannot read folder") from None
         kept = False
         for entry in entries:
             rel = f"{rel_dir}{entry.name}"
@@ -212,7 +211,7 @@ def _scan_project(
                 if skip_unreadable:
                     scan.skipped.append(SkippedEntry(path=key, reason=describe_os_error(exc)))
                     continue
-                raise OperationError(entry.path, describe_os_error(exc)) from None
+                raise os_failure(entry.path, exc) from None
             if stat.S_ISLNK(st.st_mode):
                 scan.skipped.append(SkippedEntry(path=key, reason="symbolic link (not followed)"))
             elif stat.S_ISDIR(st.st_mode):
@@ -375,7 +374,11 @@ def _select_projects(
     unknown = [n for n in names if n not in available]
     if unknown:
         known = ", ".join(available) or "none"
-        raise UsageError(f"unknown project {unknown[0]!r}", f"projects in {projects_dir}: {known}")
+        raise UsageError(
+            f"unknown project {unknown[0]!r}",
+            f"projects in {projects_dir}: {known}",
+            reason="unknown_project",
+        )
     return list(dict.fromkeys(names))
 
 
@@ -457,6 +460,7 @@ def backup(
                         projects_dir / name,
                         "was replaced while it was being backed up (by a restore?); "
                         "no archive was written: run the backup again",
+                        reason="changed_while_read",
                     )
             publish_no_clobber(tmp, final)
             if report is not None:
@@ -466,9 +470,7 @@ def backup(
             if isinstance(exc, KeyboardInterrupt):
                 raise InterruptedByUser(final.name, "interrupted; no archive was written") from None
             if isinstance(exc, OSError) and not isinstance(exc, FdaVaultError):
-                raise OperationError(
-                    output_dir, f"cannot write the archive: {describe_os_error(exc)}"
-                ) from None
+                raise os_failure(output_dir, exc, "cannot write the archive") from None
             raise
     return BackupResult(
         archive=str(final),

@@ -10,11 +10,11 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from fda_vault.archive import open_archive, read_manifest
-from fda_vault.errors import FdaVaultError, IntegrityError, UsageError
+from fda_vault.errors import FdaVaultError, UsageError
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes
 from fda_vault.legacytar import TAR_NAME_RE, converted, is_legacy_tar, scan_tar
 from fda_vault.manifest import BackupManifest, FileEntry, SkippedEntry
-from fda_vault.verify import check_names, manifest_problems
+from fda_vault.verify import check_names, manifest_problems, problems_error
 
 __all__ = [
     "ARCHIVE_NAME_RE",
@@ -144,8 +144,7 @@ def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents
         # Names only (no data is read): a hostile archive is refused even when just listed.
         problems = check_names(zf)[0] + manifest_problems(manifest)
     if problems:
-        first = problems[0]
-        raise IntegrityError(f"{path}: {first.path}", first.detail)
+        raise problems_error(path, problems)
     return _contents(path, manifest, manifest.source_format, with_files=with_files)
 
 

@@ -200,7 +200,11 @@ def _reporting(term: Terminal, debug: bool) -> Iterator[None]:
     except Exception as exc:  # unexpected: still one line, unless debugging
         if debug:
             traceback.print_exc()
-        term.error(OperationError(f"unexpected {type(exc).__name__}", str(exc) or repr(exc)))
+        term.error(
+            OperationError(
+                f"unexpected {type(exc).__name__}", str(exc) or repr(exc), reason="unexpected"
+            )
+        )
         raise typer.Exit(int(ExitCode.FAILURE)) from None
 
 

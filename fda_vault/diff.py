@@ -23,13 +23,13 @@ from pydantic import BaseModel, Field
 
 from fda_vault.archive import open_archive, read_manifest
 from fda_vault.backup import scan_project
-from fda_vault.errors import IntegrityError, UsageError
+from fda_vault.errors import UsageError
 from fda_vault.fsio import sha256_file
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
 from fda_vault.legacytar import converted, is_legacy_tar
 from fda_vault.manifest import BackupManifest, FileEntry
 from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.verify import check_names, manifest_problems
+from fda_vault.verify import check_names, manifest_problems, problems_error
 
 __all__ = ["DiffResult", "ProjectDiff", "diff"]
 
@@ -88,7 +88,7 @@ def _checked_manifest(path: Path, stack: ExitStack, progress: Progress) -> Backu
         manifest = read_manifest(zf, path)
         problems = check_names(zf)[0] + manifest_problems(manifest)
     if problems:
-        raise IntegrityError(f"{path}: {problems[0].path}", problems[0].detail)
+        raise problems_error(path, problems)
     return manifest
 
 

@@ -10,14 +10,19 @@ Every expected failure is an ``FdaVaultError`` that carries its exit code
     ├── IntegrityError        3   archive damaged, tampered with, unsafe, foreign
     ├── RefusedError          4   restore would overwrite without consent
     └── InterruptedByUser  130   Ctrl-C; begun work rolled back
+
+Each error also carries a stable, machine-readable ``reason`` (:data:`REASONS`), which
+``--json`` error objects include: scripts test the reason, never the message text.
 """
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 from pathlib import Path
 
 __all__ = [
+    "REASONS",
     "ExitCode",
     "FdaVaultError",
     "IntegrityError",
@@ -26,6 +31,7 @@ __all__ = [
     "OperationError",
     "RefusedError",
     "UsageError",
+    "os_error_reason",
 ]
 
 
@@ -41,15 +47,38 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+# Every reason an error can carry, with what it means (the README's JSON section lists
+# them; a test keeps the two in step).
+REASONS: dict[str, str] = {
+    "usage": "a bad option or argument",
+    "not_found": "a file or folder given does not exist (or is not the kind expected)",
+    "unknown_project": "a project name that the projects folder or archive does not have",
+    "disk_full": "no space (or quota) left on the device",
+    "permission_denied": "the operating system refused access",
+    "read_only": "the file system is read-only",
+    "io_error": "another input/output error (the message gives the system's text)",
+    "locked": "another fda-vault run holds the folder",
+    "changed_while_read": "a file or project changed while it was being backed up",
+    "damaged": "an archive is damaged, truncated, tampered with or not an archive",
+    "unsafe": "an archive holds an unsafe name or entry (traversal, symlink, bomb)",
+    "refused": "a restore would overwrite, or a prune delete, without consent",
+    "interrupted": "Ctrl-C, SIGTERM or SIGHUP; what was begun was rolled back",
+    "unexpected": "an unexpected error (a bug: please report it)",
+}
+
+
 class FdaVaultError(Exception):
     """Base of every expected failure: a message naming the file and the cause."""
 
     exit_code: ExitCode = ExitCode.FAILURE
     kind: str = "error"
+    default_reason: str = "io_error"
 
-    def __init__(self, what: str | Path, why: str = "") -> None:
+    def __init__(self, what: str | Path, why: str = "", *, reason: str | None = None) -> None:
         self.what = str(what)
         self.why = why
+        self.reason = reason or self.default_reason
+        assert self.reason in REASONS, self.reason
         super().__init__(self.message)
 
     @property
@@ -63,6 +92,7 @@ class UsageError(FdaVaultError):
 
     exit_code = ExitCode.USAGE
     kind = "usage"
+    default_reason = "usage"
 
 
 class OperationError(FdaVaultError):
@@ -70,12 +100,14 @@ class OperationError(FdaVaultError):
 
     exit_code = ExitCode.FAILURE
     kind = "failure"
+    default_reason = "io_error"
 
 
 class LockedError(OperationError):
     """Another fda-vault run holds the lock on this folder (exit 1)."""
 
     kind = "locked"
+    default_reason = "locked"
 
 
 class IntegrityError(FdaVaultError):
@@ -83,6 +115,7 @@ class IntegrityError(FdaVaultError):
 
     exit_code = ExitCode.INTEGRITY
     kind = "integrity"
+    default_reason = "damaged"
 
 
 class RefusedError(FdaVaultError):
@@ -90,6 +123,7 @@ class RefusedError(FdaVaultError):
 
     exit_code = ExitCode.REFUSED
     kind = "refused"
+    default_reason = "refused"
 
 
 class InterruptedByUser(FdaVaultError):
@@ -97,3 +131,17 @@ class InterruptedByUser(FdaVaultError):
 
     exit_code = ExitCode.INTERRUPTED
     kind = "interrupted"
+    default_reason = "interrupted"
+
+
+def os_error_reason(exc: OSError) -> str:
+    """The reason for an ``OSError``: disk_full, permission_denied, read_only, not_found
+    or io_error (one mapping for every place that turns one into an error)."""
+    return {
+        errno.ENOSPC: "disk_full",
+        errno.EDQUOT: "disk_full",
+        errno.EACCES: "permission_denied",
+        errno.EPERM: "permission_denied",
+        errno.EROFS: "read_only",
+        errno.ENOENT: "not_found",
+    }.get(exc.errno or 0, "io_error")

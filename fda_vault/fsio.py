@@ -10,12 +10,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from fda_vault.errors import OperationError
+from fda_vault.errors import OperationError, os_error_reason
 
 __all__ = [
     "describe_os_error",
     "fsync_path",
     "make_backups_dir",
+    "os_failure",
     "publish_no_clobber",
     "sha256_file",
     "sync_filesystem",
@@ -33,6 +34,14 @@ def describe_os_error(exc: OSError) -> str:
     if exc.errno in {errno.EACCES, errno.EPERM}:
         return "permission denied"
     return exc.strerror or str(exc)
+
+
+def os_failure(what: str | Path, exc: OSError, doing: str = "") -> OperationError:
+    """The error for ``exc``: ``<doing>: <cause>``, with the reason of its errno."""
+    cause = describe_os_error(exc)
+    return OperationError(
+        what, f"{doing}: {cause}" if doing else cause, reason=os_error_reason(exc)
+    )
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
@@ -102,7 +111,7 @@ def make_backups_dir(path: Path) -> None:
         if not path.is_dir():
             raise OperationError(path, "exists and is not a folder") from None
     except OSError as exc:
-        raise OperationError(path, f"cannot create folder: {describe_os_error(exc)}") from None
+        raise os_failure(path, exc, "cannot create folder") from None
 
 
 def publish_no_clobber(tmp: Path, final: Path) -> None:

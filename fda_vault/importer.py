@@ -20,11 +20,11 @@ from fda_vault import __version__
 from fda_vault.archive import DATA_PREFIX, READ_CHUNK, iter_member, open_archive, read_manifest
 from fda_vault.backup import TMP_SUFFIX, archive_label, archive_path, finish_archive
 from fda_vault.catalog import ARCHIVE_NAME_RE
-from fda_vault.errors import ExitCode, FdaVaultError, IntegrityError, OperationError, UsageError
+from fda_vault.errors import ExitCode, FdaVaultError, IntegrityError, UsageError
 from fda_vault.fsio import (
-    describe_os_error,
     fsync_path,
     make_backups_dir,
+    os_failure,
     publish_no_clobber,
     sha256_file,
 )
@@ -34,7 +34,7 @@ from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
 from fda_vault.manifest import BackupManifest, ImportedFrom
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.verified import record_verified
-from fda_vault.verify import check_file_data, check_structure, verify_written
+from fda_vault.verify import check_file_data, check_structure, problems_error, verify_written
 from fda_vault.zipwriter import ZipWriter
 
 __all__ = ["ImportResult", "ImportedArchive", "import_legacy"]
@@ -109,7 +109,7 @@ def _write_from_legacy_zip(
         if not problems:
             problems = check_file_data(zf, legacy, source, progress)[2]
         if problems:
-            raise IntegrityError(f"{source}: {problems[0].path}", problems[0].detail)
+            raise problems_error(source, problems)
         fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with open(fd, "wb", buffering=READ_CHUNK) as out:
             writer = ZipWriter(out)
@@ -144,7 +144,9 @@ def _import_one(
     source: Path, output_dir: Path, lock_timeout: float, progress: Progress
 ) -> ImportedArchive:
     if not source.is_file():
-        raise UsageError(source, "no such archive" if not source.exists() else "not a file")
+        raise UsageError(
+            source, "no such archive" if not source.exists() else "not a file", reason="not_found"
+        )
     source_sha = sha256_file(source)
     tar = is_legacy_tar(source)
     if tar:
@@ -188,9 +190,7 @@ def _import_one(
         except BaseException as exc:
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError) and not isinstance(exc, FdaVaultError):
-                raise OperationError(
-                    output_dir, f"cannot write the archive: {describe_os_error(exc)}"
-                ) from None
+                raise os_failure(output_dir, exc, "cannot write the archive") from None
             raise
     record_verified(final)
     return ImportedArchive(

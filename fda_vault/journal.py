@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fda_vault.errors import OperationError
-from fda_vault.fsio import describe_os_error, fsync_path
+from fda_vault.fsio import fsync_path, os_failure
 from fda_vault.locking import tree_lock
 
 __all__ = [
@@ -220,9 +220,7 @@ def recover_interrupted(target: Path) -> list[str]:
             remove_tree(leftover)
             messages.append(f"removed the leftover staging folder {leftover.name}")
     except OSError as exc:
-        raise OperationError(
-            target, f"cannot recover an interrupted restore: {describe_os_error(exc)}"
-        ) from None
+        raise os_failure(target, exc, "cannot recover an interrupted restore") from None
     return messages
 
 

@@ -39,8 +39,8 @@ from pydantic import ValidationError
 
 from fda_vault import __version__
 from fda_vault.archive import DATA_PREFIX, MAX_MANIFEST_BYTES, READ_CHUNK, member_name_problem
-from fda_vault.errors import IntegrityError, OperationError, UsageError
-from fda_vault.fsio import describe_os_error, fsync_path
+from fda_vault.errors import IntegrityError, UsageError
+from fda_vault.fsio import fsync_path, os_failure
 from fda_vault.legacy import FORMAT_LEGACY_TAR
 from fda_vault.manifest import RESERVED_PROJECT_NAME, BackupManifest, FileEntry, ImportedFrom
 from fda_vault.progress import NO_PROGRESS, Progress
@@ -117,13 +117,13 @@ def is_legacy_tar(path: Path) -> bool:
 def _open_stream(path: Path) -> Iterator[tuple[gzip.GzipFile, tarfile.TarFile]]:
     """The archive as a one-pass tar stream over a gzip reader that checks CRC and size."""
     if not path.exists():
-        raise UsageError(path, "no such archive")
+        raise UsageError(path, "no such archive", reason="not_found")
     if not path.is_file():
-        raise UsageError(path, "not a file")
+        raise UsageError(path, "not a file", reason="not_found")
     try:
         raw = open(path, "rb")  # noqa: SIM115 (closed below, after the gzip reader)
     except OSError as exc:
-        raise OperationError(path, f"cannot read: {describe_os_error(exc)}") from None
+        raise os_failure(path, exc, "cannot read") from None
     try:
         gz = gzip.GzipFile(fileobj=raw, mode="rb")
         try:
@@ -189,7 +189,7 @@ def scan_tar(path: Path) -> TarScan:
         except _STREAM_ERRORS as exc:
             raise IntegrityError(path, f"damaged tar.gz ({exc})") from None
         except OSError as exc:
-            raise OperationError(path, f"cannot read: {describe_os_error(exc)}") from None
+            raise os_failure(path, exc, "cannot read") from None
     if document is None:
         raise IntegrityError(path, f"{TAR_MANIFEST_NAME} is missing: not a fda-tools backup")
     return _checked_scan(path, document, headers)
@@ -358,7 +358,7 @@ def converted(
     try:
         folder = Path(tempfile.mkdtemp(prefix="fda-vault-legacy-"))
     except OSError as exc:
-        raise OperationError("temporary folder", describe_os_error(exc)) from None
+        raise os_failure("temporary folder", exc) from None
     target = folder / "converted.zip"
     try:
         try:
@@ -367,7 +367,7 @@ def converted(
                 manifest, digest = convert_tar(path, scan, out, progress=progress)
             fsync_path(target)
         except OSError as exc:
-            raise OperationError(target, f"cannot convert: {describe_os_error(exc)}") from None
+            raise os_failure(target, exc, "cannot convert") from None
         yield target, manifest, digest, scan
     finally:
         target.unlink(missing_ok=True)

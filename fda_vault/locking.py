@@ -24,8 +24,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from fda_vault.config import DEFAULT_LOCK_TIMEOUT
-from fda_vault.errors import LockedError, OperationError
-from fda_vault.fsio import describe_os_error
+from fda_vault.errors import LockedError
+from fda_vault.fsio import os_failure
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "LOCK_NAME", "folder_lock", "tree_lock"]
 
@@ -52,7 +52,7 @@ def folder_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator
         ) from None
     except OSError as exc:
         # Named by the folder the user gave: the lock file is our business, not theirs.
-        raise OperationError(folder, f"cannot write: {describe_os_error(exc)}") from None
+        raise os_failure(folder, exc, "cannot write") from None
     try:
         # The note is a courtesy for the error message; the lock itself is what protects.
         with suppress(OSError):
@@ -74,7 +74,7 @@ def tree_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[N
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        raise OperationError(folder, f"cannot lock: {describe_os_error(exc)}") from None
+        raise os_failure(folder, exc, "cannot lock") from None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -90,7 +90,7 @@ def tree_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[N
                     ) from None
                 time.sleep(_POLL)
             except OSError as exc:
-                raise OperationError(folder, f"cannot lock: {describe_os_error(exc)}") from None
+                raise os_failure(folder, exc, "cannot lock") from None
         yield
     finally:
         os.close(fd)

@@ -236,8 +236,11 @@ class Terminal:
                 {
                     "error": {
                         "kind": exc.kind,
+                        "reason": exc.reason,
                         "exit_code": int(exc.exit_code),
                         "message": exc.message,
+                        "path": exc.what,
+                        "detail": exc.why,
                     }
                 }
             )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from fda_vault.archive import DATA_PREFIX
 from fda_vault.deflate import compress_block, crc32, looks_incompressible
-from fda_vault.errors import OperationError
+from fda_vault.errors import OperationError, os_error_reason
 from fda_vault.fsio import describe_os_error
 from fda_vault.manifest import FileEntry, SkippedEntry
 from fda_vault.parallel import worker_count
@@ -77,6 +77,7 @@ class _Block:
 class _SourceError(Exception):
     def __init__(self, exc: OSError) -> None:
         super().__init__(describe_os_error(exc))
+        self.reason = os_error_reason(exc)
 
 
 class Packer:
@@ -219,7 +220,11 @@ class Packer:
         if self.skip_unreadable:
             self._leave_out(src, f"unreadable ({exc})")
             return
-        raise OperationError(src.path, f"cannot read: {exc}; use --skip-unreadable to leave it out")
+        raise OperationError(
+            src.path,
+            f"cannot read: {exc}; use --skip-unreadable to leave it out",
+            reason=exc.reason,
+        )
 
     # --- writing (in order) -------------------------------------------------
     def _drain(self, keep: int, stop_at: _Job | None = None) -> None:
@@ -306,7 +311,9 @@ class Packer:
             self._leave_out(job.src, "changed while it was being read (twice)")
         else:
             raise OperationError(
-                job.src.path, "changed while it was being read (twice); back it up when idle"
+                job.src.path,
+                "changed while it was being read (twice); back it up when idle",
+                reason="changed_while_read",
             )
 
 

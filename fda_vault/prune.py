@@ -34,8 +34,8 @@ from pydantic import BaseModel, Field
 
 from fda_vault.archive import open_archive, read_manifest
 from fda_vault.catalog import ARCHIVE_NAME_RE
-from fda_vault.errors import FdaVaultError, OperationError, UsageError
-from fda_vault.fsio import describe_os_error, fsync_path
+from fda_vault.errors import FdaVaultError, OperationError, UsageError, os_error_reason
+from fda_vault.fsio import describe_os_error, fsync_path, os_failure
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR
 from fda_vault.legacytar import TAR_NAME_RE, is_legacy_tar, scan_tar
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
@@ -312,7 +312,7 @@ def _scan(backups_dir: Path, labels: Sequence[str], progress: Progress) -> list[
     try:
         entries = sorted(os.scandir(backups_dir), key=lambda e: e.name)
     except OSError as exc:
-        raise OperationError(backups_dir, describe_os_error(exc)) from None
+        raise os_failure(backups_dir, exc) from None
     found: list[_Archive] = []
     seen_labels: set[str] = set()
     for entry in entries:
@@ -464,7 +464,9 @@ def _delete(backups_dir: Path, doomed: Sequence[PruneDecision]) -> None:
             except OSError as exc:
                 done = f"; {deleted} older archive(s) were deleted before it" if deleted else ""
                 raise OperationError(
-                    path, f"cannot delete: {describe_os_error(exc)}{done}"
+                    path,
+                    f"cannot delete: {describe_os_error(exc)}{done}",
+                    reason=os_error_reason(exc),
                 ) from None
             deleted += 1
     finally:

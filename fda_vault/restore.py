@@ -31,8 +31,9 @@ from fda_vault.errors import (
     OperationError,
     RefusedError,
     UsageError,
+    os_error_reason,
 )
-from fda_vault.fsio import describe_os_error, sha256_file, sync_filesystem
+from fda_vault.fsio import describe_os_error, os_failure, sha256_file, sync_filesystem
 from fda_vault.journal import Journal, finish_interrupted, recover_interrupted
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, TAR_NOTE, format_notes
 from fda_vault.legacytar import converted, is_legacy_tar
@@ -40,7 +41,7 @@ from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, tree_lock
 from fda_vault.manifest import BackupManifest, FileEntry
 from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.verify import check_file_data, check_names, check_structure
+from fda_vault.verify import check_file_data, check_names, check_structure, problems_error
 from fda_vault.zipindex import ZipIndex
 
 __all__ = [
@@ -196,9 +197,7 @@ def _open_checked(
         manifest = read_manifest(zf, archive)
         problems = check_structure(zf, manifest, archive)
         if problems:
-            first = problems[0]
-            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-            raise IntegrityError(f"{archive}: {first.path}", f"{first.detail}{more}")
+            raise problems_error(archive, problems)
         if projects:
             unknown = [p for p in projects if p not in manifest.projects]
             if unknown:
@@ -272,7 +271,7 @@ def _prepare_target(target: Path) -> None:
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OperationError(target, f"cannot create target: {describe_os_error(exc)}") from None
+        raise os_failure(target, exc, "cannot create target") from None
 
 
 def _build_plan(
@@ -327,9 +326,7 @@ def plan_restore(
             zf, manifest, archive, progress, projects=set(selected)
         )
         if problems:
-            first = problems[0]
-            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-            raise IntegrityError(f"{archive}: {first.path}", f"{first.detail}{more}")
+            raise problems_error(archive, problems)
         # A plan writes nothing unless a crashed restore must be finished.
         recovered = finish_interrupted(target_dir, lock_timeout)
         return _build_plan(archive, target_dir, manifest, selected, True, recovered)
@@ -481,7 +478,7 @@ def restore(
             if _case_insensitive(target_dir):
                 folded = check_names(zf, casefold=True)[0]
                 if folded:
-                    raise IntegrityError(f"{archive}: {folded[0].path}", folded[0].detail)
+                    raise problems_error(archive, folded)
             plan = _build_plan(archive, target_dir, manifest, selected, False, recovered)
             if plan.overwrites and not overwrite:
                 raise RefusedError(
@@ -548,6 +545,7 @@ def _apply(
             raise OperationError(
                 getattr(exc, "filename", None) or target,
                 f"{describe_os_error(exc)}; every project is as it was",
+                reason=os_error_reason(exc),
             ) from None
         raise
     return written

@@ -55,6 +55,7 @@ __all__ = [
     "check_names",
     "check_structure",
     "manifest_problems",
+    "problems_error",
     "verify",
     "verify_archive",
     "verify_written",
@@ -120,6 +121,15 @@ def _parse_checksums_txt(
             continue
         listed[name[len(prefix) :]] = digest
     return listed, problems
+
+
+def problems_error(archive: Path | str, problems: Sequence[Problem]) -> IntegrityError:
+    """The one error line for an archive that has ``problems``: the first one, and how
+    many more; reason ``unsafe`` for a hostile name or entry, else ``damaged``."""
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    reason = "unsafe" if first.kind == "unsafe" else "damaged"
+    return IntegrityError(f"{archive}: {first.path}", f"{first.detail}{more}", reason=reason)
 
 
 def manifest_problems(manifest: BackupManifest) -> list[Problem]:

@@ -13,8 +13,8 @@ import struct
 from pathlib import Path
 from types import TracebackType
 
-from fda_vault.errors import IntegrityError, OperationError, UsageError
-from fda_vault.fsio import describe_os_error
+from fda_vault.errors import IntegrityError, UsageError
+from fda_vault.fsio import os_failure
 
 __all__ = ["Member", "ZipIndex"]
 
@@ -97,11 +97,11 @@ class ZipIndex:
         try:
             self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
-            raise UsageError(path, "no such archive") from None
+            raise UsageError(path, "no such archive", reason="not_found") from None
         except IsADirectoryError:
-            raise UsageError(path, "not a file") from None
+            raise UsageError(path, "not a file", reason="not_found") from None
         except OSError as exc:
-            raise OperationError(path, f"cannot read: {describe_os_error(exc)}") from None
+            raise os_failure(path, exc, "cannot read") from None
         try:
             self._members = self._read_directory()
         except IntegrityError:
@@ -112,7 +112,7 @@ class ZipIndex:
             raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
         except OSError as exc:
             self.close()
-            raise OperationError(path, f"cannot read: {describe_os_error(exc)}") from None
+            raise os_failure(path, exc, "cannot read") from None
         self._by_name = {m.filename: m for m in self._members}
 
     def _bad(self, why: str) -> IntegrityError:
