@@ -109,7 +109,9 @@ def _select(sides: Sequence[_Side], projects: Sequence[str], archive: Path) -> l
     unknown = [name for name in projects if name not in every]
     if unknown:
         raise UsageError(
-            f"project {unknown[0]!r} is not in {archive.name}", f"it holds: {', '.join(every)}"
+            f"project {unknown[0]!r} is not in {archive.name}",
+            f"it holds: {', '.join(every)}",
+            reason="unknown_project",
         )
     return list(dict.fromkeys(projects))
 

@@ -204,6 +204,7 @@ def _open_checked(
                 raise UsageError(
                     f"project {unknown[0]!r} is not in {archive.name}",
                     f"it holds: {', '.join(manifest.projects) or 'no projects'}",
+                    reason="unknown_project",
                 )
             selected = list(dict.fromkeys(projects))
         else:
@@ -245,12 +246,14 @@ def _check_space(target: Path, manifest: BackupManifest, projects: Sequence[str]
             target,
             f"disk full: the restore needs {need_bytes} bytes, {free_bytes} are free "
             "(nothing was written)",
+            reason="disk_full",
         )
     if fs.f_files and need_inodes > fs.f_favail:  # f_files is 0 where inodes are unlimited
         raise OperationError(
             target,
             f"disk full: the restore needs {need_inodes} inodes, {fs.f_favail} are free "
             "(nothing was written)",
+            reason="disk_full",
         )
 
 

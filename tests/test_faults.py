@@ -4,6 +4,7 @@ concurrent runs, SIGKILL, SIGINT and SIGTERM. Real files and real processes, no 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -81,6 +82,11 @@ def test_backup_onto_a_full_disk_fails_cleanly(tmp_path: Path, tiny_disk: Path) 
     assert len(lines) == 1 and "disk full" in lines[0] and str(out) in lines[0], done.stderr
     assert "Traceback" not in done.stderr
     assert [p.name for p in out.iterdir() if p.name.endswith((".zip", ".tmp"))] == []
+    as_json = subprocess.run(
+        _cmd("backup", "--all", "--projects-dir", projects, "--output-dir", out, "--json"),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert json.loads(as_json.stdout)["error"]["reason"] == "disk_full"
 
 
 def test_restore_too_big_for_the_disk_is_refused_before_writing(
@@ -391,3 +397,9 @@ def test_an_unwritable_backups_folder_is_named_not_the_lock_file(tmp_path: Path)
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip() == f"error: {out} — cannot write: permission denied"
+    as_json = subprocess.run(
+        _without_dac("backup", "-p", "K6", "--projects-dir", projects, "--output-dir", out,
+                     "--json"),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert json.loads(as_json.stdout)["error"]["reason"] == "permission_denied"
