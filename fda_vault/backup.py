@@ -10,7 +10,6 @@ import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +27,6 @@ from fda_vault.archive import (
 )
 from fda_vault.config import DEFAULT_LEVEL
 from fda_vault.errors import (
-    FdaVaultError,
     IntegrityError,
     InterruptedByUser,
     OperationError,
@@ -37,15 +35,11 @@ from fda_vault.errors import (
 from fda_vault.fsio import (
     describe_os_error,
     fsync_path,
-    make_backups_dir,
     os_failure,
-    publish_no_clobber,
     sha256_file,
 )
-from fda_vault.journal import finish_interrupted
-from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
+from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault.manifest import (
-    RESERVED_PROJECT_NAME,
     BackupManifest,
     ExcludeInfo,
     SkippedEntry,
@@ -54,22 +48,19 @@ from fda_vault.manifest import (
 )
 from fda_vault.packer import Packer, PackSource
 from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.storage import BackupsFolder, ProjectsFolder, archive_label
 from fda_vault.verified import record_verified
 from fda_vault.verify import verify_written
 from fda_vault.zipwriter import ZipWriter
 
 __all__ = [
-    "TMP_SUFFIX",
     "BackupResult",
     "archive_label",
-    "archive_path",
     "backup",
     "finish_archive",
     "list_projects",
     "scan_project",
 ]
-
-TMP_SUFFIX = ".tmp"
 
 
 class BackupResult(BaseModel):
@@ -99,41 +90,7 @@ class _Scan:
 
 def list_projects(projects_dir: Path, backups_dir: Path | None = None) -> list[str]:
     """Names of the projects: direct sub-folders, except hidden ones and the backups folder."""
-    if not projects_dir.is_dir():
-        raise UsageError(projects_dir, "projects folder not found", reason="not_found")
-    backups_real = os.path.realpath(backups_dir) if backups_dir else None
-    names = []
-    try:
-        entries = list(os.scandir(projects_dir))
-    except OSError as exc:
-        raise os_failure(projects_dir, exc) from None
-    for entry in entries:
-        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
-            continue
-        if backups_real and os.path.realpath(entry.path) == backups_real:
-            continue
-        if entry.name == RESERVED_PROJECT_NAME:
-            continue  # the default backups folder, even when backups now go elsewhere
-        names.append(entry.name)
-    return sorted(names)
-
-
-def archive_label(projects: Sequence[str], all_projects: bool) -> str:
-    """The file-name label: the project, ``all_projects`` or ``multi_project``."""
-    if all_projects:
-        return "all_projects"
-    return projects[0] if len(projects) == 1 else "multi_project"
-
-
-def archive_path(folder: Path, label: str, started: datetime) -> Path:
-    """``<label>_backup_<UTC stamp>.zip`` in ``folder``, with ``_1``, ``_2``… if taken."""
-    stem = f"{label}_backup_{started:%Y%m%d_%H%M%S}"
-    candidate = folder / f"{stem}.zip"
-    n = 0
-    while candidate.exists() or Path(f"{candidate}{TMP_SUFFIX}").exists():
-        n += 1
-        candidate = folder / f"{stem}_{n}.zip"
-    return candidate
+    return ProjectsFolder(projects_dir).projects(backups_dir)
 
 
 def _excluded(rel: str, name: str, is_dir: bool, patterns: Sequence[str]) -> bool:
@@ -409,69 +366,60 @@ def backup(
     for name in selected:
         if not is_safe_segment(name):
             raise UsageError(f"project {name!r}", "not a single safe path segment")
-    make_backups_dir(output_dir)
-    with folder_lock(output_dir, lock_timeout):
+    folder = BackupsFolder(output_dir)
+    folder.create()
+    with folder.lock(lock_timeout):
         # Nothing is written into the projects root (no lock, no note): only a restore
         # interrupted there is finished first. A restore that swaps a project while we
         # read it is caught by the project folder's identity, checked again at the end.
-        recovered = finish_interrupted(projects_dir, lock_timeout)
+        recovered = ProjectsFolder(projects_dir).finish_interrupted(lock_timeout)
         identities = {name: _folder_identity(projects_dir / name) for name in selected}
-        _remove_stale_temps(output_dir)
+        folder.remove_stale_temps()
         scan = _Scan()
         skip_dirs = {os.path.realpath(output_dir)}
         for name in selected:
             _scan_project(projects_dir, name, excludes, skip_dirs, skip_unreadable, scan)
-        final = archive_path(output_dir, archive_label(selected, all_projects), started)
-        tmp = Path(f"{final}{TMP_SUFFIX}")
+        name = folder.unused_name(archive_label(selected, all_projects), started)
         try:
-            written = _write_archive(
-                tmp,
-                scan,
-                level=level,
-                skip_unreadable=skip_unreadable,
-                progress=progress,
-                started=started,
-                projects=selected,
-                patterns=excludes,
-            )
-            del scan  # the file list is not needed to verify: keep the peak low
-            # Flushing to disk, hashing the archive and verifying it all re-read or wait on
-            # the same fresh file: done side by side they cost about the longest of the three.
-            with ThreadPoolExecutor(2) as side:
-                synced = side.submit(fsync_path, tmp)
-                digest = side.submit(sha256_file, tmp)
-                report = (
-                    verify_written(
-                        tmp, written.manifest, written.manifest_sha256, progress=progress
-                    )
-                    if verify
-                    else None
+            with folder.new_archive(name) as tmp:
+                written = _write_archive(
+                    tmp,
+                    scan,
+                    level=level,
+                    skip_unreadable=skip_unreadable,
+                    progress=progress,
+                    started=started,
+                    projects=selected,
+                    patterns=excludes,
                 )
-                synced.result()
-                archive_sha = digest.result()
-            if report is not None and not report.ok:
-                first = report.problems[0]
-                raise IntegrityError(
-                    tmp, f"verification after writing failed: {first.path}: {first.detail}"
-                )
-            for name, identity in identities.items():
-                if _folder_identity(projects_dir / name) != identity:
-                    raise OperationError(
-                        projects_dir / name,
-                        "was replaced while it was being backed up (by a restore?); "
-                        "no archive was written: run the backup again",
-                        reason="changed_while_read",
+                del scan  # the file list is not needed to verify: keep the peak low
+                # Flushing to disk, hashing the archive and verifying it all re-read or
+                # wait on the same fresh file: side by side they cost about the longest.
+                with ThreadPoolExecutor(2) as side:
+                    synced = side.submit(fsync_path, tmp)
+                    digest = side.submit(sha256_file, tmp)
+                    report = (
+                        verify_written(
+                            tmp, written.manifest, written.manifest_sha256, progress=progress
+                        )
+                        if verify
+                        else None
                     )
-            publish_no_clobber(tmp, final)
-            if report is not None:
-                record_verified(final)  # prune may trust it without reading it again
-        except BaseException as exc:
-            tmp.unlink(missing_ok=True)
-            if isinstance(exc, KeyboardInterrupt):
-                raise InterruptedByUser(final.name, "interrupted; no archive was written") from None
-            if isinstance(exc, OSError) and not isinstance(exc, FdaVaultError):
-                raise os_failure(output_dir, exc, "cannot write the archive") from None
-            raise
+                    synced.result()
+                    archive_sha = digest.result()
+                if report is not None and not report.ok:
+                    first = report.problems[0]
+                    raise IntegrityError(
+                        tmp, f"verification after writing failed: {first.path}: {first.detail}"
+                    )
+                _check_unchanged(projects_dir, identities)
+                final = folder.publish(tmp, name)
+        except KeyboardInterrupt:
+            raise InterruptedByUser(name, "interrupted; no archive was written") from None
+        except OSError as exc:
+            raise os_failure(output_dir, exc, "cannot write the archive") from None
+        if report is not None:
+            record_verified(final)  # prune may trust it without reading it again
     return BackupResult(
         archive=str(final),
         projects=selected,
@@ -505,6 +453,18 @@ def _same_disk_warning(projects_dir: Path, output_dir: Path) -> list[str]:
     ]
 
 
+def _check_unchanged(projects_dir: Path, identities: dict[str, tuple[int, int] | None]) -> None:
+    """Fail naming a project whose folder was replaced (a restore's swap) since the scan."""
+    for name, identity in identities.items():
+        if _folder_identity(projects_dir / name) != identity:
+            raise OperationError(
+                projects_dir / name,
+                "was replaced while it was being backed up (by a restore?); "
+                "no archive was written: run the backup again",
+                reason="changed_while_read",
+            )
+
+
 def _folder_identity(folder: Path) -> tuple[int, int] | None:
     """(device, inode) of a project folder: a restore's swap gives it a new inode."""
     try:
@@ -512,10 +472,3 @@ def _folder_identity(folder: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
-
-
-def _remove_stale_temps(folder: Path) -> None:
-    """Remove ``*.zip.tmp`` left by a killed run (we hold the folder's lock)."""
-    for leftover in folder.glob(f"*.zip{TMP_SUFFIX}"):
-        with suppress(OSError):
-            leftover.unlink()

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections import defaultdict
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from fda_vault.archive import open_archive, read_manifest
-from fda_vault.errors import FdaVaultError, UsageError
+from fda_vault.errors import FdaVaultError
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes
-from fda_vault.legacytar import TAR_NAME_RE, converted, is_legacy_tar, scan_tar
+from fda_vault.legacytar import converted, is_legacy_tar, scan_tar
 from fda_vault.manifest import BackupManifest, FileEntry, SkippedEntry
+from fda_vault.storage import ARCHIVE_NAME_RE, BackupsFolder
 from fda_vault.verify import check_names, manifest_problems, problems_error
 
 __all__ = [
@@ -26,8 +25,6 @@ __all__ = [
     "describe_archive",
     "list_backups",
 ]
-
-ARCHIVE_NAME_RE = re.compile(r"^(?P<label>.+)_backup_(?P<stamp>\d{8}_\d{6})(?:_\d+)?\.zip$")
 
 
 class BackupSummary(BaseModel):
@@ -81,40 +78,29 @@ class ArchiveContents(BaseModel):
 def archive_names(backups_dir: Path) -> list[str]:
     """The names of the archives in ``backups_dir`` (files only, symlinks not followed)."""
     try:
-        entries = list(os.scandir(backups_dir))
-    except OSError:
+        return [archive.name for archive in BackupsFolder(backups_dir).archives()]
+    except FdaVaultError:
         return []
-    return sorted(
-        entry.name
-        for entry in entries
-        if (ARCHIVE_NAME_RE.match(entry.name) or TAR_NAME_RE.match(entry.name))
-        and entry.is_file(follow_symlinks=False)
-    )
 
 
 def list_backups(backups_dir: Path) -> BackupList:
-    """Every fda-vault archive in ``backups_dir``, newest first; damaged ones flagged."""
-    if not backups_dir.exists():
-        return BackupList(backups_dir=str(backups_dir), backups=[])  # no backup made yet
-    if not backups_dir.is_dir():
-        raise UsageError(backups_dir, "not a folder")
+    """Every archive in ``backups_dir`` (ours and the original scripts'), newest first;
+    damaged ones flagged. A folder not made yet simply has none."""
     found: list[tuple[str, BackupSummary]] = []  # (UTC stamp from the name, summary)
-    for name in archive_names(backups_dir):
-        path = backups_dir / name
-        match = ARCHIVE_NAME_RE.match(name) or TAR_NAME_RE.match(name)
-        assert match is not None
+    for archive in BackupsFolder(backups_dir).archives():
+        path = archive.path
         summary = BackupSummary(
-            file=path.name,
+            file=archive.name,
             path=str(path),
-            label=match["label"],
+            label=archive.parsed.label,
             created=None,
             projects=[],
             files=0,
             data_bytes=0,
-            archive_bytes=path.stat().st_size,
+            archive_bytes=archive.size,
         )
         try:
-            if TAR_NAME_RE.match(name):
+            if archive.parsed.kind == "legacy-tar":
                 scan = scan_tar(path)
                 summary.created, summary.projects = scan.created_at, scan.projects
                 summary.files, summary.data_bytes = len(scan.files), scan.total_bytes
@@ -129,7 +115,7 @@ def list_backups(backups_dir: Path) -> BackupList:
                 summary.format = manifest.source_format
         except FdaVaultError as exc:
             summary.error = exc.why
-        found.append((match["stamp"], summary))
+        found.append((archive.parsed.stamp, summary))
     # The stamp in the name is UTC and sortable; it orders damaged archives too.
     found.sort(key=lambda item: (item[0], item[1].file), reverse=True)
     return BackupList(backups_dir=str(backups_dir), backups=[summary for _, summary in found])

@@ -18,28 +18,24 @@ from pydantic import BaseModel, Field
 
 from fda_vault import __version__
 from fda_vault.archive import DATA_PREFIX, READ_CHUNK, iter_member, open_archive, read_manifest
-from fda_vault.backup import TMP_SUFFIX, archive_label, archive_path, finish_archive
-from fda_vault.catalog import ARCHIVE_NAME_RE
+from fda_vault.backup import finish_archive
 from fda_vault.errors import ExitCode, FdaVaultError, IntegrityError, UsageError
 from fda_vault.fsio import (
     fsync_path,
-    make_backups_dir,
     os_failure,
-    publish_no_clobber,
     sha256_file,
 )
 from fda_vault.legacy import FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
-from fda_vault.legacytar import TAR_NAME_RE, convert_tar, is_legacy_tar, scan_tar
-from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
+from fda_vault.legacytar import convert_tar, is_legacy_tar, scan_tar
+from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault.manifest import BackupManifest, ImportedFrom
 from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.storage import BackupsFolder, archive_label, parse_archive_name
 from fda_vault.verified import record_verified
 from fda_vault.verify import check_file_data, check_structure, problems_error, verify_written
 from fda_vault.zipwriter import ZipWriter
 
 __all__ = ["ImportResult", "ImportedArchive", "import_legacy"]
-
-_STAMP = "%Y%m%d_%H%M%S"
 
 
 class ImportedArchive(BaseModel):
@@ -73,11 +69,9 @@ class ImportResult(BaseModel):
 
 def _name_parts(source: Path, manifest_time: str, projects: list[str]) -> tuple[str, datetime]:
     """The label and UTC time for the new name: the original's, else from its manifest."""
-    match = ARCHIVE_NAME_RE.match(source.name) or TAR_NAME_RE.match(source.name)
-    if match:
-        return match["label"], datetime.strptime(match["stamp"], _STAMP).replace(
-            tzinfo=timezone.utc
-        )
+    parsed = parse_archive_name(source.name)
+    if parsed is not None and parsed.time is not None:
+        return parsed.label, parsed.time
     try:
         when = datetime.fromisoformat(manifest_time)
     except ValueError:
@@ -168,30 +162,28 @@ def _import_one(
         file=source.name, format=source_format, sha256=source_sha, created_by=created_by
     )
     label, when = _name_parts(source, time_text, projects)
-    make_backups_dir(output_dir)
-    with folder_lock(output_dir, lock_timeout):
-        final = archive_path(output_dir, label, when)
-        tmp = Path(f"{final}{TMP_SUFFIX}")
+    folder = BackupsFolder(output_dir)
+    folder.create()
+    with folder.lock(lock_timeout):
+        name = folder.unused_name(label, when)
         try:
-            if tar:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with open(fd, "wb", buffering=READ_CHUNK) as out:
-                    manifest, digest = convert_tar(
-                        source, scan, out, progress=progress, imported_from=imported_from
-                    )
-            else:
-                manifest, digest = _write_from_legacy_zip(source, tmp, imported_from, progress)
-            fsync_path(tmp)
-            report = verify_written(tmp, manifest, digest, progress=progress)
-            if not report.ok:
-                first = report.problems[0]
-                raise IntegrityError(tmp, f"verification after writing failed: {first.detail}")
-            publish_no_clobber(tmp, final)
-        except BaseException as exc:
-            tmp.unlink(missing_ok=True)
-            if isinstance(exc, OSError) and not isinstance(exc, FdaVaultError):
-                raise os_failure(output_dir, exc, "cannot write the archive") from None
-            raise
+            with folder.new_archive(name) as tmp:
+                if tar:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with open(fd, "wb", buffering=READ_CHUNK) as out:
+                        manifest, digest = convert_tar(
+                            source, scan, out, progress=progress, imported_from=imported_from
+                        )
+                else:
+                    manifest, digest = _write_from_legacy_zip(source, tmp, imported_from, progress)
+                fsync_path(tmp)
+                report = verify_written(tmp, manifest, digest, progress=progress)
+                if not report.ok:
+                    first = report.problems[0]
+                    raise IntegrityError(tmp, f"verification after writing failed: {first.detail}")
+                final = folder.publish(tmp, name)
+        except OSError as exc:
+            raise os_failure(output_dir, exc, "cannot write the archive") from None
     record_verified(final)
     return ImportedArchive(
         source=str(source), source_format=source_format, source_sha256=source_sha,

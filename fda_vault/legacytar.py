@@ -23,7 +23,6 @@ import gzip
 import hashlib
 import json
 import os
-import re
 import stat
 import tarfile
 import tempfile
@@ -48,7 +47,6 @@ from fda_vault.zipwriter import ZipWriter
 
 __all__ = [
     "TAR_MANIFEST_NAME",
-    "TAR_NAME_RE",
     "TarMember",
     "TarScan",
     "convert_tar",
@@ -57,9 +55,6 @@ __all__ = [
     "scan_tar",
 ]
 
-TAR_NAME_RE = re.compile(
-    r"^fda_backup_(?P<label>.+)_(?P<stamp>\d{8}_\d{6})_(?P<micro>\d{6})\.tar\.gz$"
-)
 TAR_MANIFEST_NAME = "manifest.json"
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_MEMBERS = 2_000_000

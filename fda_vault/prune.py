@@ -22,7 +22,6 @@ at, let alone deleted.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -33,14 +32,14 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, Field
 
 from fda_vault.archive import open_archive, read_manifest
-from fda_vault.catalog import ARCHIVE_NAME_RE
 from fda_vault.errors import FdaVaultError, OperationError, UsageError, os_error_reason
-from fda_vault.fsio import describe_os_error, fsync_path, os_failure
+from fda_vault.fsio import describe_os_error
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR
-from fda_vault.legacytar import TAR_NAME_RE, is_legacy_tar, scan_tar
-from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock
+from fda_vault.legacytar import is_legacy_tar, scan_tar
+from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault.manifest import BackupManifest
 from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.storage import ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL, BackupsFolder
 from fda_vault.verified import file_identity, record_verified, verified_earlier
 from fda_vault.verify import check_structure, verify_archive
 
@@ -53,8 +52,6 @@ __all__ = [
     "prune",
 ]
 
-ALL_PROJECTS_LABEL = "all_projects"
-MULTI_PROJECT_LABEL = "multi_project"
 REASON_NEWEST = "newest"
 REASON_NO_INTACT_NEWER = "no newer intact backup"
 REASON_UNKNOWN_SET = "project set unreadable"
@@ -306,31 +303,24 @@ def _inspect(path: Path, label: str, stamp: str, progress: Progress) -> _Archive
     )
 
 
-def _scan(backups_dir: Path, labels: Sequence[str], progress: Progress) -> list[_Archive]:
-    if not backups_dir.is_dir():
-        raise UsageError(backups_dir, "backups folder not found")
-    try:
-        entries = sorted(os.scandir(backups_dir), key=lambda e: e.name)
-    except OSError as exc:
-        raise os_failure(backups_dir, exc) from None
+def _scan(folder: BackupsFolder, labels: Sequence[str], progress: Progress) -> list[_Archive]:
+    if not folder.exists():
+        raise UsageError(folder.path, "backups folder not found", reason="not_found")
     found: list[_Archive] = []
     seen_labels: set[str] = set()
-    for entry in entries:
-        match = ARCHIVE_NAME_RE.match(entry.name) or TAR_NAME_RE.match(entry.name)
-        # Symlinks and folders are never archives here, whatever they are called.
-        if not match or not entry.is_file(follow_symlinks=False):
+    for stored in folder.archives():
+        label = stored.parsed.label
+        seen_labels.add(label)
+        if labels and label not in labels:
             continue
-        seen_labels.add(match["label"])
-        if labels and match["label"] not in labels:
-            continue
-        archive = _inspect(Path(entry.path), match["label"], match["stamp"], progress)
+        archive = _inspect(stored.path, label, stored.parsed.stamp, progress)
         if archive is not None:
             found.append(archive)
     unknown = [name for name in labels if name not in seen_labels]
     if unknown:
         present = ", ".join(sorted(seen_labels)) or "none"
         raise UsageError(
-            f"no backups labelled {unknown[0]!r} in {backups_dir}", f"labels present: {present}"
+            f"no backups labelled {unknown[0]!r} in {folder}", f"labels present: {present}"
         )
     return found
 
@@ -428,7 +418,7 @@ def plan_prune(
     now = now or datetime.now(timezone.utc)
     groups: dict[str, list[_Archive]] = {}
     decisions: list[PruneDecision] = []
-    for archive in _scan(backups_dir, labels, progress):
+    for archive in _scan(BackupsFolder(backups_dir), labels, progress):
         if archive.group is None:
             # Which projects it holds is unknown, so no other archive can stand in for it.
             decisions.append(_decision(archive, [REASON_UNKNOWN_SET]))
@@ -451,27 +441,25 @@ def _restrict(plan: PrunePlan, approved: Collection[str]) -> PrunePlan:
     return plan.model_copy(update={"archives": archives})
 
 
-def _delete(backups_dir: Path, doomed: Sequence[PruneDecision]) -> None:
-    """Unlink each archive, oldest first, then make the removals durable."""
+def _delete(folder: BackupsFolder, doomed: Sequence[PruneDecision]) -> None:
+    """Delete each archive, oldest first, then make the removals durable."""
     deleted = 0
     try:
         for decision in sorted(doomed, key=lambda d: (d.timestamp, d.file)):
-            path = backups_dir / decision.file
             try:
-                os.unlink(path)
-            except FileNotFoundError:
-                continue  # already gone: what we wanted
+                if not folder.delete(decision.file):
+                    continue  # already gone: what we wanted
             except OSError as exc:
                 done = f"; {deleted} older archive(s) were deleted before it" if deleted else ""
                 raise OperationError(
-                    path,
+                    folder.path / decision.file,
                     f"cannot delete: {describe_os_error(exc)}{done}",
                     reason=os_error_reason(exc),
                 ) from None
             deleted += 1
     finally:
         if deleted:
-            fsync_path(backups_dir)
+            folder.sync()
 
 
 def _result(plan: PrunePlan, *, dry_run: bool) -> PruneResult:
@@ -509,11 +497,12 @@ def prune(
     if dry_run:
         plan = plan_prune(backups_dir, policy, labels=labels, now=now, progress=progress)
         return _result(plan, dry_run=True)
+    folder = BackupsFolder(backups_dir)
     if not backups_dir.is_dir():
-        raise UsageError(backups_dir, "backups folder not found")
-    with folder_lock(backups_dir, lock_timeout):
+        raise UsageError(backups_dir, "backups folder not found", reason="not_found")
+    with folder.lock(lock_timeout):
         plan = plan_prune(backups_dir, policy, labels=labels, now=now, progress=progress)
         if approved is not None:
             plan = _restrict(plan, set(approved))
-        _delete(backups_dir, [d for d in plan.archives if not d.kept])
+        _delete(folder, [d for d in plan.archives if not d.kept])
     return _result(plan, dry_run=False)

@@ -533,7 +533,7 @@ def test_lock_is_held_while_deleting(tmp_path: Path, monkeypatch: pytest.MonkeyP
             seen.append(os.path.basename(path))
         real_unlink(path, *args, **kwargs)
 
-    monkeypatch.setattr(prune_module.os, "unlink", unlink_checking_lock)
+    monkeypatch.setattr(os, "unlink", unlink_checking_lock)
     prune(tmp_path, RetentionPolicy(keep_last=1), now=NOW)
     # Oldest first.
     assert seen == [paths[0].name, paths[1].name]
@@ -580,7 +580,7 @@ def test_failed_delete_names_the_file_and_what_was_done(
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         real_unlink(path, *args, **kwargs)
 
-    monkeypatch.setattr(prune_module.os, "unlink", failing_unlink)
+    monkeypatch.setattr(os, "unlink", failing_unlink)
     with pytest.raises(OperationError, match=r"permission denied.*1 older archive") as caught:
         prune(tmp_path, RetentionPolicy(keep_last=1), now=NOW)
     assert paths[1].name in caught.value.what
