@@ -19,7 +19,7 @@ from fda_vault.deflate import INFLATE_ERRORS, Inflater, crc32, new_inflater
 from fda_vault.errors import IntegrityError, UsageError
 from fda_vault.fsio import os_failure
 from fda_vault.manifest import BackupManifest, has_control_char, is_safe_segment, parse_manifest
-from fda_vault.zipindex import Member, ZipIndex
+from fda_vault.zipindex import Member, ZipFormatError, ZipIndex
 
 __all__ = [
     "CHECKSUMS_NAME",
@@ -129,12 +129,20 @@ def nfc_key(name: str) -> str:
 
 
 def open_archive(path: Path) -> ZipIndex:
-    """Open ``path`` as a ZIP, or raise UsageError (missing) / IntegrityError (not a ZIP)."""
+    """Open ``path`` as a ZIP, or raise UsageError (missing) / IntegrityError (not a ZIP)
+    / OperationError (cannot be read): the ZIP layer's errors in fda-vault's terms."""
     if not path.exists():
         raise UsageError(path, "no such archive", reason="not_found")
     if not path.is_file():
         raise UsageError(path, "not a file", reason="not_found")
-    return ZipIndex(path)
+    try:
+        return ZipIndex(path)
+    except ZipFormatError as exc:
+        raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
+    except FileNotFoundError:
+        raise UsageError(path, "no such archive", reason="not_found") from None
+    except OSError as exc:
+        raise os_failure(path, exc, "cannot read") from None
 
 
 def manifest_member(zf: ZipIndex, archive: Path) -> Member:

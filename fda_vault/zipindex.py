@@ -13,10 +13,7 @@ import struct
 from pathlib import Path
 from types import TracebackType
 
-from fda_vault.errors import IntegrityError, UsageError
-from fda_vault.fsio import os_failure
-
-__all__ = ["Member", "ZipIndex"]
+__all__ = ["Member", "ZipFormatError", "ZipIndex"]
 
 _EOCD = struct.Struct("<4sHHHHIIH")
 _ZIP64_LOCATOR = struct.Struct("<4sIQI")
@@ -26,6 +23,10 @@ _MAX32 = 0xFFFFFFFF
 _MAX16 = 0xFFFF
 _FLAG_UTF8 = 0x800
 _MAX_COMMENT = 0xFFFF
+
+
+class ZipFormatError(ValueError):
+    """The file is not a readable ZIP archive (the message says why)."""
 
 
 class Member:
@@ -93,30 +94,25 @@ class ZipIndex:
     """An open archive: its members by name, and the descriptor to read them from."""
 
     def __init__(self, path: Path) -> None:
+        """Open ``path`` and read its directory: OSError as the system gives it,
+        ZipFormatError when it is not a readable ZIP."""
         self.path = path
-        try:
-            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            raise UsageError(path, "no such archive", reason="not_found") from None
-        except IsADirectoryError:
-            raise UsageError(path, "not a file", reason="not_found") from None
-        except OSError as exc:
-            raise os_failure(path, exc, "cannot read") from None
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             self._members = self._read_directory()
-        except IntegrityError:
+        except ZipFormatError:
             self.close()
             raise
         except (ValueError, struct.error, IndexError, UnicodeDecodeError) as exc:
             self.close()
-            raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
-        except OSError as exc:
+            raise ZipFormatError(str(exc)) from None
+        except BaseException:
             self.close()
-            raise os_failure(path, exc, "cannot read") from None
+            raise
         self._by_name = {m.filename: m for m in self._members}
 
-    def _bad(self, why: str) -> IntegrityError:
-        return IntegrityError(self.path, f"not a readable ZIP archive ({why})")
+    def _bad(self, why: str) -> ZipFormatError:
+        return ZipFormatError(why)
 
     def _read_directory(self) -> list[Member]:
         size = os.fstat(self.fd).st_size

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fda_vault.archive import iter_member
+from fda_vault.archive import iter_member, open_archive
 from fda_vault.errors import IntegrityError, UsageError
-from fda_vault.zipindex import ZipIndex
+from fda_vault.zipindex import ZipFormatError, ZipIndex
 from fda_vault.zipwriter import ZipWriter
 
 MTIME = time.mktime((2024, 5, 17, 10, 30, 42, 0, 0, -1))
@@ -83,9 +83,13 @@ def test_damage_is_an_integrity_error(tmp_path: Path, damage: object, words: str
     good = _write(tmp_path / "good.zip", {"projects/p/a.txt": b"hello" * 100})
     bad = tmp_path / "bad.zip"
     bad.write_bytes(damage(good.read_bytes()))  # type: ignore[operator]
-    with pytest.raises(IntegrityError) as info:
+    with pytest.raises(ZipFormatError) as info:
         ZipIndex(bad)
-    assert words in info.value.why
+    assert words in str(info.value)
+    # The archive layer says it in fda-vault's terms: exit 3, naming the file.
+    with pytest.raises(IntegrityError) as translated:
+        open_archive(bad)
+    assert words in translated.value.why and translated.value.what == str(bad)
 
 
 def test_central_directory_pointing_past_its_end_is_refused(tmp_path: Path) -> None:
@@ -95,13 +99,17 @@ def test_central_directory_pointing_past_its_end_is_refused(tmp_path: Path) -> N
     struct.pack_into("<I", data, eocd + 16, len(data) + 100)  # central directory offset
     bad = tmp_path / "bad.zip"
     bad.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError):
+    with pytest.raises(ZipFormatError):
         ZipIndex(bad)
 
 
-def test_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError):
+def test_a_missing_file_is_the_systems_error_here_and_a_usage_error_above(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(FileNotFoundError):
         ZipIndex(tmp_path / "nope.zip")
+    with pytest.raises(UsageError):
+        open_archive(tmp_path / "nope.zip")
 
 
 @settings(
@@ -121,7 +129,7 @@ def test_any_single_byte_change_opens_or_raises_integrity_error(
     try:
         with ZipIndex(bad) as index:
             index.infolist()
-    except IntegrityError:
+    except ZipFormatError:
         pass
 
 
