@@ -30,7 +30,6 @@ from fda_vault.errors import (
     FdaVaultError,
     InterruptedByUser,
     OperationError,
-    RefusedError,
     UsageError,
 )
 from fda_vault.output import Terminal
@@ -437,15 +436,13 @@ def restore(
             if plan.overwrites:
                 # The same plan, shown before asking: not a dry run, nothing written yet.
                 term.restore_plan(plan.model_copy(update={"dry_run": False}), to_stdout=False)
-                if not term.interactive:
-                    raise RefusedError(
-                        f"restore would overwrite {', '.join(plan.overwrites)}",
-                        "no terminal to ask; use --force or --yes (nothing was changed)",
-                    )
                 count = len(plan.overwrites)
-                noun = "project" if count == 1 else "projects"
-                if not term.confirm(f"Overwrite {count} {noun}?"):
-                    raise RefusedError("restore cancelled", "nothing was changed")
+                term.confirm_or_refuse(
+                    f"Overwrite {count} {'project' if count == 1 else 'projects'}?",
+                    refused=f"restore would overwrite {', '.join(plan.overwrites)}",
+                    how="use --force or --yes",
+                    nothing="nothing was changed",
+                )
                 overwrite = True
             del plan  # its file lists are not needed while restoring
         with term.progress() as progress:
@@ -569,15 +566,14 @@ def prune(
             doomed = [item.file for item in plan.archives if not item.kept]
             if doomed:
                 noun = "backup" if len(doomed) == 1 else "backups"
-                if not term.interactive:
-                    raise RefusedError(
-                        f"prune would delete {len(doomed)} {noun}",
-                        "no terminal to ask; use --yes, or --dry-run to preview "
-                        "(nothing was deleted)",
-                    )
-                term.prune_result(plan, preview=True)
-                if not term.confirm(f"Delete {len(doomed)} {noun}?"):
-                    raise RefusedError("prune cancelled", "nothing was deleted")
+                if term.interactive:
+                    term.prune_result(plan, preview=True)
+                term.confirm_or_refuse(
+                    f"Delete {len(doomed)} {noun}?",
+                    refused=f"prune would delete {len(doomed)} {noun}",
+                    how="use --yes, or --dry-run to preview",
+                    nothing="nothing was deleted",
+                )
                 previewed = True
             # Only what was shown may go: the plan is made again under the lock.
             result = run_prune(

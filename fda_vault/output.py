@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from fda_vault.errors import FdaVaultError
+from fda_vault.errors import FdaVaultError, RefusedError
 from fda_vault.legacy import FORMAT_FDA_VAULT
 from fda_vault.progress import NO_PROGRESS, Progress
 
@@ -217,6 +217,17 @@ class Terminal:
         if not answer.endswith("\n"):
             self.err.print()  # Ctrl-D: the next line must not be glued to the question
         return answer.strip().lower() in {"y", "yes"}
+
+    def confirm_or_refuse(self, question: str, *, refused: str, how: str, nothing: str) -> None:
+        """Ask ``question`` (restore, prune: after the plan was shown); return on yes.
+
+        Without a terminal to ask (a pipe, cron, ``--json``) or on any other answer, raise
+        RefusedError (exit 4): ``refused`` names what would have happened, ``how`` the
+        flags that allow it, ``nothing`` what was left untouched."""
+        if not self.interactive:
+            raise RefusedError(refused, f"no terminal to ask; {how} ({nothing})")
+        if not self.confirm(question):
+            raise RefusedError(f"{refused.split()[0]} cancelled", nothing)
 
     @contextmanager
     def progress(self) -> Iterator[Progress]:

@@ -410,13 +410,17 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+# Called with each file's number before it is staged: fault-injection tests set it (a
+# disk filling up, Ctrl-C at file N); None in normal runs.
+_before_each_file: Callable[[int], None] | None = None
+
+
 def _stage(
     zf: ZipIndex,
     archive: Path,
     manifest: BackupManifest,
     journal: Journal,
     progress: Progress,
-    fail_after: Callable[[int], None] | None,
 ) -> int:
     """Extract and verify every journaled project into staging; return the byte count."""
     chosen = set(journal.projects)
@@ -428,10 +432,12 @@ def _stage(
     for project in journal.projects:
         folders.folder(root, project)
 
+    hook = _before_each_file
+
     def extract(batch: list[tuple[int, FileEntry]]) -> None:
         for count, entry in batch:
-            if fail_after is not None:
-                fail_after(count)
+            if hook is not None:
+                hook(count)
             _extract_file(zf, archive, entry, root, folders, progress)
 
     # Files spread over the cores when they are large enough to gain from it (see
@@ -456,7 +462,6 @@ def restore(
     overwrite: bool = False,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     progress: Progress = NO_PROGRESS,
-    _fail_after: Callable[[int], None] | None = None,
 ) -> RestoreResult:
     """Restore projects from ``archive`` into ``target_dir``, all or nothing.
 
@@ -468,7 +473,7 @@ def restore(
         with converted(archive, progress=progress) as (zip_path, *_):
             result = restore(
                 zip_path, target_dir=target_dir, projects=projects, overwrite=overwrite,
-                lock_timeout=lock_timeout, progress=progress, _fail_after=_fail_after,
+                lock_timeout=lock_timeout, progress=progress,
             )  # fmt: skip
         return result.model_copy(update=_legacy_tar_fields(archive))
     clock = time.monotonic()
@@ -493,7 +498,7 @@ def restore(
             _check_space(target_dir, manifest, [p.name for p in changing])
             written = 0
             if changing:
-                written = _apply(zf, archive, manifest, target_dir, changing, progress, _fail_after)
+                written = _apply(zf, archive, manifest, target_dir, changing, progress)
     duration = time.monotonic() - clock
     return RestoreResult(
         archive=str(archive),
@@ -519,7 +524,6 @@ def _apply(
     target: Path,
     changing: Sequence[ProjectPlan],
     progress: Progress,
-    fail_after: Callable[[int], None] | None,
 ) -> int:
     journal = Journal(
         target=target,
@@ -530,7 +534,7 @@ def _apply(
     try:
         journal.write("staging")
         journal.create_staging()
-        written = _stage(zf, archive, manifest, journal, progress, fail_after)
+        written = _stage(zf, archive, manifest, journal, progress)
         journal.swap_in()
         journal.finish()
     except BaseException as exc:

@@ -27,6 +27,9 @@ from tests.conftest import CARDIAC, GLUCOSE, ORTHO, rewrite_archive
 from tests.tree import snapshot
 from tests.zipbytes import flip_member_byte
 
+# ``fda_vault.restore`` the attribute is the function; the module is in sys.modules.
+restore_module = importlib.import_module("fda_vault.restore")
+
 
 def _leftovers(target: Path) -> list[str]:
     return sorted(
@@ -175,7 +178,7 @@ def test_flipped_byte_rolls_everything_back(projects_dir: Path, all_archive: Pat
 
 @pytest.mark.parametrize("fail_at", [0, 1, 7, 12])
 def test_failure_after_n_files_leaves_every_project_as_it_was(
-    projects_dir: Path, all_archive: Path, fail_at: int
+    projects_dir: Path, all_archive: Path, fail_at: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in (CARDIAC, GLUCOSE, ORTHO):
         (projects_dir / name / "device_profile.json").write_bytes(b"edited " + name.encode())
@@ -185,8 +188,9 @@ def test_failure_after_n_files_leaves_every_project_as_it_was(
         if count == fail_at:
             raise OSError(28, "No space left on device")
 
+    monkeypatch.setattr(restore_module, "_before_each_file", fail)
     with pytest.raises(OperationError) as info:
-        restore(all_archive, target_dir=projects_dir, overwrite=True, _fail_after=fail)
+        restore(all_archive, target_dir=projects_dir, overwrite=True)
     assert "disk full" in info.value.message
     assert _project_snapshot(projects_dir) == before
     assert _leftovers(projects_dir) == []
@@ -320,7 +324,7 @@ def test_a_restore_in_progress_holds_the_target_lock(all_archive: Path, tmp_path
 
 
 def test_ctrl_c_while_staging_rolls_back_and_reports_an_interruption(
-    projects_dir: Path, all_archive: Path
+    projects_dir: Path, all_archive: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (projects_dir / CARDIAC / "device_profile.json").write_bytes(b"today's edits")
     before = _project_snapshot(projects_dir)
@@ -329,8 +333,9 @@ def test_ctrl_c_while_staging_rolls_back_and_reports_an_interruption(
         if count == 3:
             raise KeyboardInterrupt
 
+    monkeypatch.setattr(restore_module, "_before_each_file", ctrl_c)
     with pytest.raises(InterruptedByUser):
-        restore(all_archive, target_dir=projects_dir, overwrite=True, _fail_after=ctrl_c)
+        restore(all_archive, target_dir=projects_dir, overwrite=True)
     assert _project_snapshot(projects_dir) == before
     assert _leftovers(projects_dir) == []
 
