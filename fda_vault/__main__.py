@@ -1,6 +1,6 @@
 """``python -m fda_vault``."""
 
-from fda_vault.cli import main
+from fda_vault.entry import main
 
 if __name__ == "__main__":
     main()

@@ -57,6 +57,23 @@ def test_only_the_cli_uses_typer_and_only_the_terminal_owner_uses_rich() -> None
 
 def test_the_library_never_imports_the_cli_or_the_terminal() -> None:
     for module in _modules():
-        if module in {"cli", "__main__"}:
+        if module in {"cli", "entry", "__main__"}:
             continue
         assert not (_ours(module) & {"cli", "output"}), module
+
+
+def test_version_answers_without_importing_the_cli_stack() -> None:
+    """``fda-vault --version`` imports neither typer, rich nor pydantic (start-up cost)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; sys.argv = ['fda-vault', '--version']\n"
+        "from fda_vault.entry import main; main()\n"
+        "print(sorted(m for m in ('typer', 'rich', 'pydantic') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, timeout=60)  # fmt: skip
+    import fda_vault
+
+    assert done.stdout.splitlines() == [f"fda-vault {fda_vault.__version__}", "[]"]
