@@ -651,6 +651,7 @@ def _materialize(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(projects=_projects)
+@pytest.mark.slow
 def test_round_trip_random_trees(tmp_path_factory: pytest.TempPathFactory, projects: Any) -> None:
     base = tmp_path_factory.mktemp("round")
     root = base / "projects"

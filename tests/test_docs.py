@@ -49,6 +49,7 @@ def test_cli_reference_is_current() -> None:
     assert _read(CLI_DOC_PATH) == render_cli_reference(), "docs/cli.md is stale: run `make docs`"
 
 
+@pytest.mark.slow
 def test_cli_reference_render_is_stable_whatever_the_terminal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -59,12 +60,14 @@ def test_cli_reference_render_is_stable_whatever_the_terminal(
     assert "\x1b" not in first and not any(line != line.rstrip() for line in first.splitlines())
 
 
+@pytest.mark.slow
 def test_clidoc_main_writes_the_reference(tmp_path: Path) -> None:
     target = tmp_path / "cli.md"
     assert main([str(target)]) == 0
     assert _read(target) == render_cli_reference()
 
 
+@pytest.mark.slow
 def test_clidoc_runs_as_a_module(tmp_path: Path) -> None:
     target = tmp_path / "cli.md"
     done = subprocess.run(

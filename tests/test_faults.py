@@ -69,6 +69,7 @@ def _cmd(*args: str | os.PathLike[str]) -> list[str]:
     return [sys.executable, "-m", "fda_vault", *(os.fspath(a) for a in args)]
 
 
+@pytest.mark.slow
 def test_backup_onto_a_full_disk_fails_cleanly(tmp_path: Path, tiny_disk: Path) -> None:
     projects = tmp_path / "projects"
     _incompressible_project(projects, "K1", files=6, size=500_000)
@@ -89,6 +90,7 @@ def test_backup_onto_a_full_disk_fails_cleanly(tmp_path: Path, tiny_disk: Path) 
     assert json.loads(as_json.stdout)["error"]["reason"] == "disk_full"
 
 
+@pytest.mark.slow
 def test_restore_too_big_for_the_disk_is_refused_before_writing(
     tmp_path: Path, tiny_disk: Path
 ) -> None:
@@ -113,6 +115,7 @@ def test_restore_too_big_for_the_disk_is_refused_before_writing(
     }
 
 
+@pytest.mark.slow
 def test_disk_filling_up_during_a_restore_changes_nothing(tmp_path: Path, small_disk: Path) -> None:
     projects = tmp_path / "projects"
     _incompressible_project(projects, "K2", files=400, size=25_000)
@@ -281,6 +284,7 @@ def _without_dac(*args: str | os.PathLike[str]) -> list[str]:
     return ["setpriv", "--bounding-set", bounding, *_cmd(*args)]
 
 
+@pytest.mark.slow
 def test_permission_denied_fails_naming_the_file_unless_skipped(tmp_path: Path) -> None:
     projects = tmp_path / "projects"
     (projects / "K6").mkdir(parents=True)
@@ -310,6 +314,7 @@ def test_permission_denied_fails_naming_the_file_unless_skipped(tmp_path: Path) 
     assert verify_archive(archive).ok
 
 
+@pytest.mark.slow
 def test_two_concurrent_backups_both_finish_with_distinct_archives(tmp_path: Path) -> None:
     projects = tmp_path / "projects"
     _incompressible_project(projects, "K7", files=10, size=1_000_000)
@@ -325,6 +330,7 @@ def test_two_concurrent_backups_both_finish_with_distinct_archives(tmp_path: Pat
     assert all(verify_archive(a).ok for a in archives)
 
 
+@pytest.mark.slow
 def test_a_held_lock_makes_the_second_run_fail_naming_the_holder(tmp_path: Path) -> None:
     projects = tmp_path / "projects"
     (projects / "K8").mkdir(parents=True)
@@ -364,6 +370,7 @@ def test_sigkill_during_backup_never_leaves_a_bad_zip(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.slow
 def test_interrupt_removes_the_temp_archive_and_exits_130(tmp_path: Path, sig: int) -> None:
     projects = tmp_path / "projects"
     _incompressible_project(projects, "K10", files=30, size=1_500_000)
@@ -384,6 +391,7 @@ def test_interrupt_removes_the_temp_archive_and_exits_130(tmp_path: Path, sig: i
     assert list(out.glob("*.zip*")) == []
 
 
+@pytest.mark.slow
 def test_an_unwritable_backups_folder_is_named_not_the_lock_file(tmp_path: Path) -> None:
     """Field trial: the error named .fda-vault.lock instead of the folder the user gave."""
     projects = tmp_path / "projects"

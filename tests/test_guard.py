@@ -85,6 +85,7 @@ def test_safeguard_refuses_to_enter_when_the_backup_fails(
     assert not entered
 
 
+@pytest.mark.slow
 def test_guard_cli_success_keeps_changes_and_the_backup(
     projects_dir: Path, backups_dir: Path
 ) -> None:
@@ -103,6 +104,7 @@ def test_guard_cli_success_keeps_changes_and_the_backup(
     assert (projects_dir / ORTHO / "new.md").read_text() == "v2"
 
 
+@pytest.mark.slow
 def test_guard_cli_failure_rolls_back_byte_for_byte_and_passes_exit_1(
     projects_dir: Path, backups_dir: Path
 ) -> None:
@@ -118,6 +120,7 @@ def test_guard_cli_failure_rolls_back_byte_for_byte_and_passes_exit_1(
     assert _projects(projects_dir) == before
 
 
+@pytest.mark.slow
 def test_guard_cli_no_rollback_only_reports(projects_dir: Path, backups_dir: Path) -> None:
     done = subprocess.run(
         _cmd("guard", "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
@@ -155,6 +158,7 @@ def _start_slow_update(
     return proc, int(marker.read_text())
 
 
+@pytest.mark.slow
 def test_guard_cli_command_killed_by_sigterm_is_rolled_back(
     projects_dir: Path, backups_dir: Path
 ) -> None:
@@ -168,6 +172,7 @@ def test_guard_cli_command_killed_by_sigterm_is_rolled_back(
     assert _projects(projects_dir) == before
 
 
+@pytest.mark.slow
 def test_guard_cli_sigterm_to_guard_itself_reaches_the_command(
     projects_dir: Path, backups_dir: Path
 ) -> None:
@@ -202,6 +207,7 @@ wait
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigint", "failure"])
+@pytest.mark.slow
 def test_guard_ends_the_commands_whole_process_group_before_restoring(
     projects_dir: Path, backups_dir: Path, tmp_path: Path, how: str
 ) -> None:
@@ -233,6 +239,7 @@ def test_guard_ends_the_commands_whole_process_group_before_restoring(
     assert _projects(projects_dir) == before
 
 
+@pytest.mark.slow
 def test_guard_cli_backup_failure_means_the_command_never_runs(
     projects_dir: Path, tmp_path: Path
 ) -> None:
@@ -249,6 +256,7 @@ def test_guard_cli_backup_failure_means_the_command_never_runs(
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_guard_cli_unknown_command_is_a_usage_error(projects_dir: Path, backups_dir: Path) -> None:
     done = subprocess.run(
         _cmd("guard", "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,

@@ -15,6 +15,7 @@ import zipfile
 from functools import cache
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -114,6 +115,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     derandomize=False,
 )
 @given(archive_bytes=mutated())
+@pytest.mark.slow
 def test_mutated_archive_is_restored_correctly_or_refused(archive_bytes: bytes) -> None:
     _, pristine_projects = _pristine()
     sandbox = Path(tempfile.mkdtemp(prefix="fda-vault-sandbox-"))

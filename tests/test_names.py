@@ -39,6 +39,7 @@ _NAMES = st.lists(_PIECES, max_size=8).map("".join)
 
 @settings(max_examples=3000, deadline=None)
 @given(_NAMES)
+@pytest.mark.slow
 def test_the_shortcut_accepts_only_names_every_rule_accepts(name: str) -> None:
     if all_members_plain([name]):
         assert archive._explain_member_name(name) is None

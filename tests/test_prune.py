@@ -202,6 +202,7 @@ POLICY_CASES: list[tuple[dict[str, Any], set[date]]] = [
     POLICY_CASES,
     ids=[",".join(f"{k}={v}" for k, v in p.items()) for p, _ in POLICY_CASES],
 )
+@pytest.mark.slow
 def test_policy_keeps_exactly(two_years: Path, policy: dict[str, Any], expected: set[date]) -> None:
     result = prune(two_years, RetentionPolicy(**policy), dry_run=True, now=NOW)
     assert result.dry_run
@@ -215,6 +216,7 @@ def test_policy_keeps_exactly(two_years: Path, policy: dict[str, Any], expected:
     assert len(list(two_years.iterdir())) == 731  # a dry run deletes nothing
 
 
+@pytest.mark.slow
 def test_restic_documented_combination_reasons(two_years: Path) -> None:
     policy = RetentionPolicy(keep_daily=7, keep_weekly=5, keep_monthly=12, keep_yearly=75)
     result = prune(two_years, policy, dry_run=True, now=NOW)
@@ -227,6 +229,7 @@ def test_restic_documented_combination_reasons(two_years: Path) -> None:
     assert result.policy == "keep daily 7, weekly 5, monthly 12, yearly 75"
 
 
+@pytest.mark.slow
 def test_reasons_accumulate_with_last_and_within(two_years: Path) -> None:
     result = prune(two_years, RetentionPolicy(keep_last=2, keep_within="3d"), dry_run=True, now=NOW)
     assert reasons_on(result, D(2024, 12, 31)) == ["last 1", "within 3d"]

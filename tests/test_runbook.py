@@ -245,6 +245,7 @@ main()
 """
 
 
+@pytest.mark.slow
 def test_interrupted_restore_is_finished_by_the_next_backup(
     cli: CliCall, projects: Path, tmp_path: Path
 ) -> None:
@@ -273,6 +274,7 @@ def _runbook_block_lines(pattern: str) -> list[str]:
     return re.findall(pattern, text, flags=re.MULTILINE)
 
 
+@pytest.mark.slow
 def test_cron_line_and_systemd_service_run_as_printed(projects: Path) -> None:
     (cron,) = _runbook_block_lines(r"^30 2 \* \* \* (.+)$")
     steps = _runbook_block_lines(r"^ExecStart=(.+)$")

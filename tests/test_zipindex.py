@@ -61,6 +61,7 @@ def test_reads_zip64_size_fields(tmp_path: Path) -> None:
     _same_as_zipfile(path)
 
 
+@pytest.mark.slow
 def test_reads_the_zip64_end_record_of_65536_members(tmp_path: Path) -> None:
     members = {f"projects/p/{i:05d}": b"" for i in range(65_536)}
     path = _write(tmp_path / "many.zip", members)

@@ -151,6 +151,7 @@ def test_zip64_entry_when_the_size_hint_reaches_4_gib() -> None:
         assert ZIP64_EXTRA not in _extra_ids(zf.getinfo("projects/p/small").extra)
 
 
+@pytest.mark.slow
 def test_more_than_65535_entries_use_the_zip64_end_records() -> None:
     count = 0x10000 + 3
     buf = io.BytesIO()

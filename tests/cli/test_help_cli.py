@@ -68,6 +68,7 @@ def test_every_command_shows_an_example(cli: CliCall) -> None:
         assert _examples(_help(cli, command)), command
 
 
+@pytest.mark.slow
 def test_every_example_in_help_runs(
     cli: CliCall, frozen_clock: FrozenClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

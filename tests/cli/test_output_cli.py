@@ -88,6 +88,7 @@ def test_every_help_has_an_example(cli: CliCall) -> None:
         assert "Example" in result.stdout, command
 
 
+@pytest.mark.slow
 def test_piped_output_has_no_escape_codes(run_module: RunModule, sample: dict[str, Path]) -> None:
     # A colour-capable TERM, so only the pipe (or NO_COLOR) can be what keeps codes out.
     colourful = {"TERM": "xterm-256color", "COLORTERM": "truecolor"}
@@ -134,6 +135,7 @@ def _run_on_a_terminal(args: list[str | Path], env: Mapping[str, str]) -> tuple[
     return run_on_terminal(args, env, columns=int(env.get("COLUMNS", "80")))
 
 
+@pytest.mark.slow
 def test_no_color_on_a_terminal_gives_plain_text(sample: dict[str, Path]) -> None:
     env = {"TERM": "xterm-256color", "NO_COLOR": "1", "COLUMNS": "300"}
     for args, code in [
@@ -145,6 +147,7 @@ def test_no_color_on_a_terminal_gives_plain_text(sample: dict[str, Path]) -> Non
         assert not ANSI.search(output.decode("utf-8", "replace")), (args, output)
 
 
+@pytest.mark.slow
 def test_no_color_on_a_terminal_has_no_styles_around_progress(sample: dict[str, Path]) -> None:
     """Progress bars may move the cursor on a terminal, but nothing is coloured or bold."""
     env = {"TERM": "xterm-256color", "NO_COLOR": "1"}
@@ -187,6 +190,7 @@ def test_names_are_never_read_as_markup(
 
 
 @pytest.mark.parametrize("columns", [80, 60])
+@pytest.mark.slow
 def test_list_never_cuts_an_archive_name_on_a_narrow_terminal(
     make_backup: Any, frozen_clock: Any, tmp_path: Path, make_project: MakeProject, columns: int
 ) -> None:
@@ -213,6 +217,7 @@ def test_list_never_cuts_an_archive_name_on_a_narrow_terminal(
     assert all(len(line) <= columns for line in lines[1:] if line not in names), lines
 
 
+@pytest.mark.slow
 def test_list_is_a_table_where_it_fits(sample: dict[str, Path]) -> None:
     status, output = run_on_terminal(
         ["list", "--backups-dir", sample["backups"]], {"NO_COLOR": "1"}, columns=200
@@ -221,6 +226,7 @@ def test_list_is_a_table_where_it_fits(sample: dict[str, Path]) -> None:
     assert "created (UTC)" in output.decode()
 
 
+@pytest.mark.slow
 def test_guard_output_starts_on_a_clean_line_after_the_progress_bar(
     projects_dir: Path, tmp_path: Path
 ) -> None:
@@ -238,6 +244,7 @@ def test_guard_output_starts_on_a_clean_line_after_the_progress_bar(
     assert "MB/s" not in output.decode()  # one unit system: KiB/s, MiB/s as in summaries
 
 
+@pytest.mark.slow
 def test_piped_output_has_no_trailing_blanks(
     run_module: RunModule, sample: dict[str, Path]
 ) -> None:

@@ -32,6 +32,7 @@ def _error(cli: CliCall, *args: str | Path, code: int) -> dict[str, Any]:
     return error
 
 
+@pytest.mark.slow
 def test_usage(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "fda_vault", "backup", "--level", "12", "--json"],
@@ -94,6 +95,7 @@ def test_changed_while_read(projects_dir: Path, backups_dir: Path) -> None:
     assert info.value.reason == "changed_while_read"
 
 
+@pytest.mark.slow
 def test_interrupted(projects_dir: Path, tmp_path: Path) -> None:
     """SIGINT during a backup of a large project: the JSON error says interrupted."""
     big = projects_dir / ORTHO / "scan.pdf"
