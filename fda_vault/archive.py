@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import struct
 import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -19,6 +18,7 @@ from fda_vault.deflate import INFLATE_ERRORS, Inflater, crc32, new_inflater
 from fda_vault.errors import IntegrityError, UsageError
 from fda_vault.fsio import os_failure
 from fda_vault.manifest import BackupManifest, has_control_char, is_safe_segment, parse_manifest
+from fda_vault.zipformat import FLAG_ENCRYPTED, LOCAL_HEADER, LOCAL_SIG
 from fda_vault.zipindex import Member, ZipFormatError, ZipIndex
 
 __all__ = [
@@ -117,7 +117,7 @@ def all_entries_plain(members: Iterable[Member]) -> bool:
     """True when every member is a regular file or folder by :func:`is_regular_or_dir`
     and none is encrypted, judged from one set of (folder, type, encrypted) triples."""
     kinds = {
-        (m.filename.endswith("/"), stat.S_IFMT(m.external_attr >> 16), m.flag_bits & 0x1)
+        (m.filename.endswith("/"), stat.S_IFMT(m.external_attr >> 16), m.flag_bits & FLAG_ENCRYPTED)
         for m in members
     }
     return kinds <= _PLAIN_ENTRIES
@@ -175,9 +175,6 @@ def read_manifest(zf: ZipIndex, archive: Path) -> BackupManifest:
     return manifest
 
 
-_LOCAL_HEADER = struct.Struct("<4s22xHH")
-
-
 # Small members are read with their local header in a single pread: room for its extra field.
 _EXTRA_ALLOWANCE = 64
 _SMALL_MEMBER = 1 << 20
@@ -189,17 +186,17 @@ def _data_start(fd: int, info: Member, expected_name: bytes, where: str, head: b
     ``expected_name`` is the member's raw name; ``head`` may hold bytes already read from
     the header's offset (saves a read).
     """
-    if len(head) < _LOCAL_HEADER.size + len(expected_name):
-        head = os.pread(fd, _LOCAL_HEADER.size + len(expected_name), info.header_offset)
-    if len(head) < _LOCAL_HEADER.size:
+    if len(head) < LOCAL_HEADER.size + len(expected_name):
+        head = os.pread(fd, LOCAL_HEADER.size + len(expected_name), info.header_offset)
+    if len(head) < LOCAL_HEADER.size:
         raise IntegrityError(where, "local header truncated")
-    signature, name_len, extra_len = _LOCAL_HEADER.unpack_from(head)
-    if signature != b"PK\x03\x04":
+    signature, name_len, extra_len = LOCAL_HEADER.unpack_from(head)
+    if signature != LOCAL_SIG:
         raise IntegrityError(where, "bad local header signature")
-    local_name = head[_LOCAL_HEADER.size : _LOCAL_HEADER.size + name_len]
+    local_name = head[LOCAL_HEADER.size : LOCAL_HEADER.size + name_len]
     if name_len != len(expected_name) or local_name != expected_name:
         raise IntegrityError(where, "local header names another file")
-    return int(info.header_offset) + _LOCAL_HEADER.size + int(name_len) + int(extra_len)
+    return int(info.header_offset) + LOCAL_HEADER.size + int(name_len) + int(extra_len)
 
 
 def _checked_where(info: Member, expected_size: int, archive: Path) -> str:
@@ -209,7 +206,7 @@ def _checked_where(info: Member, expected_size: int, archive: Path) -> str:
         raise IntegrityError(
             where, f"size {info.file_size} in the ZIP directory, {expected_size} in the manifest"
         )
-    if info.flag_bits & 0x1:
+    if info.flag_bits & FLAG_ENCRYPTED:
         raise IntegrityError(where, "encrypted member")
     if info.compress_type not in {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}:
         raise IntegrityError(where, f"unsupported compression method {info.compress_type}")
@@ -271,7 +268,7 @@ def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
     fd = zf.fd
     with _ReadErrors(where):
         raw_name = info.raw_name
-        span = _LOCAL_HEADER.size + len(raw_name) + _EXTRA_ALLOWANCE
+        span = LOCAL_HEADER.size + len(raw_name) + _EXTRA_ALLOWANCE
         head = os.pread(fd, span + info.compress_size, info.header_offset)
         start = _data_start(fd, info, raw_name, where, head) - info.header_offset
         raw = head[start : start + info.compress_size]

@@ -42,6 +42,7 @@ from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment
 from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.verified import file_identity, record_verified
+from fda_vault.zipformat import FLAG_ENCRYPTED, LOCAL_HEADER_SIZE
 from fda_vault.zipindex import Member, ZipIndex
 
 # Deflate cannot expand data more than ~1032:1; a member claiming more is forged.
@@ -225,8 +226,8 @@ def _layout_problems(zf: ZipIndex) -> list[Problem]:
     problems: list[Problem] = []
     members = sorted(zf.infolist(), key=attrgetter("header_offset"))
     for info, following in itertools.pairwise(members):
-        # The local header: 30 bytes and the name as stored (extra fields may follow).
-        end = info.header_offset + 30 + len(info.raw_name) + info.compress_size
+        # The local header: its fixed part and the name as stored (extra fields may follow).
+        end = info.header_offset + LOCAL_HEADER_SIZE + len(info.raw_name) + info.compress_size
         if end > following.header_offset:
             problems.append(
                 Problem(
@@ -282,7 +283,7 @@ def check_names(zf: ZipIndex, *, casefold: bool = False) -> tuple[list[Problem],
         seen_key[key] = name
         if not is_regular_or_dir(info):
             problems.append(Problem(path=name, kind="unsafe", detail="symlink or special entry"))
-        elif info.flag_bits & 0x1:
+        elif info.flag_bits & FLAG_ENCRYPTED:
             problems.append(Problem(path=name, kind="unsafe", detail="encrypted member"))
     return problems, seen
 

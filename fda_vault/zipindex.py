@@ -13,16 +13,25 @@ import struct
 from pathlib import Path
 from types import TracebackType
 
+from fda_vault.zipformat import (
+    CENTRAL,
+    CENTRAL_SIG,
+    EOCD,
+    EOCD_SIG,
+    FLAG_UTF8,
+    MAX16,
+    MAX32,
+    MAX_COMMENT,
+    ZIP64_EOCD,
+    ZIP64_EOCD_SIG,
+    ZIP64_EXTRA_ID,
+    ZIP64_LOCATOR,
+    ZIP64_LOCATOR_SIG,
+)
+
 __all__ = ["Member", "ZipFormatError", "ZipIndex"]
 
-_EOCD = struct.Struct("<4sHHHHIIH")
-_ZIP64_LOCATOR = struct.Struct("<4sIQI")
-_ZIP64_EOCD = struct.Struct("<4sQHHIIQQQQ")
-_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
-_MAX32 = 0xFFFFFFFF
-_MAX16 = 0xFFFF
-_FLAG_UTF8 = 0x800
-_MAX_COMMENT = 0xFFFF
+_EOCD, _ZIP64_LOCATOR, _ZIP64_EOCD, _CENTRAL = EOCD, ZIP64_LOCATOR, ZIP64_EOCD, CENTRAL
 
 
 class ZipFormatError(ValueError):
@@ -69,7 +78,7 @@ class Member:
         all 256 byte values) is reversible, so they are not kept (memory: ~90 B a member)."""
         name = self.filename
         # ASCII is the same in both encodings, and UTF-8's codec is the fast one.
-        return name.encode("utf-8" if self.flag_bits & _FLAG_UTF8 or name.isascii() else "cp437")
+        return name.encode("utf-8" if self.flag_bits & FLAG_UTF8 or name.isascii() else "cp437")
 
     def is_dir(self) -> bool:
         """A folder entry (its name ends with ``/``)."""
@@ -81,7 +90,7 @@ def _zip64_values(extra: bytes, wanted: list[bool]) -> list[int]:
     pos = 0
     while pos + 4 <= len(extra):
         tag, length = struct.unpack_from("<HH", extra, pos)
-        if tag == 0x0001:
+        if tag == ZIP64_EXTRA_ID:
             count = sum(wanted)
             if length < 8 * count:
                 raise ValueError("ZIP64 extra field too short")
@@ -118,9 +127,9 @@ class ZipIndex:
         size = os.fstat(self.fd).st_size
         if size < _EOCD.size:
             raise self._bad("too short to be a ZIP file" if size else "empty file")
-        tail_len = min(size, _MAX_COMMENT + _EOCD.size)
+        tail_len = min(size, MAX_COMMENT + _EOCD.size)
         tail = os.pread(self.fd, tail_len, size - tail_len)
-        at = tail.rfind(b"PK\x05\x06")
+        at = tail.rfind(EOCD_SIG)
         if at < 0 or at + _EOCD.size > len(tail):
             raise self._bad("no end-of-directory record: not a ZIP file, or truncated")
         eocd_offset = size - tail_len + at
@@ -128,15 +137,15 @@ class ZipIndex:
             tail, at
         )
         locator_at = at - _ZIP64_LOCATOR.size
-        if locator_at >= 0 and tail[locator_at : locator_at + 4] == b"PK\x06\x07":
+        if locator_at >= 0 and tail[locator_at : locator_at + 4] == ZIP64_LOCATOR_SIG:
             _lsig, _ldisk, z64_offset, _ndisks = _ZIP64_LOCATOR.unpack_from(tail, locator_at)
             record = os.pread(self.fd, _ZIP64_EOCD.size, z64_offset)
-            if len(record) != _ZIP64_EOCD.size or record[:4] != b"PK\x06\x06":
+            if len(record) != _ZIP64_EOCD.size or record[:4] != ZIP64_EOCD_SIG:
                 raise self._bad("bad ZIP64 end-of-directory record")
             fields = _ZIP64_EOCD.unpack(record)
             count, cd_size, cd_offset = fields[7], fields[8], fields[9]
             eocd_offset = z64_offset
-        elif count == _MAX16 or _MAX32 in (cd_size, cd_offset):
+        elif count == MAX16 or MAX32 in (cd_size, cd_offset):
             raise self._bad("ZIP64 record missing")
         if cd_offset + cd_size > eocd_offset:
             raise self._bad("central directory runs past its end record (truncated?)")
@@ -153,7 +162,7 @@ class ZipIndex:
              extra_len, comment_len, _disk, _internal, external, offset) = unpack(
                 directory, pos
             )  # fmt: skip
-            if sig != b"PK\x01\x02":
+            if sig != CENTRAL_SIG:
                 raise self._bad("bad central directory record")
             name_at = pos + _CENTRAL.size
             extra_at = name_at + name_len
@@ -161,13 +170,13 @@ class ZipIndex:
             if pos > end:
                 raise self._bad("central directory truncated")
             raw_name = directory[name_at:extra_at]
-            if usize == _MAX32 or csize == _MAX32 or offset == _MAX32:
-                wanted = [usize == _MAX32, csize == _MAX32, offset == _MAX32]
+            if usize == MAX32 or csize == MAX32 or offset == MAX32:
+                wanted = [usize == MAX32, csize == MAX32, offset == MAX32]
                 values = iter(_zip64_values(directory[extra_at : extra_at + extra_len], wanted))
                 usize = next(values) if wanted[0] else usize
                 csize = next(values) if wanted[1] else csize
                 offset = next(values) if wanted[2] else offset
-            utf8 = flags & _FLAG_UTF8 or raw_name.isascii()  # ASCII: same text either way
+            utf8 = flags & FLAG_UTF8 or raw_name.isascii()  # ASCII: same text either way
             name = raw_name.decode("utf-8" if utf8 else "cp437")
             append(Member(name, flags, method, crc, csize, usize, offset, external))
         return members

@@ -16,23 +16,33 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from fda_vault.deflate import crc32, new_deflater
+from fda_vault.zipformat import (
+    CENTRAL_SIG,
+    DEFLATED,
+    EOCD_SIG,
+    FLAG_UTF8,
+    LOCAL_HEADER_SIZE,
+    LOCAL_SIG,
+    MAX16,
+    MAX32,
+    STORED,
+    ZIP64_EOCD_SIG,
+    ZIP64_EXTRA_ID,
+    ZIP64_LOCATOR_SIG,
+)
 
 __all__ = ["EntryResult", "ZipWriter", "file_attr"]
 
-_LOCAL_SIG = 0x04034B50
-_CENTRAL_SIG = 0x02014B50
-_EOCD_SIG = 0x06054B50
-_ZIP64_EOCD_SIG = 0x06064B50
-_ZIP64_LOCATOR_SIG = 0x07064B50
-_ZIP64_EXTRA_ID = 0x0001
-_MAX32 = 0xFFFFFFFF
-_MAX16 = 0xFFFF
+# The signatures as the little-endian integers that struct.pack("<I") writes.
+_LOCAL_SIG, _CENTRAL_SIG, _EOCD_SIG, _ZIP64_EOCD_SIG, _ZIP64_LOCATOR_SIG = (
+    int.from_bytes(sig, "little")
+    for sig in (LOCAL_SIG, CENTRAL_SIG, EOCD_SIG, ZIP64_EOCD_SIG, ZIP64_LOCATOR_SIG)
+)
+_ZIP64_EXTRA_ID = ZIP64_EXTRA_ID
+_MAX32, _MAX16, _FLAG_UTF8, _STORED, _DEFLATED = MAX32, MAX16, FLAG_UTF8, STORED, DEFLATED
 # Deflate can expand incompressible data slightly; stay clear of the 4 GiB edge.
-_ZIP64_THRESHOLD = _MAX32 - (64 << 20)
-_FLAG_UTF8 = 0x0800
+_ZIP64_THRESHOLD = MAX32 - (64 << 20)
 _UNIX = 3
-_STORED = 0
-_DEFLATED = 8
 _S_IFREG = 0o100000
 _S_IFDIR = 0o040000
 _MSDOS_DIR = 0x10
@@ -236,7 +246,7 @@ class ZipWriter:
         elif entry.zip64:
             self._fp.seek(entry.offset + 14)
             self._fp.write(struct.pack("<I", crc32))
-            self._fp.seek(entry.offset + 30 + len(entry.name) + 4)
+            self._fp.seek(entry.offset + LOCAL_HEADER_SIZE + len(entry.name) + 4)
             self._fp.write(struct.pack("<QQ", size, written))
             self._fp.seek(self._offset)
         else:

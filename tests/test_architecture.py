@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fda_vault"
-ZIP_LAYER = {"deflate", "zipindex", "zipwriter"}
+ZIP_LAYER = {"deflate", "zipformat", "zipindex", "zipwriter"}
 BASE = {"errors", "config", "progress"}
 
 
