@@ -11,7 +11,7 @@ from fda_vault.archive import open_archive, read_manifest
 from fda_vault.errors import FdaVaultError
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes
 from fda_vault.legacytar import converted, is_legacy_tar, scan_tar
-from fda_vault.manifest import BackupManifest, FileEntry, SkippedEntry
+from fda_vault.manifest import BackupManifest, FileEntry, SkippedEntry, project_of
 from fda_vault.storage import ARCHIVE_NAME_RE, BackupsFolder
 from fda_vault.verify import check_names, manifest_problems, problems_error
 
@@ -159,11 +159,11 @@ def _contents(
 ) -> ArchiveContents:
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for entry in manifest.files:
-        bucket = counts[entry.path.split("/", 1)[0]]
+        bucket = counts[project_of(entry.path)]
         bucket[0] += 1
         bucket[1] += entry.size
     for folder in manifest.empty_dirs:
-        counts[folder.split("/", 1)[0]][2] += 1
+        counts[project_of(folder)][2] += 1
     return ArchiveContents(
         archive=str(path),
         created=manifest.backup_timestamp,

@@ -27,7 +27,7 @@ from fda_vault.errors import UsageError
 from fda_vault.fsio import sha256_file
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
 from fda_vault.legacytar import converted, is_legacy_tar
-from fda_vault.manifest import BackupManifest, FileEntry
+from fda_vault.manifest import BackupManifest, FileEntry, project_of
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.verify import check_names, manifest_problems, problems_error
 
@@ -157,7 +157,7 @@ def diff(
         chosen = set(selected)
 
         def in_selection(key: str) -> bool:
-            return key.partition("/")[0] in chosen
+            return project_of(key) in chosen
 
         old_files = {k: e for k, e in before.files.items() if in_selection(k)}
         precision = max(

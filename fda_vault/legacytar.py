@@ -41,7 +41,13 @@ from fda_vault.archive import DATA_PREFIX, MAX_MANIFEST_BYTES, READ_CHUNK, membe
 from fda_vault.errors import IntegrityError, UsageError
 from fda_vault.fsio import fsync_path, os_failure
 from fda_vault.legacy import FORMAT_LEGACY_TAR
-from fda_vault.manifest import RESERVED_PROJECT_NAME, BackupManifest, FileEntry, ImportedFrom
+from fda_vault.manifest import (
+    RESERVED_PROJECT_NAME,
+    BackupManifest,
+    FileEntry,
+    ImportedFrom,
+    project_of,
+)
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.zipwriter import ZipWriter
 
@@ -236,7 +242,7 @@ def _checked_scan(
             else (f"{missing[0]} is in {TAR_MANIFEST_NAME} but not in the archive")
         )
         raise IntegrityError(path, what)
-    projects = sorted({m.path.split("/", 1)[0] for m in members})
+    projects = sorted({project_of(m.path) for m in members})
     if project_name is not None:
         projects = [project_name]
     for project in projects:

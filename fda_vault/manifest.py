@@ -31,6 +31,7 @@ __all__ = [
     "has_control_char",
     "is_safe_segment",
     "parse_manifest",
+    "project_of",
 ]
 
 FORMAT_VERSION = "1.0.0"
@@ -48,6 +49,11 @@ _CONTROL = re.compile("[\x00-\x1f\x7f]")
 def has_control_char(text: str) -> bool:
     """True when ``text`` holds a C0 control character or DEL."""
     return _CONTROL.search(text) is not None
+
+
+def project_of(path: str) -> str:
+    """The project of a manifest path: ``"<project>/<path>"`` -> ``"<project>"``."""
+    return path.partition("/")[0]
 
 
 def is_safe_segment(name: str) -> bool:

@@ -38,7 +38,7 @@ from fda_vault.journal import Journal, finish_interrupted, recover_interrupted
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, TAR_NOTE, format_notes
 from fda_vault.legacytar import converted, is_legacy_tar
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, tree_lock
-from fda_vault.manifest import BackupManifest, FileEntry
+from fda_vault.manifest import BackupManifest, FileEntry, project_of
 from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.verify import check_file_data, check_names, check_structure, problems_error
@@ -233,9 +233,9 @@ def _check_target(target: Path, archive: Path, selected: Sequence[str]) -> None:
 def _check_space(target: Path, manifest: BackupManifest, projects: Sequence[str]) -> None:
     """Refuse before writing when the staged copy cannot fit (bytes or inodes)."""
     chosen = set(projects)
-    files = [e for e in manifest.files if e.path.split("/", 1)[0] in chosen]
+    files = [e for e in manifest.files if project_of(e.path) in chosen]
     folders = {e.path.rsplit("/", 1)[0] for e in files} | {
-        d for d in manifest.empty_dirs if d.split("/", 1)[0] in chosen
+        d for d in manifest.empty_dirs if project_of(d) in chosen
     }
     need_inodes = len(files) + len(folders) + 8
     need_bytes = sum(-(-e.size // _BLOCK) * _BLOCK for e in files) + _BLOCK * need_inodes
@@ -289,9 +289,9 @@ def _build_plan(
     files: dict[str, list[FileEntry]] = defaultdict(list)
     empty_dirs: dict[str, list[str]] = defaultdict(list)
     for entry in manifest.files:
-        files[entry.path.partition("/")[0]].append(entry)
+        files[project_of(entry.path)].append(entry)
     for folder in manifest.empty_dirs:
-        empty_dirs[folder.partition("/")[0]].append(folder)
+        empty_dirs[project_of(folder)].append(folder)
     plans = [_plan_project(target, name, files[name], empty_dirs[name]) for name in selected]
     to_write = sum(p.bytes for p in plans if p.action != "identical")
     free = shutil.disk_usage(target if target.exists() else target.parent).free
@@ -424,7 +424,7 @@ def _stage(
 ) -> int:
     """Extract and verify every journaled project into staging; return the byte count."""
     chosen = set(journal.projects)
-    entries = [e for e in manifest.files if e.path.split("/", 1)[0] in chosen]
+    entries = [e for e in manifest.files if project_of(e.path) in chosen]
     total = sum(e.size for e in entries)
     progress.start("restoring", total)
     root = str(journal.staging / "new")
@@ -446,7 +446,7 @@ def _stage(
     for _ in map_in_threads(extract, work, workers=workers_for(total, len(entries))):
         pass
     for folder in manifest.empty_dirs:
-        if folder.partition("/")[0] in chosen:
+        if project_of(folder) in chosen:
             folders.folder(root, folder)
     progress.finish()
     # One sync makes every staged byte durable before the swap (cheaper than per-file fsync).

@@ -38,7 +38,7 @@ from fda_vault.legacy import (
     format_notes,
 )
 from fda_vault.legacytar import is_legacy_tar
-from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment
+from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment, project_of
 from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.verified import file_identity, record_verified
@@ -159,12 +159,12 @@ def manifest_problems(manifest: BackupManifest) -> list[Problem]:
                 add(path, "checksums and files disagree")
     paths = [*digests, *manifest.empty_dirs]
     # Every path plain and in a listed project (the usual answer), or each one explained.
-    if not all_paths_plain(paths) or not {p.split("/", 1)[0] for p in paths} <= projects:
+    if not all_paths_plain(paths) or not {project_of(p) for p in paths} <= projects:
         for path in paths:
             name_problem = member_name_problem(DATA_PREFIX + path)
             if name_problem:
                 add(path, name_problem)
-            elif path.split("/", 1)[0] not in projects:
+            elif project_of(path) not in projects:
                 add(path, "belongs to a project the manifest does not list")
     for name in manifest.projects:
         if not is_safe_segment(name):
@@ -354,9 +354,7 @@ def check_file_data(
     projects: Collection[str] | None = None,
 ) -> tuple[int, int, list[Problem]]:
     """Stream every selected file, checking size and SHA-256: (files, bytes, problems)."""
-    selected = [
-        e for e in manifest.files if projects is None or e.path.split("/", 1)[0] in projects
-    ]
+    selected = [e for e in manifest.files if projects is None or project_of(e.path) in projects]
     total = sum(e.size for e in selected)
     progress.start("verifying", total)
 
