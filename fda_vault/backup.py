@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fda_vault import __version__
 from fda_vault.archive import (
@@ -26,6 +26,7 @@ from fda_vault.archive import (
     READ_CHUNK,
 )
 from fda_vault.config import DEFAULT_LEVEL
+from fda_vault.diagnostics import Diagnostic
 from fda_vault.errors import (
     IntegrityError,
     InterruptedByUser,
@@ -76,7 +77,9 @@ class BackupResult(BaseModel):
     verified: bool
     skipped: list[SkippedEntry]
     excluded_files: int
-    warnings: list[str]
+    warnings: list[Diagnostic] = Field(
+        description="each with a reason: left_out, recovered, same_disk (README)"
+    )
 
 
 @dataclass
@@ -220,7 +223,7 @@ class _Written(NamedTuple):
     manifest: BackupManifest
     manifest_sha256: str  # of the metadata.json bytes written
     excluded: int
-    warnings: list[str]
+    warnings: list[Diagnostic]
 
 
 def _write_archive(
@@ -269,7 +272,12 @@ def _write_archive(
         manifest=manifest,
         manifest_sha256=manifest_sha256,
         excluded=scan.excluded,
-        warnings=packer.warnings,
+        # The scan's leftovers (symlinks, special files, ...) and the packer's, in order.
+        warnings=[
+            Diagnostic(reason="left_out", path=item.path, detail=f"{item.reason}; not backed up")
+            for item in scan.skipped
+        ]
+        + packer.warnings,
     )
 
 
@@ -431,13 +439,14 @@ def backup(
         verified=verify,
         skipped=written.manifest.skipped,
         excluded_files=written.excluded,
-        warnings=recovered
+        # The recovery's own line names the projects and the archive (the runbook shows it).
+        warnings=[Diagnostic(reason="recovered", path="", detail=line) for line in recovered]
         + written.warnings
         + (_same_disk_warning(projects_dir, output_dir) if warn_same_disk else []),
     )
 
 
-def _same_disk_warning(projects_dir: Path, output_dir: Path) -> list[str]:
+def _same_disk_warning(projects_dir: Path, output_dir: Path) -> list[Diagnostic]:
     """The 3-2-1 advice, when the backups live inside the projects root on its disk."""
     try:
         inside = Path(os.path.realpath(output_dir)).is_relative_to(os.path.realpath(projects_dir))
@@ -447,9 +456,13 @@ def _same_disk_warning(projects_dir: Path, output_dir: Path) -> list[str]:
     if not (inside and same_disk):
         return []
     return [
-        f"the backups in {output_dir} are inside the projects folder, on the same disk: one "
-        "disk failure or rm -rf takes both; keep a copy elsewhere (--output-dir on another "
-        "disk; --same-disk-ok silences this)"
+        Diagnostic(
+            reason="same_disk",
+            path=str(output_dir),
+            detail="these backups are inside the projects folder, on the same disk: one disk "
+            "failure or rm -rf takes both; keep a copy elsewhere (--output-dir on another "
+            "disk; --same-disk-ok silences this)",
+        )
     ]
 
 

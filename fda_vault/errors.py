@@ -64,6 +64,11 @@ REASONS: dict[str, str] = {
     "refused": "a restore would overwrite, or a prune delete, without consent",
     "interrupted": "Ctrl-C, SIGTERM or SIGHUP; what was begun was rolled back",
     "unexpected": "an unexpected error (a bug: please report it)",
+    # Warnings (the run went on):
+    "left_out": "a file was not backed up (a symlink, a special file, unreadable with "
+    "--skip-unreadable, deleted or changing while read); the manifest lists it",
+    "recovered": "an interrupted restore was finished or rolled back first",
+    "same_disk": "the backups are inside the projects folder, on the same disk",
 }
 
 

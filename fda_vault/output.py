@@ -426,11 +426,8 @@ class Terminal:
     def backup_result(self, result: BackupResult) -> None:
         """Render a finished backup."""
         # Warnings reach stderr whatever the mode: --quiet and --json silence only the summary.
-        for line in result.warnings:
-            self.warning(line)
-        for item in result.skipped:
-            if not any(item.path in w for w in result.warnings):
-                self.warning(f"{item.path} — {item.reason}; not backed up")
+        for diagnostic in result.warnings:
+            self.warning(diagnostic.message)
         if self.as_json:
             self.emit_json(result)
             return

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from fda_vault.archive import DATA_PREFIX
 from fda_vault.deflate import compress_block, crc32, looks_incompressible
+from fda_vault.diagnostics import Diagnostic
 from fda_vault.errors import OperationError, os_error_reason
 from fda_vault.fsio import describe_os_error
 from fda_vault.manifest import FileEntry, SkippedEntry
@@ -98,7 +99,7 @@ class Packer:
         self.progress = progress
         self.entries: list[FileEntry] = []
         self.skipped: list[SkippedEntry] = []
-        self.warnings: list[str] = []
+        self.warnings: list[Diagnostic] = []
         self._workers = worker_count() if workers is None else workers
         self._pending: deque[_Block] = deque()
         self._retry: list[PackSource] = []
@@ -134,7 +135,9 @@ class Packer:
     # --- reading (in order) -------------------------------------------------
     def _leave_out(self, src: PackSource, reason: str) -> None:
         self.skipped.append(SkippedEntry(path=src.key, reason=reason))
-        self.warnings.append(f"{src.path} — {reason}; not backed up")
+        self.warnings.append(
+            Diagnostic(reason="left_out", path=src.path, detail=f"{reason}; not backed up")
+        )
 
     def _read(self, src: PackSource, attempt: int) -> None:
         try:

@@ -212,7 +212,8 @@ def test_a_file_deleted_before_it_is_read_is_reported_not_fatal(tmp_path: Path) 
     assert [(s.path, s.reason) for s in result.skipped] == [
         ("K4/z_temp_export.csv", "deleted during the backup")
     ]
-    assert any("z_temp_export.csv" in w for w in result.warnings)
+    assert [w.reason for w in result.warnings] == ["left_out"]
+    assert result.warnings[0].path.endswith("z_temp_export.csv")
     assert verify_archive(Path(result.archive)).ok
 
 
