@@ -7,7 +7,6 @@ import hashlib
 import importlib
 import os
 import re
-import shutil
 import stat
 import unicodedata
 import zipfile
@@ -28,7 +27,7 @@ from fda_vault.progress import SilentProgress
 from fda_vault.verify import verify_archive
 from fda_vault.zipwriter import ZipWriter
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, FrozenClock, MakeProject, cardiac_files
-from tests.tree import snapshot
+from tests.tree import snapshot, swap_like_a_restore
 
 STAMP_RE = r"\d{8}_\d{6}"
 
@@ -770,10 +769,7 @@ def test_a_project_swapped_during_the_backup_fails_naming_it(
     """What a restore does (rename in a new tree) while a backup reads: caught, no archive."""
 
     def swap() -> None:
-        project = projects_dir / ORTHO
-        shutil.copytree(project, projects_dir / ".staged")
-        os.rename(project, projects_dir / ".old")
-        os.rename(projects_dir / ".staged", project)
+        swap_like_a_restore(projects_dir, ORTHO)
 
     with pytest.raises(OperationError) as info:
         backup(

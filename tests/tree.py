@@ -30,3 +30,12 @@ def snapshot(root: Path, *, with_times: bool = True) -> Snapshot:
                 times = (str(st.st_mtime_ns),) if with_times else ()
                 result[rel] = ("file", digest, mode, *times)
     return result
+
+
+def swap_like_a_restore(root: Path, project: str) -> None:
+    """Replace ``root/project`` by a copy, as a restore's swap does (a new folder inode)."""
+    import shutil
+
+    shutil.copytree(root / project, root / ".staged")
+    os.rename(root / project, root / ".old")
+    os.rename(root / ".staged", root / project)

@@ -146,30 +146,26 @@ def test_a_bare_archive_name_is_found_in_the_backups_folder(
     assert missing.exit_code == 2
 
 
-@pytest.mark.parametrize("answer", ["maybe\n", "n\n", "\n", ""])
-def test_any_answer_but_yes_cancels_the_restore_with_exit_4(
-    cli: CliCall, archive: Path, projects_dir: Path, answer: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [("maybe\n", 4), ("n\n", 4), ("\n", 4), ("", 4), ("y\n", 0), ("YES\n", 0)],
+)
+def test_only_y_or_yes_restores_any_other_answer_cancels_with_exit_4(
+    cli: CliCall,
+    archive: Path,
+    projects_dir: Path,
+    answer: str,
+    code: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Field trial: "maybe" re-asked with 'Error: invalid input', Ctrl-D exited 130."""
+    """Field trial: "maybe" re-asked with 'Error: invalid input', Ctrl-D ("") exited 130."""
     from fda_vault import output
 
     monkeypatch.setattr(output.Terminal, "interactive", property(lambda self: True))
-    (projects_dir / "K250001_ortho_screw" / "device_profile.json").write_bytes(b"edited")
+    edited = projects_dir / "K250001_ortho_screw" / "device_profile.json"
+    edited.write_bytes(b"edited")
     result = cli("restore", archive, "--projects-dir", projects_dir, input=answer)
-    assert result.exit_code == 4, result.stderr
+    assert result.exit_code == code, result.stderr
     assert "Error: invalid input" not in result.stderr
     assert result.stderr.count("Overwrite 1 project? [y/N]:") == 1
-    assert (projects_dir / "K250001_ortho_screw" / "device_profile.json").read_bytes() == b"edited"
-
-
-@pytest.mark.parametrize("answer", ["y\n", "YES\n"])
-def test_y_or_yes_restores(
-    cli: CliCall, archive: Path, projects_dir: Path, answer: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from fda_vault import output
-
-    monkeypatch.setattr(output.Terminal, "interactive", property(lambda self: True))
-    (projects_dir / "K250001_ortho_screw" / "device_profile.json").write_bytes(b"edited")
-    result = cli("restore", archive, "--projects-dir", projects_dir, input=answer)
-    assert result.exit_code == 0, result.stderr
-    assert (projects_dir / "K250001_ortho_screw" / "device_profile.json").read_bytes() != b"edited"
+    assert (edited.read_bytes() == b"edited") is (code == 4)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from fda_vault.locking import folder_lock
 from tests.conftest import ORTHO, CliCall, rewrite_archive
 from tests.test_backup import _DuringPacking
 from tests.test_docs import README, _read, _section
+from tests.tree import swap_like_a_restore
 
 
 def _error(cli: CliCall, *args: str | Path, code: int) -> dict[str, Any]:
@@ -84,10 +84,7 @@ def test_changed_while_read(projects_dir: Path, backups_dir: Path) -> None:
     """A project swapped (as a restore does) while the backup reads it."""
 
     def swap() -> None:
-        project = projects_dir / ORTHO
-        shutil.copytree(project, projects_dir / ".staged")
-        os.rename(project, projects_dir / ".old")
-        os.rename(projects_dir / ".staged", project)
+        swap_like_a_restore(projects_dir, ORTHO)
 
     with pytest.raises(OperationError) as info:
         backup(projects=[ORTHO], projects_dir=projects_dir, output_dir=backups_dir,
