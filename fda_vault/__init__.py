@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         describe_archive,
         list_backups,
     )
+    from fda_vault.checks import Problem
     from fda_vault.errors import (
         ExitCode,
         FdaVaultError,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
         prune,
     )
     from fda_vault.restore import ProjectPlan, RestorePlan, RestoreResult, plan_restore, restore
-    from fda_vault.verify import Problem, VerifyReport, VerifyResult, verify, verify_archive
+    from fda_vault.verify import VerifyReport, VerifyResult, verify, verify_archive
 
 __all__ = [
     "ArchiveContents",
@@ -102,7 +103,7 @@ _EXPORTS: dict[str, str] = {
     "InterruptedByUser": "fda_vault.errors",
     "LockedError": "fda_vault.errors",
     "OperationError": "fda_vault.errors",
-    "Problem": "fda_vault.verify",
+    "Problem": "fda_vault.checks",
     "ProjectPlan": "fda_vault.restore",
     "PruneDecision": "fda_vault.prune",
     "PrunePlan": "fda_vault.prune",

@@ -18,13 +18,6 @@ from typing import NamedTuple
 from pydantic import BaseModel, Field
 
 from fda_vault import __version__
-from fda_vault.archive import (
-    CHECKSUMS_NAME,
-    DATA_PREFIX,
-    MANIFEST_NAME,
-    MAX_MANIFEST_BYTES,
-    READ_CHUNK,
-)
 from fda_vault.config import DEFAULT_LEVEL
 from fda_vault.diagnostics import Diagnostic
 from fda_vault.errors import (
@@ -46,6 +39,13 @@ from fda_vault.manifest import (
     SkippedEntry,
     has_control_char,
     is_safe_segment,
+)
+from fda_vault.members import (
+    CHECKSUMS_NAME,
+    DATA_PREFIX,
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    READ_CHUNK,
 )
 from fda_vault.packer import Packer, PackSource
 from fda_vault.progress import NO_PROGRESS, Progress

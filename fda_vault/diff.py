@@ -21,15 +21,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from fda_vault.archive import open_archive, read_manifest
 from fda_vault.backup import scan_project
+from fda_vault.checks import check_names, manifest_problems, problems_error
 from fda_vault.errors import UsageError
 from fda_vault.fsio import sha256_file
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
 from fda_vault.legacytar import converted, is_legacy_tar
 from fda_vault.manifest import BackupManifest, FileEntry, project_of
+from fda_vault.members import open_archive, read_manifest
 from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.verify import check_names, manifest_problems, problems_error
 
 __all__ = ["DiffResult", "ProjectDiff", "diff"]
 

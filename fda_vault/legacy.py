@@ -60,7 +60,7 @@ TAR_NOTE = (
     "gzip's CRC-32 and the manifest.json file list; modes and times are the tar entries'"
 )
 
-_DATA_PREFIX = "projects/"  # the same layout as ours (fda_vault.archive.DATA_PREFIX)
+_DATA_PREFIX = "projects/"  # the same layout as ours (fda_vault.members.DATA_PREFIX)
 
 
 def format_notes(source_format: str) -> list[str]:

@@ -37,7 +37,6 @@ from typing import IO, BinaryIO, NamedTuple
 from pydantic import ValidationError
 
 from fda_vault import __version__
-from fda_vault.archive import DATA_PREFIX, MAX_MANIFEST_BYTES, READ_CHUNK, member_name_problem
 from fda_vault.errors import IntegrityError, UsageError
 from fda_vault.fsio import fsync_path, os_failure
 from fda_vault.legacy import FORMAT_LEGACY_TAR
@@ -48,6 +47,7 @@ from fda_vault.manifest import (
     ImportedFrom,
     project_of,
 )
+from fda_vault.members import DATA_PREFIX, MAX_MANIFEST_BYTES, READ_CHUNK, member_name_problem
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.zipwriter import ZipWriter
 

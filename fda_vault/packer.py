@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from fda_vault.archive import DATA_PREFIX
 from fda_vault.deflate import compress_block, crc32, looks_incompressible
 from fda_vault.diagnostics import Diagnostic
 from fda_vault.errors import OperationError, os_error_reason
 from fda_vault.fsio import describe_os_error
 from fda_vault.manifest import FileEntry, SkippedEntry
+from fda_vault.members import DATA_PREFIX
 from fda_vault.parallel import worker_count
 from fda_vault.progress import Progress
 from fda_vault.zipwriter import ZipWriter, file_attr

@@ -31,17 +31,18 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
-from fda_vault.archive import open_archive, read_manifest
+from fda_vault.checks import check_structure
 from fda_vault.errors import FdaVaultError, OperationError, UsageError, os_error_reason
 from fda_vault.fsio import describe_os_error
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR
 from fda_vault.legacytar import is_legacy_tar, scan_tar
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault.manifest import BackupManifest
+from fda_vault.members import open_archive, read_manifest
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.storage import ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL, BackupsFolder
 from fda_vault.verified import file_identity, record_verified, verified_earlier
-from fda_vault.verify import check_structure, verify_archive
+from fda_vault.verify import verify_archive
 
 __all__ = [
     "PruneDecision",

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from fda_vault.archive import DATA_PREFIX, iter_member, open_archive, read_manifest
+from fda_vault.checks import check_file_data, check_names, check_structure, problems_error
 from fda_vault.errors import (
     FdaVaultError,
     IntegrityError,
@@ -39,9 +39,9 @@ from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, TAR_NOTE, form
 from fda_vault.legacytar import converted, is_legacy_tar
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, tree_lock
 from fda_vault.manifest import BackupManifest, FileEntry, project_of
+from fda_vault.members import DATA_PREFIX, iter_member, open_archive, read_manifest
 from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.verify import check_file_data, check_names, check_structure, problems_error
 from fda_vault.zipindex import ZipIndex
 
 __all__ = [

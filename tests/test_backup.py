@@ -711,7 +711,7 @@ def test_every_reader_applies_the_manifest_cap(
 ) -> None:
     """verify, and backup's own check of what it wrote, both refuse an oversized manifest."""
     archive = Path(_run(projects_dir, backups_dir, CARDIAC).archive)
-    monkeypatch.setattr(importlib.import_module("fda_vault.archive"), "MAX_MANIFEST_BYTES", 2_000)
+    monkeypatch.setattr(importlib.import_module("fda_vault.members"), "MAX_MANIFEST_BYTES", 2_000)
     report = verify_archive(archive)
     assert [(p.path, p.kind) for p in report.problems] == [("metadata.json", "manifest")]
     assert "too large" in report.problems[0].detail

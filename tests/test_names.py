@@ -14,8 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fda_vault import archive
-from fda_vault.archive import (
+from fda_vault import members
+from fda_vault.backup import backup
+from fda_vault.checks import check_names, check_structure, manifest_problems
+from fda_vault.members import (
     all_entries_plain,
     all_members_plain,
     all_paths_plain,
@@ -23,8 +25,6 @@ from fda_vault.archive import (
     member_name_problem,
     open_archive,
 )
-from fda_vault.backup import backup
-from fda_vault.verify import check_names, check_structure, manifest_problems
 from fda_vault.zipindex import Member
 from tests.conftest import CARDIAC, rewrite_archive
 
@@ -42,9 +42,9 @@ _NAMES = st.lists(_PIECES, max_size=8).map("".join)
 @pytest.mark.slow
 def test_the_shortcut_accepts_only_names_every_rule_accepts(name: str) -> None:
     if all_members_plain([name]):
-        assert archive._explain_member_name(name) is None
+        assert members._explain_member_name(name) is None
     if all_paths_plain([name]):
-        assert archive._explain_member_name("projects/" + name) is None
+        assert members._explain_member_name("projects/" + name) is None
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_the_shortcut_accepts_only_names_every_rule_accepts(name: str) -> None:
 )  # fmt: skip
 def test_bad_names_are_refused_by_both_paths(name: str) -> None:
     assert member_name_problem(name) is not None
-    assert archive._explain_member_name(name) is not None
+    assert members._explain_member_name(name) is not None
     assert not all_members_plain(["projects/p/fine.txt", name])
 
 
@@ -92,7 +92,7 @@ def test_names_equal_after_nfc_or_case_folding_are_found(intact: Path, tmp_path:
 
 def _edited(source: Path, target: Path, edit: Any) -> Path:
     with open_archive(source) as zf:
-        data = json.loads(archive.read_manifest(zf, source).to_json_bytes())
+        data = json.loads(members.read_manifest(zf, source).to_json_bytes())
     edit(data)
     return rewrite_archive(source, target, replace={"metadata.json": json.dumps(data).encode()})
 
@@ -116,7 +116,7 @@ def test_a_file_listed_under_a_folder_name_is_not_taken_for_the_folder(
         add={f"projects/{path}": b""},
     )
     with open_archive(forged) as zf:
-        manifest = archive.read_manifest(zf, forged)
+        manifest = members.read_manifest(zf, forged)
         assert manifest_problems(manifest) == []
         kinds = {(p.path, p.kind) for p in check_structure(zf, manifest, forged)}
     assert (f"projects/{path}", "unexpected") in kinds
@@ -129,7 +129,7 @@ def test_manifest_paths_outside_the_listed_projects_are_found(intact: Path, tmp_
         data["empty_dirs"].append(f"{CARDIAC}/../escape")
 
     with open_archive(intact) as zf:
-        manifest = archive.read_manifest(zf, intact)
+        manifest = members.read_manifest(zf, intact)
     data = json.loads(manifest.to_json_bytes())
     edit(data)
     edited = type(manifest).model_validate(data)

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fda_vault.archive import iter_member, open_archive
 from fda_vault.errors import IntegrityError, UsageError
+from fda_vault.members import iter_member, open_archive
 from fda_vault.zipindex import ZipFormatError, ZipIndex
 from fda_vault.zipwriter import ZipWriter
 

@@ -1,4 +1,4 @@
-"""Reading fda-vault archives defensively: member-name safety, bounded streaming reads.
+"""Reading archive members defensively: member-name safety, bounded streaming reads, the manifest.
 
 Nothing here extracts; it only tells which names are safe and yields verified bytes.
 """
