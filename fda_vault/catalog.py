@@ -7,10 +7,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from fda_vault.checks import check_names, manifest_problems, problems_error
+from fda_vault.archive import Archive
 from fda_vault.errors import FdaVaultError
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes
-from fda_vault.legacytar import converted, is_legacy_tar, scan_tar
+from fda_vault.legacytar import is_legacy_tar, scan_tar
 from fda_vault.manifest import BackupManifest, FileEntry, SkippedEntry, project_of
 from fda_vault.members import open_archive, read_manifest
 from fda_vault.storage import ARCHIVE_NAME_RE, BackupsFolder
@@ -123,35 +123,34 @@ def list_backups(backups_dir: Path) -> BackupList:
 
 def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents:
     """Per-project counts (and optionally every file) of one archive, from its manifest."""
-    if is_legacy_tar(path):
-        return _describe_legacy_tar(path, with_files=with_files)
-    with open_archive(path) as zf:
-        manifest = read_manifest(zf, path)
+    if is_legacy_tar(path) and not with_files:
+        return _describe_legacy_tar(path)
+    with Archive.open(path) as opened:
         # Names only (no data is read): a hostile archive is refused even when just listed.
-        problems = check_names(zf)[0] + manifest_problems(manifest)
-    if problems:
-        raise problems_error(path, problems)
+        opened.require("names")
+        manifest = opened.manifest
+    if manifest.source_format == FORMAT_LEGACY_TAR:
+        _name_legacy_tar(manifest)  # converted to list each file's SHA-256 (it has none)
     return _contents(path, manifest, manifest.source_format, with_files=with_files)
 
 
-def _describe_legacy_tar(path: Path, *, with_files: bool) -> ArchiveContents:
-    """A tar.gz of the original library: its headers are read (and checked); with
-    ``with_files`` it is converted, which computes each file's SHA-256 (it has none)."""
-    if with_files:
-        with converted(path) as (_zip, manifest, _digest, scan):
-            pass
-    else:
-        scan = scan_tar(path)
-        manifest = BackupManifest(
-            backup_timestamp=scan.created_at, projects=scan.projects,
-            total_projects=len(scan.projects), total_files=len(scan.files),
-            total_bytes=scan.total_bytes, checksums={}, empty_dirs=scan.empty_dirs(),
-            files=[FileEntry(path=m.path, size=m.size, sha256="0" * 64, mtime=m.mtime,
-                             mode=m.mode) for m in scan.files],
-        )  # fmt: skip
+def _name_legacy_tar(manifest: BackupManifest) -> None:
     manifest.created_by = "fda-tools/project_backup.py"
     manifest.backup_version = "(tar.gz)"
-    return _contents(path, manifest, FORMAT_LEGACY_TAR, with_files=with_files)
+
+
+def _describe_legacy_tar(path: Path) -> ArchiveContents:
+    """A tar.gz of the original library, from its headers (read and checked)."""
+    scan = scan_tar(path)
+    manifest = BackupManifest(
+        backup_timestamp=scan.created_at, projects=scan.projects,
+        total_projects=len(scan.projects), total_files=len(scan.files),
+        total_bytes=scan.total_bytes, checksums={}, empty_dirs=scan.empty_dirs(),
+        files=[FileEntry(path=m.path, size=m.size, sha256="0" * 64, mtime=m.mtime,
+                         mode=m.mode) for m in scan.files],
+    )  # fmt: skip
+    _name_legacy_tar(manifest)
+    return _contents(path, manifest, FORMAT_LEGACY_TAR, with_files=False)
 
 
 def _contents(

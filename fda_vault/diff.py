@@ -21,14 +21,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from fda_vault.archive import Archive
 from fda_vault.backup import scan_project
-from fda_vault.checks import check_names, manifest_problems, problems_error
 from fda_vault.errors import UsageError
 from fda_vault.fsio import sha256_file
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
-from fda_vault.legacytar import converted, is_legacy_tar
 from fda_vault.manifest import BackupManifest, FileEntry, project_of
-from fda_vault.members import open_archive, read_manifest
 from fda_vault.progress import NO_PROGRESS, Progress
 
 __all__ = ["DiffResult", "ProjectDiff", "diff"]
@@ -81,15 +79,9 @@ class _Side:
 def _checked_manifest(path: Path, stack: ExitStack, progress: Progress) -> BackupManifest:
     """An archive's manifest with names and manifest checked (no data read); a tar.gz of
     the original library is converted first (it records no SHA-256 to compare)."""
-    if is_legacy_tar(path):
-        _zip, manifest, _digest, _scan = stack.enter_context(converted(path, progress=progress))
-        return manifest
-    with open_archive(path) as zf:
-        manifest = read_manifest(zf, path)
-        problems = check_names(zf)[0] + manifest_problems(manifest)
-    if problems:
-        raise problems_error(path, problems)
-    return manifest
+    opened = stack.enter_context(Archive.open(path, progress=progress))
+    opened.require("names")
+    return opened.manifest
 
 
 def _archive_side(path: Path, stack: ExitStack, progress: Progress) -> _Side:

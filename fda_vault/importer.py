@@ -17,8 +17,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from fda_vault import __version__
+from fda_vault.archive import Archive
 from fda_vault.backup import finish_archive
-from fda_vault.checks import check_file_data, check_structure, problems_error
+from fda_vault.checks import problems_error
 from fda_vault.errors import ExitCode, FdaVaultError, IntegrityError, UsageError
 from fda_vault.fsio import (
     fsync_path,
@@ -29,7 +30,7 @@ from fda_vault.legacy import FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
 from fda_vault.legacytar import convert_tar, is_legacy_tar, scan_tar
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault.manifest import BackupManifest, ImportedFrom
-from fda_vault.members import DATA_PREFIX, READ_CHUNK, iter_member, open_archive, read_manifest
+from fda_vault.members import DATA_PREFIX, READ_CHUNK
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.storage import BackupsFolder, archive_label, parse_archive_name
 from fda_vault.verified import record_verified
@@ -96,13 +97,12 @@ def _write_from_legacy_zip(
 ) -> tuple[BackupManifest, str]:
     """Check a ``backup_project.py`` ZIP in full, then write its files into a new archive
     (each one's SHA-256 checked again as it is copied)."""
-    with open_archive(source) as zf:
-        legacy = read_manifest(zf, source)
+    with Archive.open(source) as opened:
+        legacy = opened.manifest
         if legacy.source_format != FORMAT_LEGACY_ZIP:
             raise UsageError(source, "already an fda-vault archive: nothing to import")
-        problems = check_structure(zf, legacy, source)
-        if not problems:
-            problems = check_file_data(zf, legacy, source, progress)[2]
+        opened.require()
+        problems = opened.data_problems(progress=progress)[2]
         if problems:
             raise problems_error(source, problems)
         fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -110,15 +110,14 @@ def _write_from_legacy_zip(
             writer = ZipWriter(out)
             progress.start("importing", legacy.total_bytes)
             for entry in legacy.files:
-                info = zf.getinfo(DATA_PREFIX + entry.path)
+                name = DATA_PREFIX + entry.path
                 hasher = hashlib.sha256()
-                chunks = iter_member(zf, info, entry.size, source)
                 writer.add_file(
-                    info.filename, _hashed(chunks, hasher, progress), mtime=entry.mtime,
+                    name, _hashed(opened.read(entry), hasher, progress), mtime=entry.mtime,
                     mode=entry.mode, size_hint=entry.size, level=6,
                 )  # fmt: skip
                 if hasher.hexdigest() != entry.sha256:
-                    raise IntegrityError(f"{source}: {info.filename}", "changed while imported")
+                    raise IntegrityError(f"{source}: {name}", "changed while imported")
             progress.finish()
             manifest = BackupManifest(
                 backup_timestamp=legacy.backup_timestamp,
@@ -149,8 +148,8 @@ def _import_one(
         time_text, projects, created_by = scan.created_at, scan.projects, ""
         source_format = FORMAT_LEGACY_TAR
     else:
-        with open_archive(source) as zf:
-            legacy = read_manifest(zf, source)
+        with Archive.open(source) as opened:
+            legacy = opened.manifest
         if legacy.source_format != FORMAT_LEGACY_ZIP:
             raise UsageError(source, "already an fda-vault archive: nothing to import")
         time_text, projects, created_by = (

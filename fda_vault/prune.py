@@ -31,14 +31,13 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
-from fda_vault.checks import check_structure
+from fda_vault.archive import Archive
 from fda_vault.errors import FdaVaultError, OperationError, UsageError, os_error_reason
 from fda_vault.fsio import describe_os_error
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR
 from fda_vault.legacytar import is_legacy_tar, scan_tar
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault.manifest import BackupManifest
-from fda_vault.members import open_archive, read_manifest
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.storage import ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL, BackupsFolder
 from fda_vault.verified import file_identity, record_verified, verified_earlier
@@ -244,9 +243,9 @@ def _check(path: Path, label: str, progress: Progress) -> _Checked:
             manifest.source_format = FORMAT_LEGACY_TAR
             problems = []
         else:
-            with open_archive(path) as zf:
-                manifest = read_manifest(zf, path)
-                problems = check_structure(zf, manifest, path)
+            with Archive.open(path) as opened:
+                manifest = opened.manifest
+                problems = opened.problems()
     except FdaVaultError as exc:
         unreadable = exc.why or exc.message
         return _Checked(None, None, unreadable, f"damaged: {unreadable}")

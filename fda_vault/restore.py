@@ -23,7 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from fda_vault.checks import check_file_data, check_names, check_structure, problems_error
+from fda_vault.archive import Archive
+from fda_vault.checks import problems_error
 from fda_vault.errors import (
     FdaVaultError,
     IntegrityError,
@@ -35,11 +36,10 @@ from fda_vault.errors import (
 )
 from fda_vault.fsio import describe_os_error, os_failure, sha256_file, sync_filesystem
 from fda_vault.journal import Journal, finish_interrupted, recover_interrupted
-from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, TAR_NOTE, format_notes
-from fda_vault.legacytar import converted, is_legacy_tar
+from fda_vault.legacy import FORMAT_FDA_VAULT, format_notes
 from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, tree_lock
 from fda_vault.manifest import BackupManifest, FileEntry, project_of
-from fda_vault.members import DATA_PREFIX, iter_member, open_archive, read_manifest
+from fda_vault.members import DATA_PREFIX, iter_member
 from fda_vault.parallel import batches, map_in_threads, workers_for
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.zipindex import ZipIndex
@@ -188,38 +188,6 @@ def _plan_project(
     )
 
 
-def _open_checked(
-    archive: Path, projects: Sequence[str] | None
-) -> tuple[ZipIndex, BackupManifest, list[str]]:
-    """Open the archive, validate everything but file data, and resolve the selection."""
-    zf = open_archive(archive)
-    try:
-        manifest = read_manifest(zf, archive)
-        problems = check_structure(zf, manifest, archive)
-        if problems:
-            raise problems_error(archive, problems)
-        if projects:
-            unknown = [p for p in projects if p not in manifest.projects]
-            if unknown:
-                raise UsageError(
-                    f"project {unknown[0]!r} is not in {archive.name}",
-                    f"it holds: {', '.join(manifest.projects) or 'no projects'}",
-                    reason="unknown_project",
-                )
-            selected = list(dict.fromkeys(projects))
-        else:
-            selected = list(manifest.projects)
-    except BaseException:
-        zf.close()
-        raise
-    return zf, manifest, selected
-
-
-def _legacy_tar_fields(archive: Path) -> dict[str, object]:
-    """What a plan or result made from a converted tar.gz says about the original."""
-    return {"archive": str(archive), "format": FORMAT_LEGACY_TAR, "notes": [TAR_NOTE]}
-
-
 def _check_target(target: Path, archive: Path, selected: Sequence[str]) -> None:
     archive_real = os.path.realpath(archive)
     for name in selected:
@@ -315,24 +283,16 @@ def plan_restore(
     The selected projects' data is verified in full first (sizes and SHA-256), so a plan
     is only shown, and a question only asked, for an archive that can be restored.
     """
-    if is_legacy_tar(archive):
-        with converted(archive, progress=progress) as (zip_path, *_):
-            plan = plan_restore(
-                zip_path, target_dir=target_dir, projects=projects,
-                lock_timeout=lock_timeout, progress=progress,
-            )  # fmt: skip
-        return plan.model_copy(update=_legacy_tar_fields(archive))
-    zf, manifest, selected = _open_checked(archive, projects)
-    with zf:
+    with Archive.open(archive, progress=progress) as opened:
+        opened.require()
+        selected = opened.select(projects)
         _check_target(target_dir, archive, selected)
-        _files, _bytes, problems = check_file_data(
-            zf, manifest, archive, progress, projects=set(selected)
-        )
+        _files, _bytes, problems = opened.data_problems(set(selected), progress=progress)
         if problems:
             raise problems_error(archive, problems)
         # A plan writes nothing unless a crashed restore must be finished.
         recovered = finish_interrupted(target_dir, lock_timeout)
-        return _build_plan(archive, target_dir, manifest, selected, True, recovered)
+        return _build_plan(archive, target_dir, opened.manifest, selected, True, recovered)
 
 
 class _Folders:
@@ -467,26 +427,19 @@ def restore(
 
     Raises RefusedError when an existing project would change and ``overwrite`` is False.
     A tar.gz of the original library is first converted into a temporary fda-vault ZIP
-    (checked on the way) and restored from that.
+    (checked on the way) and restored from that (:meth:`Archive.open`).
     """
-    if is_legacy_tar(archive):
-        with converted(archive, progress=progress) as (zip_path, *_):
-            result = restore(
-                zip_path, target_dir=target_dir, projects=projects, overwrite=overwrite,
-                lock_timeout=lock_timeout, progress=progress,
-            )  # fmt: skip
-        return result.model_copy(update=_legacy_tar_fields(archive))
     clock = time.monotonic()
-    zf, manifest, selected = _open_checked(archive, projects)
-    with zf:
+    with Archive.open(archive, progress=progress) as opened:
+        opened.require()
+        selected = opened.select(projects)
+        zf, manifest = opened.index, opened.manifest
         _check_target(target_dir, archive, selected)
         _prepare_target(target_dir)
         with tree_lock(target_dir, lock_timeout):
             recovered = recover_interrupted(target_dir)
             if _case_insensitive(target_dir):
-                folded = check_names(zf, casefold=True)[0]
-                if folded:
-                    raise problems_error(archive, folded)
+                opened.require("names", casefold=True)
             plan = _build_plan(archive, target_dir, manifest, selected, False, recovered)
             if plan.overwrites and not overwrite:
                 raise RefusedError(

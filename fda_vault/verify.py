@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from fda_vault.checks import Problem, check_file_data, check_structure
+from fda_vault.archive import Archive
+from fda_vault.checks import Problem
 from fda_vault.errors import ExitCode, IntegrityError, UsageError
 from fda_vault.legacy import (
     FORMAT_FDA_VAULT,
@@ -161,8 +162,9 @@ def _manifest_report(path: Path, why: str) -> VerifyReport:
 def _check_archive(
     zf: ZipIndex, manifest: BackupManifest, path: Path, progress: Progress
 ) -> VerifyReport:
-    problems = check_structure(zf, manifest, path)
-    files, nbytes, data_problems = check_file_data(zf, manifest, path, progress)
+    archive = Archive(path, zf, manifest)
+    problems = archive.problems()
+    files, nbytes, data_problems = archive.data_problems(progress=progress)
     problems.extend(data_problems)
     return VerifyReport(
         archive=str(path),

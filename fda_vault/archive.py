@@ -1,0 +1,109 @@
+"""The archive as one object: what every command opens to read a backup.
+
+:meth:`Archive.open` takes any archive fda-vault reads: its own, a ``backup_project.py``
+ZIP (read in place, its manifest completed) or a ``project_backup.py`` tar.gz (checked
+and converted into a temporary fda-vault ZIP first, removed when the archive is closed).
+The object holds the path it was opened by, the ZIP index and the manifest, and answers
+the questions the commands ask, at the depth they need; its errors name the archive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Literal
+
+from fda_vault.checks import (
+    Problem,
+    check_file_data,
+    check_names,
+    check_structure,
+    manifest_problems,
+    problems_error,
+)
+from fda_vault.errors import UsageError
+from fda_vault.legacytar import converted, is_legacy_tar
+from fda_vault.manifest import BackupManifest, FileEntry, project_of
+from fda_vault.members import DATA_PREFIX, iter_member, open_archive, read_manifest
+from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault.zipindex import ZipIndex
+
+__all__ = ["Archive", "Depth"]
+
+# How deep a check goes: member names and the manifest only (what `list` needs), or the
+# whole structure with checksums.txt (before any byte is restored). Data is apart.
+Depth = Literal["names", "structure"]
+
+
+class Archive:
+    """One opened archive: ``path`` (as given), its ZIP ``index`` and its ``manifest``."""
+
+    def __init__(self, path: Path, index: ZipIndex, manifest: BackupManifest) -> None:
+        self.path = path
+        self.index = index
+        self.manifest = manifest
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path, *, progress: Progress = NO_PROGRESS) -> Iterator[Archive]:
+        """Open ``path`` (UsageError if missing, IntegrityError if unreadable or not an
+        archive); a legacy tar.gz is converted first, which checks it on the way."""
+        with ExitStack() as stack:
+            if is_legacy_tar(path):
+                zip_path, manifest, _digest, _scan = stack.enter_context(
+                    converted(path, progress=progress)
+                )
+                index = stack.enter_context(open_archive(zip_path))
+            else:
+                index = stack.enter_context(open_archive(path))
+                manifest = read_manifest(index, path)
+            yield cls(path, index, manifest)
+
+    @property
+    def source_format(self) -> str:
+        """``fda-vault`` or the legacy format it was read from."""
+        return self.manifest.source_format
+
+    def problems(self, depth: Depth = "structure", *, casefold: bool = False) -> list[Problem]:
+        """Every problem short of the file data, at ``depth``; ``casefold`` also refuses
+        names that differ only in case (for case-insensitive targets)."""
+        if depth == "names":
+            return check_names(self.index, casefold=casefold)[0] + manifest_problems(self.manifest)
+        return check_structure(self.index, self.manifest, self.path, casefold=casefold)
+
+    def require(self, depth: Depth = "structure", *, casefold: bool = False) -> None:
+        """Raise the first problem at ``depth`` as an IntegrityError naming the archive."""
+        problems = self.problems(depth, casefold=casefold)
+        if problems:
+            raise problems_error(self.path, problems)
+
+    def data_problems(
+        self, projects: Collection[str] | None = None, *, progress: Progress = NO_PROGRESS
+    ) -> tuple[int, int, list[Problem]]:
+        """Read every selected file, checking size, CRC-32 and SHA-256: (files, bytes,
+        problems)."""
+        return check_file_data(self.index, self.manifest, self.path, progress, projects)
+
+    def select(self, projects: Sequence[str] | None) -> list[str]:
+        """The projects asked for (all of the archive's by default), each one in it."""
+        if not projects:
+            return list(self.manifest.projects)
+        unknown = [name for name in projects if name not in self.manifest.projects]
+        if unknown:
+            raise UsageError(
+                f"project {unknown[0]!r} is not in {self.path.name}",
+                f"it holds: {', '.join(self.manifest.projects) or 'no projects'}",
+                reason="unknown_project",
+            )
+        return list(dict.fromkeys(projects))
+
+    def files_of(self, projects: Collection[str]) -> list[FileEntry]:
+        """The manifest entries of the files of ``projects``."""
+        chosen = set(projects)
+        return [entry for entry in self.manifest.files if project_of(entry.path) in chosen]
+
+    def read(self, entry: FileEntry) -> Iterator[bytes]:
+        """A file's bytes, checked on the way (size, CRC-32, bounded inflate)."""
+        info = self.index.getinfo(DATA_PREFIX + entry.path)
+        return iter_member(self.index, info, entry.size, self.path)
