@@ -19,6 +19,8 @@ install: $(BIN)/fda-vault
 demo: install
 	@# git keeps no empty folders; the examples have some, listed in this file
 	sed -e '/^#/d' -e '/^$$/d' examples/EMPTY_DIRS.txt | xargs mkdir -p
+	@# fda-vault creates only the last folder of --output-dir (a missing parent is an error)
+	mkdir -p build
 	$(BIN)/fda-vault backup --all --projects-dir examples/projects --output-dir $(DEMO_BACKUPS)
 	$(BIN)/fda-vault verify $$(ls -t $(DEMO_BACKUPS)/*.zip | head -n 1)
 	$(BIN)/fda-vault list --backups-dir $(DEMO_BACKUPS)

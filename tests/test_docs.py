@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -173,3 +174,21 @@ def test_readme_python_api_example_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "intact: True" in done.stdout
     assert "exit 2: project 'K241234' is not in" in done.stdout
+
+
+@pytest.mark.slow
+def test_make_demo_runs_on_a_fresh_copy_of_the_checkout(tmp_path: Path) -> None:
+    """The quick start's first command, without its install step (the venv running this
+    test stands in for it): on a copy with no build/ folder, as a fresh clone has."""
+    copy = tmp_path / "clone"
+    copy.mkdir()
+    shutil.copy(REPO / "Makefile", copy / "Makefile")
+    shutil.copytree(REPO / "examples", copy / "examples")
+    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")
+    bin_dir = Path(sys.executable).parent
+    done = subprocess.run(
+        ["make", "-C", str(copy), "demo", f"BIN={bin_dir}", "-o", f"{bin_dir}/fda-vault"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK build/demo-backups/all_projects_backup_" in done.stdout
