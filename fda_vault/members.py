@@ -5,12 +5,11 @@ Nothing here extracts; it only tells which names are safe and yields verified by
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -180,14 +179,16 @@ _EXTRA_ALLOWANCE = 64
 _SMALL_MEMBER = 1 << 20
 
 
-def _data_start(fd: int, info: Member, expected_name: bytes, where: str, head: bytes) -> int:
+def _data_start(
+    pread: Callable[[int, int], bytes], info: Member, expected_name: bytes, where: str, head: bytes
+) -> int:
     """Offset of a member's data, after checking its local header against the directory.
 
     ``expected_name`` is the member's raw name; ``head`` may hold bytes already read from
     the header's offset (saves a read).
     """
     if len(head) < LOCAL_HEADER.size + len(expected_name):
-        head = os.pread(fd, LOCAL_HEADER.size + len(expected_name), info.header_offset)
+        head = pread(LOCAL_HEADER.size + len(expected_name), info.header_offset)
     if len(head) < LOCAL_HEADER.size:
         raise IntegrityError(where, "local header truncated")
     signature, name_len, extra_len = LOCAL_HEADER.unpack_from(head)
@@ -265,15 +266,15 @@ def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
     where = _checked_where(info, expected_size, archive)
     if not _fits_one_read(info, expected_size):
         raise ValueError(f"{where}: not a small member")  # a caller's mistake, not the archive's
-    fd = zf.fd
+    pread = zf.pread
     with _ReadErrors(where):
         raw_name = info.raw_name
         span = LOCAL_HEADER.size + len(raw_name) + _EXTRA_ALLOWANCE
-        head = os.pread(fd, span + info.compress_size, info.header_offset)
-        start = _data_start(fd, info, raw_name, where, head) - info.header_offset
+        head = pread(span + info.compress_size, info.header_offset)
+        start = _data_start(pread, info, raw_name, where, head) - info.header_offset
         raw = head[start : start + info.compress_size]
         if len(raw) != info.compress_size:  # a longer extra field than allowed for
-            raw = os.pread(fd, info.compress_size, info.header_offset + start)
+            raw = pread(info.compress_size, info.header_offset + start)
         if len(raw) != info.compress_size:
             raise IntegrityError(where, "archive truncated inside this member")
         inflater = new_inflater() if info.compress_type == zipfile.ZIP_DEFLATED else None
@@ -298,14 +299,14 @@ def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
             yield data
         return
     where = _checked_where(info, expected_size, archive)
-    fd = zf.fd
+    pread = zf.pread
     inflater = new_inflater() if info.compress_type == zipfile.ZIP_DEFLATED else None
     produced = crc = 0
     with _ReadErrors(where):
-        position = _data_start(fd, info, info.raw_name, where, b"")
+        position = _data_start(pread, info, info.raw_name, where, b"")
         left = info.compress_size
         while left > 0:
-            raw = os.pread(fd, min(READ_CHUNK, left), position)
+            raw = pread(min(READ_CHUNK, left), position)
             if not raw:
                 raise IntegrityError(where, "archive truncated inside this member")
             position += len(raw)

@@ -12,6 +12,7 @@ import os
 import struct
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from fda_vault.zipformat import (
     CENTRAL,
@@ -29,9 +30,45 @@ from fda_vault.zipformat import (
     ZIP64_LOCATOR_SIG,
 )
 
-__all__ = ["Member", "ZipFormatError", "ZipIndex"]
+__all__ = ["LocalFile", "Member", "RandomAccess", "ZipFormatError", "ZipIndex"]
 
 _EOCD, _ZIP64_LOCATOR, _ZIP64_EOCD, _CENTRAL = EOCD, ZIP64_LOCATOR, ZIP64_EOCD, CENTRAL
+
+
+class RandomAccess(Protocol):
+    """Bytes at any offset of an archive: a local file today; a ranged GET of an object
+    in object storage is the next implementation."""
+
+    size: int
+
+    def pread(self, length: int, offset: int, /) -> bytes:
+        """Up to ``length`` bytes at ``offset`` (fewer only at the end)."""
+
+    def close(self) -> None:
+        """Release what reading holds; safe to call twice."""
+
+
+class LocalFile:
+    """:class:`RandomAccess` over a local file: ``pread`` on one descriptor, so threads
+    can share it."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            self.size = os.fstat(self._fd).st_size
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def pread(self, length: int, offset: int, /) -> bytes:
+        """``os.pread`` (looked up at each call, so a test can make the disk fail)."""
+        return os.pread(self._fd, length, offset)
+
+    def close(self) -> None:
+        """Close the descriptor once."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class ZipFormatError(ValueError):
@@ -102,11 +139,13 @@ def _zip64_values(extra: bytes, wanted: list[bool]) -> list[int]:
 class ZipIndex:
     """An open archive: its members by name, and the descriptor to read them from."""
 
-    def __init__(self, path: Path) -> None:
-        """Open ``path`` and read its directory: OSError as the system gives it,
-        ZipFormatError when it is not a readable ZIP."""
+    def __init__(self, path: Path, source: RandomAccess | None = None) -> None:
+        """Read the directory of the archive at ``path`` (through ``source`` if given, e.g.
+        ranged reads of a remote object): OSError as the system gives it, ZipFormatError
+        when it is not a readable ZIP."""
         self.path = path
-        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.source: RandomAccess = source if source is not None else LocalFile(path)
+        self.pread = self.source.pread  # bound once: the member readers call it per read
         try:
             self._members = self._read_directory()
         except ZipFormatError:
@@ -124,11 +163,11 @@ class ZipIndex:
         return ZipFormatError(why)
 
     def _read_directory(self) -> list[Member]:
-        size = os.fstat(self.fd).st_size
+        size = self.source.size
         if size < _EOCD.size:
             raise self._bad("too short to be a ZIP file" if size else "empty file")
         tail_len = min(size, MAX_COMMENT + _EOCD.size)
-        tail = os.pread(self.fd, tail_len, size - tail_len)
+        tail = self.pread(tail_len, size - tail_len)
         at = tail.rfind(EOCD_SIG)
         if at < 0 or at + _EOCD.size > len(tail):
             raise self._bad("no end-of-directory record: not a ZIP file, or truncated")
@@ -139,7 +178,7 @@ class ZipIndex:
         locator_at = at - _ZIP64_LOCATOR.size
         if locator_at >= 0 and tail[locator_at : locator_at + 4] == ZIP64_LOCATOR_SIG:
             _lsig, _ldisk, z64_offset, _ndisks = _ZIP64_LOCATOR.unpack_from(tail, locator_at)
-            record = os.pread(self.fd, _ZIP64_EOCD.size, z64_offset)
+            record = self.pread(_ZIP64_EOCD.size, z64_offset)
             if len(record) != _ZIP64_EOCD.size or record[:4] != ZIP64_EOCD_SIG:
                 raise self._bad("bad ZIP64 end-of-directory record")
             fields = _ZIP64_EOCD.unpack(record)
@@ -149,7 +188,7 @@ class ZipIndex:
             raise self._bad("ZIP64 record missing")
         if cd_offset + cd_size > eocd_offset:
             raise self._bad("central directory runs past its end record (truncated?)")
-        directory = os.pread(self.fd, cd_size, cd_offset)
+        directory = self.pread(cd_size, cd_offset)
         if len(directory) != cd_size:
             raise self._bad("central directory truncated")
         members: list[Member] = []
@@ -190,10 +229,8 @@ class ZipIndex:
         return self._by_name[name]
 
     def close(self) -> None:
-        """Release the file descriptor."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        """Release the source (the file descriptor)."""
+        self.source.close()
 
     def __enter__(self) -> ZipIndex:
         return self

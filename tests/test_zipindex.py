@@ -150,3 +150,29 @@ def test_members_beyond_4_gib_use_zip64_offsets(tmp_path: Path) -> None:
         assert a.header_offset > 1 << 32
         assert b"".join(iter_member(index, a, 900, path)) == b"far away " * 100
     _same_as_zipfile(path)
+
+
+class _InMemory:
+    """A RandomAccess over bytes that counts its reads (as a ranged-GET source would)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.size = len(data)
+        self.reads: list[tuple[int, int]] = []
+
+    def pread(self, length: int, offset: int, /) -> bytes:
+        self.reads.append((offset, length))
+        return self.data[offset : offset + length]
+
+    def close(self) -> None:
+        pass
+
+
+def test_any_random_access_source_reads_like_a_file(tmp_path: Path) -> None:
+    """What object storage will plug in: the index and the member readers use only pread."""
+    path = _write(tmp_path / "a.zip", {"projects/p/a.txt": b"hello" * 1000, "projects/p/b": b""})
+    source = _InMemory(path.read_bytes())
+    with ZipIndex(Path("remote.zip"), source=source) as index:
+        info = index.getinfo("projects/p/a.txt")
+        assert b"".join(iter_member(index, info, 5000, Path("remote.zip"))) == b"hello" * 1000
+    assert source.reads and all(length <= source.size for _, length in source.reads)
