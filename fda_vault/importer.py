@@ -80,7 +80,7 @@ def _name_parts(source: Path, manifest_time: str, projects: list[str]) -> tuple[
         when = datetime.now(timezone.utc)
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    label = projects[0] if len(projects) == 1 else archive_label(projects, all_projects=False)
+    label = archive_label(projects, all_projects=False)
     return label, when.astimezone(timezone.utc).replace(microsecond=0)
 
 
