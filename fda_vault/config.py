@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from fda_vault.errors import UsageError
 
 __all__ = [
     "BACKUPS_ENV",
@@ -35,11 +38,27 @@ def resolve_projects_dir(flag: Path | None = None) -> Path:
 def resolve_backups_dir(flag: Path | None = None, projects_dir: Path | None = None) -> Path:
     """The backups folder: its flag, ``$FDA_VAULT_BACKUP_DIR``, or ``<projects root>/backups``."""
     if flag is not None:
-        return flag.expanduser().absolute()
+        return _local(str(flag), "--output-dir/--backups-dir").expanduser().absolute()
     env = os.environ.get(BACKUPS_ENV)
     if env:
-        return Path(env).expanduser().absolute()
+        return _local(env, BACKUPS_ENV).expanduser().absolute()
     return resolve_projects_dir(projects_dir) / "backups"
+
+
+# s3://bucket/prefix (Typer's Path has already folded "//" into "/"); two letters at
+# least, so that a Windows drive letter (C:/) is not taken for a scheme.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def _local(location: str, given_as: str) -> Path:
+    """A local path; an object-storage URL is refused plainly (rather than becoming a
+    folder named ``s3:`` in the current folder)."""
+    if _URL.match(location):
+        raise UsageError(
+            f"{given_as} {location}",
+            "object storage locations are not supported yet; give a local or mounted folder",
+        )
+    return Path(location)
 
 
 def find_archive(path: Path, backups_dir: Path) -> Path:

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 from fda_vault.errors import UsageError
 from fda_vault.fsio import fsync_path, make_backups_dir, os_failure, publish_no_clobber
@@ -38,6 +38,7 @@ __all__ = [
     "TMP_SUFFIX",
     "ArchiveName",
     "BackupsFolder",
+    "BackupsLocation",
     "ProjectsFolder",
     "StoredArchive",
     "archive_label",
@@ -99,6 +100,43 @@ class StoredArchive:
     parsed: ArchiveName
     size: int
     path: Path  # where readers open it (a local file today)
+
+
+class BackupsLocation(Protocol):
+    """Where archives live: what every command needs of a backups location. A local
+    folder (:class:`BackupsFolder`) implements it; an object-storage prefix is to be the
+    next implementation, so nothing outside an implementation touches archives with
+    ``os`` calls of its own."""
+
+    def exists(self) -> bool:
+        """True when the location is there (a missing one has no archives yet)."""
+
+    def create(self) -> None:
+        """Make the location (never its parents)."""
+
+    def archives(self) -> list[StoredArchive]:
+        """Every archive by name, sorted by name."""
+
+    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> AbstractContextManager[None]:
+        """One writer at a time."""
+
+    def unused_name(self, label: str, started: datetime) -> str:
+        """A new archive name that replaces nothing."""
+
+    def new_archive(self, name: str) -> AbstractContextManager[Path]:
+        """A temporary place to write ``name``; removed unless published."""
+
+    def publish(self, tmp: Path, name: str) -> Path:
+        """Give a written, verified archive its final name, never replacing one."""
+
+    def delete(self, name: str) -> bool:
+        """Delete one archive; False if it was gone."""
+
+    def sync(self) -> None:
+        """Make creations and deletions durable."""
+
+    def remove_stale_temps(self) -> None:
+        """Remove what a killed run left."""
 
 
 class BackupsFolder:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from fda_vault.config import BACKUPS_ENV, PROJECTS_ENV, resolve_backups_dir, resolve_projects_dir
+from tests.conftest import CliCall
 
 
 def test_environment_variable_names() -> None:
@@ -60,3 +62,17 @@ def test_backups_environment_and_flag(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv(BACKUPS_ENV, str(tmp_path / "envb"))
     assert resolve_backups_dir(None, tmp_path / "p") == tmp_path / "envb"
     assert resolve_backups_dir(tmp_path / "flag", tmp_path / "p") == tmp_path / "flag"
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_an_object_storage_url_is_refused_not_made_a_folder(
+    cli: CliCall, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["list", "--json"] + (["--backups-dir", "s3://bucket/fda"] if how == "flag" else [])
+    env = {"FDA_VAULT_BACKUP_DIR": "s3://bucket/fda"} if how == "env" else None
+    result = cli(*args, env=env)
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["reason"] == "usage"
+    assert "not supported yet" in result.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "home"]
