@@ -140,20 +140,21 @@ _POLL = 0.05
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def _become_subreaper() -> None:
-    """Linux: orphans of the command are re-parented to us, so we can reap them (a
-    container's PID 1 may never reap, and a zombie still counts as a group member)."""
+def _set_subreaper(on: bool) -> None:
+    """Linux: while on, orphans of the command are re-parented to us, so we can reap them
+    (a container's PID 1 may never reap, and a zombie still counts as a group member)."""
     libc_name = ctypes.util.find_library("c")
     if sys.platform != "linux" or not libc_name:
         return
     with suppress(OSError, AttributeError):
-        ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)
 
 
 def _group_alive(pgid: int) -> bool:
-    """True while a process of the group exists; reaps those re-parented to us."""
+    """True while a process of the group exists; reaps those of it re-parented to us
+    (only that group's: a program using guard as a library keeps its other children)."""
     with suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+        while os.waitpid(-pgid, os.WNOHANG)[0] > 0:
             pass
     try:
         os.killpg(pgid, 0)
@@ -212,7 +213,16 @@ def _run_command(
     Its own session keeps the terminal's Ctrl-C away from it: we decide, and stop every
     process it started, background ones included, before anything is restored.
     """
-    _become_subreaper()
+    _set_subreaper(True)
+    try:
+        return _run_in_session(command, stdout_to_stderr, stop, grace)
+    finally:
+        _set_subreaper(False)
+
+
+def _run_in_session(
+    command: Sequence[str], stdout_to_stderr: bool, stop: _Stop | None, grace: float
+) -> int:
     try:
         child = subprocess.Popen(
             list(command), stdout=2 if stdout_to_stderr else None, start_new_session=True
