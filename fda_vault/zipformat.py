@@ -23,6 +23,7 @@ __all__ = [
     "MAX16",
     "MAX32",
     "MAX_COMMENT",
+    "MAX_EXTRACT_VERSION",
     "STORED",
     "ZIP64_EOCD",
     "ZIP64_EOCD_SIG",
@@ -49,6 +50,8 @@ ZIP64_EOCD = struct.Struct("<4sQHHIIQQQQ")
 MAX16 = 0xFFFF
 MAX32 = 0xFFFFFFFF
 MAX_COMMENT = 0xFFFF
+# The highest "version needed to extract" read (6.3, as Python's zipfile); we write 2.0/4.5.
+MAX_EXTRACT_VERSION = 63
 FLAG_ENCRYPTED = 0x0001
 FLAG_UTF8 = 0x0800
 STORED = 0

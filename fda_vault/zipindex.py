@@ -23,6 +23,7 @@ from fda_vault.zipformat import (
     MAX16,
     MAX32,
     MAX_COMMENT,
+    MAX_EXTRACT_VERSION,
     ZIP64_EOCD,
     ZIP64_EOCD_SIG,
     ZIP64_EXTRA_ID,
@@ -197,7 +198,7 @@ class ZipIndex:
         for _ in range(count):
             if pos + _CENTRAL.size > end:
                 raise self._bad("central directory truncated")
-            (sig, _made, _need, flags, method, _time, _date, crc, csize, usize, name_len,
+            (sig, _made, need, flags, method, _time, _date, crc, csize, usize, name_len,
              extra_len, comment_len, _disk, _internal, external, offset) = unpack(
                 directory, pos
             )  # fmt: skip
@@ -217,6 +218,9 @@ class ZipIndex:
                 offset = next(values) if wanted[2] else offset
             utf8 = flags & FLAG_UTF8 or raw_name.isascii()  # ASCII: same text either way
             name = raw_name.decode("utf-8" if utf8 else "cp437")
+            if need & 0xFF > MAX_EXTRACT_VERSION:
+                # A feature no reader here has (unzip and Python's zipfile refuse it too).
+                raise self._bad(f"{name} needs ZIP version {(need & 0xFF) / 10:.1f}")
             append(Member(name, flags, method, crc, csize, usize, offset, external))
         return members
 

@@ -3,6 +3,7 @@ IntegrityError (never another exception) on bad ones."""
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 import zipfile
@@ -176,3 +177,18 @@ def test_any_random_access_source_reads_like_a_file(tmp_path: Path) -> None:
         info = index.getinfo("projects/p/a.txt")
         assert b"".join(iter_member(index, info, 5000, Path("remote.zip"))) == b"hello" * 1000
     assert source.reads and all(length <= source.size for _, length in source.reads)
+
+
+def test_a_member_needing_a_zip_version_beyond_6_3_is_refused(tmp_path: Path) -> None:
+    """Found by the mutation test: "version needed" 8.4 on one entry. Python's zipfile and
+    unzip refuse such a member; so do we, naming it (the whole archive is unreadable)."""
+    good = _write(tmp_path / "good.zip", {"projects/p/a.txt": b"hello"})
+    data = bytearray(good.read_bytes())
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 6] = 84  # version needed to extract, low byte
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ZipFormatError, match=re.escape("projects/p/a.txt needs ZIP version 8.4")):
+        ZipIndex(bad)
+    with pytest.raises(IntegrityError):
+        open_archive(bad)
