@@ -29,11 +29,28 @@ from fda_vault.members import DATA_PREFIX, iter_member, open_archive, read_manif
 from fda_vault.progress import NO_PROGRESS, Progress
 from fda_vault.zipindex import ZipIndex
 
-__all__ = ["Archive", "Depth"]
+__all__ = ["Archive", "Depth", "select_projects"]
 
 # How deep a check goes: member names and the manifest only (what `list` needs), or the
 # whole structure with checksums.txt (before any byte is restored). Data is apart.
 Depth = Literal["names", "structure"]
+
+
+def select_projects(
+    asked: Sequence[str] | None, available: Sequence[str], archive: Path
+) -> list[str]:
+    """``asked`` without repeats (``available`` when none), or UsageError naming the
+    first one that ``archive`` does not hold."""
+    if not asked:
+        return list(available)
+    unknown = [name for name in asked if name not in available]
+    if unknown:
+        raise UsageError(
+            f"project {unknown[0]!r} is not in {archive.name}",
+            f"it holds: {', '.join(available) or 'no projects'}",
+            reason="unknown_project",
+        )
+    return list(dict.fromkeys(asked))
 
 
 class Archive:
@@ -87,16 +104,7 @@ class Archive:
 
     def select(self, projects: Sequence[str] | None) -> list[str]:
         """The projects asked for (all of the archive's by default), each one in it."""
-        if not projects:
-            return list(self.manifest.projects)
-        unknown = [name for name in projects if name not in self.manifest.projects]
-        if unknown:
-            raise UsageError(
-                f"project {unknown[0]!r} is not in {self.path.name}",
-                f"it holds: {', '.join(self.manifest.projects) or 'no projects'}",
-                reason="unknown_project",
-            )
-        return list(dict.fromkeys(projects))
+        return select_projects(projects, self.manifest.projects, self.path)
 
     def files_of(self, projects: Collection[str]) -> list[FileEntry]:
         """The manifest entries of the files of ``projects``."""

@@ -21,9 +21,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from fda_vault.archive import Archive
+from fda_vault.archive import Archive, select_projects
 from fda_vault.backup import scan_project
-from fda_vault.errors import UsageError
 from fda_vault.fsio import sha256_file
 from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
 from fda_vault.manifest import BackupManifest, FileEntry, project_of
@@ -95,17 +94,7 @@ def _archive_side(path: Path, stack: ExitStack, progress: Progress) -> _Side:
 
 
 def _select(sides: Sequence[_Side], projects: Sequence[str], archive: Path) -> list[str]:
-    every = sorted({name for side in sides for name in side.projects})
-    if not projects:
-        return every
-    unknown = [name for name in projects if name not in every]
-    if unknown:
-        raise UsageError(
-            f"project {unknown[0]!r} is not in {archive.name}",
-            f"it holds: {', '.join(every)}",
-            reason="unknown_project",
-        )
-    return list(dict.fromkeys(projects))
+    return select_projects(projects, sorted({n for side in sides for n in side.projects}), archive)
 
 
 def _same_time(mtime_a: float, mtime_b: float, precision: float) -> bool:
