@@ -17,10 +17,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner, Result  # noqa: TID251 (tests drive the CLI)
 
 from fda_vault.cli import app
 from tests.zipbytes import flip_member_byte
+
+# Property tests draw the same examples on every run by default, so that CI is repeatable;
+# FDA_VAULT_HYPOTHESIS=explore draws new ones each run (how the mutation test found the
+# "version needed 8.4" member): run that by hand to search, and fix what it finds.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("FDA_VAULT_HYPOTHESIS", "repeatable"))
 
 CARDIAC = "K241234_cardiac_monitor"
 # A project name outside ASCII: accents and a non-Latin script.

@@ -113,7 +113,6 @@ def mutated(draw: st.DrawFn) -> bytes:
     max_examples=400,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=False,
 )
 @given(archive_bytes=mutated())
 @pytest.mark.slow
