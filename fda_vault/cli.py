@@ -18,21 +18,21 @@ from typer._click import Context as ClickContext
 from typer._click import HelpFormatter
 
 from fda_vault import __version__
-from fda_vault.config import (
+from fda_vault._config import (
     DEFAULT_LEVEL,
     DEFAULT_LOCK_TIMEOUT,
     find_archive,
     resolve_backups_dir,
     resolve_projects_dir,
 )
-from fda_vault.errors import (
+from fda_vault._errors import (
     ExitCode,
     FdaVaultError,
     InterruptedByUser,
     OperationError,
     UsageError,
 )
-from fda_vault.output import Terminal
+from fda_vault._output import Terminal
 
 # Each command imports the library module it needs when it runs: a `list` should not pay
 # for building every pydantic model of backup, restore and prune at start-up.
@@ -128,7 +128,7 @@ def _project_names(values: Optional[list[str]]) -> Optional[list[str]]:
 
 def _complete_projects(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion of ``-p``: the projects of the projects root."""
-    from fda_vault.backup import list_projects
+    from fda_vault._backup import list_projects
 
     try:
         root = resolve_projects_dir(ctx.params.get("projects_dir"))
@@ -140,7 +140,7 @@ def _complete_projects(ctx: typer.Context, incomplete: str) -> list[str]:
 def _complete_archives(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion of an archive: files in the current folder, and the names in
     the backups folder (which the commands also find by their bare name)."""
-    from fda_vault.catalog import archive_names
+    from fda_vault._catalog import archive_names
 
     found = sorted(
         str(p) for p in Path().glob(f"{incomplete}*") if p.suffix == ".zip" or p.is_dir()
@@ -264,7 +264,7 @@ def backup(
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
-        from fda_vault.backup import backup as run_backup
+        from fda_vault._backup import backup as run_backup
 
         root = resolve_projects_dir(projects_dir)
         with term.progress() as progress:
@@ -310,7 +310,7 @@ def verify(
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
-        from fda_vault.verify import verify as run_verify
+        from fda_vault._verify import verify as run_verify
 
         archives = [find_archive(path, resolve_backups_dir()) for path in backups]
         with term.progress() as progress:
@@ -349,7 +349,7 @@ def list_command(
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
-        from fda_vault.catalog import describe_archive, list_backups
+        from fda_vault._catalog import describe_archive, list_backups
 
         folder = resolve_backups_dir(backups_dir, projects_dir)
         if backup_file is None:
@@ -409,8 +409,8 @@ def restore(
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
-        from fda_vault.restore import plan_restore
-        from fda_vault.restore import restore as run_restore
+        from fda_vault._restore import plan_restore
+        from fda_vault._restore import restore as run_restore
 
         target = target_dir.expanduser().absolute() if target_dir else None
         target = target or resolve_projects_dir(projects_dir)
@@ -535,8 +535,8 @@ def prune(
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
-        from fda_vault.prune import RetentionPolicy
-        from fda_vault.prune import prune as run_prune
+        from fda_vault._prune import RetentionPolicy
+        from fda_vault._prune import prune as run_prune
 
         folder = resolve_backups_dir(backups_dir, projects_dir)
         policy = RetentionPolicy(
@@ -627,7 +627,7 @@ def guard(
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
-        from fda_vault.guard import run_guarded
+        from fda_vault._guard import run_guarded
 
         root = resolve_projects_dir(projects_dir)
         with term.progress() as progress:
@@ -701,7 +701,7 @@ def diff(
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
-        from fda_vault.diff import diff as run_diff
+        from fda_vault._diff import diff as run_diff
 
         root = resolve_projects_dir(projects_dir)
         folder = resolve_backups_dir(None, projects_dir)
@@ -749,7 +749,7 @@ def import_command(
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
-        from fda_vault.importer import import_legacy
+        from fda_vault._importer import import_legacy
 
         with term.progress() as progress:
             result = import_legacy(

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fda_vault.manifest import BackupManifest
+from fda_vault._manifest import BackupManifest
 
 __all__ = ["main", "manifest_json_schema", "render_schema"]
 

@@ -131,7 +131,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class FrozenClock:
-    """Sets what ``datetime.now()`` returns inside ``fda_vault.backup``."""
+    """Sets what ``datetime.now()`` returns inside ``fda_vault._backup``."""
 
     def __init__(self) -> None:
         self.now = datetime(2026, 3, 14, 15, 9, 26, tzinfo=timezone.utc)
@@ -152,7 +152,7 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
             return clock.now.astimezone(tz)  # type: ignore[return-value]
 
     # fda_vault.backup is the function; the module is only reachable through sys.modules.
-    monkeypatch.setattr(importlib.import_module("fda_vault.backup"), "datetime", _FrozenDatetime)
+    monkeypatch.setattr(importlib.import_module("fda_vault._backup"), "datetime", _FrozenDatetime)
     return clock
 
 
@@ -264,7 +264,7 @@ def damage_before_verification(
         "data": f"projects/{ORTHO}/device_profile.json",
         "manifest": "metadata.json",
     }[request.param]
-    backup_module = importlib.import_module("fda_vault.backup")
+    backup_module = importlib.import_module("fda_vault._backup")
     real_verify = backup_module.verify_written
 
     def damage_then_verify(path: Path, *args: Any, **kwargs: Any) -> Any:

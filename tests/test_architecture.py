@@ -6,8 +6,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fda_vault"
-ZIP_LAYER = {"deflate", "zipformat", "zipindex", "zipwriter"}
-BASE = {"errors", "config", "progress"}
+ZIP_LAYER = {"_deflate", "_zipformat", "_zipindex", "_zipwriter"}
+BASE = {"_errors", "_config", "_progress"}
 
 
 def _imports(module: str) -> set[str]:
@@ -43,7 +43,7 @@ def test_the_zip_layer_knows_nothing_of_fda_vault() -> None:
 
 def test_the_base_modules_import_no_other_layer() -> None:
     for module in BASE:
-        assert _ours(module) <= {"errors"}, (module, _ours(module))
+        assert _ours(module) <= {"_errors"}, (module, _ours(module))
 
 
 def test_only_the_cli_uses_typer_and_only_the_terminal_owner_uses_rich() -> None:
@@ -52,14 +52,14 @@ def test_only_the_cli_uses_typer_and_only_the_terminal_owner_uses_rich() -> None
         uses_typer = any(name == "typer" or name.startswith("typer.") for name in imports)
         uses_rich = any(name == "rich" or name.startswith("rich.") for name in imports)
         assert not uses_typer or module == "cli", module
-        assert not uses_rich or module == "output", module
+        assert not uses_rich or module == "_output", module
 
 
 def test_the_library_never_imports_the_cli_or_the_terminal() -> None:
     for module in _modules():
         if module in {"cli", "entry", "__main__"}:
             continue
-        assert not (_ours(module) & {"cli", "output"}), module
+        assert not (_ours(module) & {"cli", "_output"}), module
 
 
 def test_version_answers_without_importing_the_cli_stack() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.archive import Archive
-from fda_vault.errors import IntegrityError, UsageError
+from fda_vault._archive import Archive
+from fda_vault._errors import IntegrityError, UsageError
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, cardiac_files, rewrite_archive
 from tests.legacy_archives import make_legacy_tar, make_legacy_zip
 

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fda_vault import __version__
-from fda_vault.backup import BackupResult, archive_label, backup, list_projects
-from fda_vault.errors import ExitCode, IntegrityError, OperationError, UsageError
-from fda_vault.manifest import BackupManifest, is_safe_segment
-from fda_vault.progress import SilentProgress
-from fda_vault.verify import verify_archive
-from fda_vault.zipwriter import ZipWriter
+from fda_vault._backup import BackupResult, archive_label, backup, list_projects
+from fda_vault._errors import ExitCode, IntegrityError, OperationError, UsageError
+from fda_vault._manifest import BackupManifest, is_safe_segment
+from fda_vault._progress import SilentProgress
+from fda_vault._verify import verify_archive
+from fda_vault._zipwriter import ZipWriter
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, FrozenClock, MakeProject, cardiac_files
 from tests.tree import snapshot, swap_like_a_restore
 
@@ -698,7 +698,7 @@ def test_a_manifest_too_large_for_readers_is_refused_while_writing(
     projects_dir: Path, backups_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Readers refuse a metadata.json over the cap, so backup never publishes one."""
-    monkeypatch.setattr(importlib.import_module("fda_vault.backup"), "MAX_MANIFEST_BYTES", 2_000)
+    monkeypatch.setattr(importlib.import_module("fda_vault._backup"), "MAX_MANIFEST_BYTES", 2_000)
     with pytest.raises(OperationError) as info:
         _run(projects_dir, backups_dir, CARDIAC)
     assert info.value.exit_code == ExitCode.FAILURE
@@ -711,7 +711,7 @@ def test_every_reader_applies_the_manifest_cap(
 ) -> None:
     """verify, and backup's own check of what it wrote, both refuse an oversized manifest."""
     archive = Path(_run(projects_dir, backups_dir, CARDIAC).archive)
-    monkeypatch.setattr(importlib.import_module("fda_vault.members"), "MAX_MANIFEST_BYTES", 2_000)
+    monkeypatch.setattr(importlib.import_module("fda_vault._members"), "MAX_MANIFEST_BYTES", 2_000)
     report = verify_archive(archive)
     assert [(p.path, p.kind) for p in report.problems] == [("metadata.json", "manifest")]
     assert "too large" in report.problems[0].detail

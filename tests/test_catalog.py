@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.backup import backup
-from fda_vault.catalog import ARCHIVE_NAME_RE, describe_archive, list_backups
-from fda_vault.errors import ExitCode, IntegrityError, UsageError
+from fda_vault._backup import backup
+from fda_vault._catalog import ARCHIVE_NAME_RE, describe_archive, list_backups
+from fda_vault._errors import ExitCode, IntegrityError, UsageError
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, FrozenClock, cardiac_files, glucose_files
 
 

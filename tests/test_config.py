@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.config import BACKUPS_ENV, PROJECTS_ENV, resolve_backups_dir, resolve_projects_dir
+from fda_vault._config import BACKUPS_ENV, PROJECTS_ENV, resolve_backups_dir, resolve_projects_dir
 from tests.conftest import CliCall
 
 

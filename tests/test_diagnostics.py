@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from fda_vault.diagnostics import Diagnostic
+from fda_vault._diagnostics import Diagnostic
 
 
 def test_a_warning_renders_like_an_error_line() -> None:

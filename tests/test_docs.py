@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.errors import ExitCode
+from fda_vault._errors import ExitCode
 from tests.test_runbook import copy_examples
 from tools.clidoc import CLI_DOC_PATH, command_names, main, render_cli_reference
 

@@ -6,6 +6,7 @@ import importlib
 import importlib.metadata
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 
@@ -61,15 +62,22 @@ def test_all_is_pinned() -> None:
 
 
 def test_every_public_name_resolves_lazily_to_what_its_module_defines() -> None:
-    """Names are imported on first use; each must exist, and a submodule import of the
-    same name (fda_vault.backup the module) must not hide the function."""
-    importlib.import_module("fda_vault.backup")
-    importlib.import_module("fda_vault.restore")
+    """Names are imported on first use; each must exist, and importing the private
+    modules behind them (fda_vault._backup) never hides a public function."""
+    importlib.import_module("fda_vault._backup")
+    importlib.import_module("fda_vault._restore")
     for name in fda_vault.__all__:
         value = getattr(fda_vault, name)
         assert not inspect.ismodule(value), name
     assert callable(fda_vault.backup) and callable(fda_vault.restore)
     assert set(fda_vault.__all__) - {"__version__"} <= set(dir(fda_vault))
+
+
+def test_the_modules_behind_the_api_are_private() -> None:
+    """Only the command line, the console script and the schema printer are public."""
+    package = Path(fda_vault.__file__).parent
+    public = {p.stem for p in package.glob("*.py") if not p.stem.startswith("_")}
+    assert public == {"cli", "entry", "schema"}
 
 
 def test_unknown_names_raise_attribute_error() -> None:

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from fda_vault import backup, verify_archive
-from fda_vault.errors import OperationError
-from fda_vault.locking import folder_lock
-from fda_vault.progress import SilentProgress
-from fda_vault.restore import restore
+from fda_vault._errors import OperationError
+from fda_vault._locking import folder_lock
+from fda_vault._progress import SilentProgress
+from fda_vault._restore import restore
 from tests.tree import snapshot
 
 ROOT = os.geteuid() == 0

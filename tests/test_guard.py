@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import fda_vault
-from fda_vault.guard import GuardResult
+from fda_vault._guard import GuardResult
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO
 from tests.tree import snapshot
 

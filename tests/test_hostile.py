@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.manifest import BackupManifest, FileEntry
+from fda_vault._manifest import BackupManifest, FileEntry
 from tests.conftest import CliCall
 from tests.tree import snapshot
 

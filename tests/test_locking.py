@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.errors import LockedError, OperationError
-from fda_vault.locking import LOCK_NAME, folder_lock, tree_lock
+from fda_vault._errors import LockedError, OperationError
+from fda_vault._locking import LOCK_NAME, folder_lock, tree_lock
 
 
 def test_folder_lock_names_its_holder_to_the_next_run(tmp_path: Path) -> None:
@@ -27,7 +27,7 @@ def test_tree_lock_writes_nothing_and_excludes_another_process(tmp_path: Path) -
     folder.mkdir()
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from fda_vault.locking import tree_lock\n"
+         "import sys, time; from pathlib import Path; from fda_vault._locking import tree_lock\n"
          "with tree_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(30)",
          str(folder)],
         stdout=subprocess.PIPE, text=True,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from fda_vault.errors import ExitCode, IntegrityError
-from fda_vault.manifest import (
+from fda_vault._errors import ExitCode, IntegrityError
+from fda_vault._manifest import (
     FORMAT_VERSION,
     BackupManifest,
     FileEntry,

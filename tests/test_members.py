@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.deflate import compress_block
-from fda_vault.errors import IntegrityError
-from fda_vault.members import READ_CHUNK, iter_member, open_archive, read_member
+from fda_vault._deflate import compress_block
+from fda_vault._errors import IntegrityError
+from fda_vault._members import READ_CHUNK, iter_member, open_archive, read_member
 
 NAME = "projects/p/a.json"
 TEXT = b'{"k_number": "K201234", "device": "infusion pump", "notes": "%d"}\n'

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fda_vault import backup
-from fda_vault.errors import FdaVaultError
-from fda_vault.members import open_archive, read_manifest
-from fda_vault.restore import restore
+from fda_vault._errors import FdaVaultError
+from fda_vault._members import open_archive, read_manifest
+from fda_vault._restore import restore
 from tests.tree import snapshot
 
 PROJECT = "K250042_ventilator"

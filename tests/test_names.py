@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fda_vault import members
-from fda_vault.backup import backup
-from fda_vault.checks import check_names, check_structure, manifest_problems
-from fda_vault.members import (
+from fda_vault import _members as members
+from fda_vault._backup import backup
+from fda_vault._checks import check_names, check_structure, manifest_problems
+from fda_vault._members import (
     all_entries_plain,
     all_members_plain,
     all_paths_plain,
@@ -25,7 +25,7 @@ from fda_vault.members import (
     member_name_problem,
     open_archive,
 )
-from fda_vault.zipindex import Member
+from fda_vault._zipindex import Member
 from tests.conftest import CARDIAC, rewrite_archive
 
 # Pieces that matter to some rule: separators, dots, drive letters, controls, non-ASCII.

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from fda_vault import parallel
-from fda_vault.parallel import batches, map_in_threads, worker_count, workers_for
+from fda_vault import _parallel as parallel
+from fda_vault._parallel import batches, map_in_threads, worker_count, workers_for
 
 
 def test_batches_close_at_256_items_or_8_mib() -> None:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from fda_vault.errors import LockedError, OperationError, UsageError
-from fda_vault.locking import folder_lock
-from fda_vault.manifest import BackupManifest, FileEntry
-from fda_vault.prune import (
+from fda_vault._errors import LockedError, OperationError, UsageError
+from fda_vault._locking import folder_lock
+from fda_vault._manifest import BackupManifest, FileEntry
+from fda_vault._prune import (
     REASON_NEWEST,
     REASON_NO_INTACT_NEWER,
     REASON_NOT_CONFIRMED,
@@ -31,8 +31,8 @@ from fda_vault.prune import (
 )
 from tests.conftest import CARDIAC
 
-# ``fda_vault.prune`` the attribute is the function; the module is in sys.modules.
-prune_module = importlib.import_module("fda_vault.prune")
+# ``fda_vault._prune`` the attribute is the function; the module is in sys.modules.
+prune_module = importlib.import_module("fda_vault._prune")
 
 UTC = timezone.utc
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)

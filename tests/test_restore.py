@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fda_vault import backup
-from fda_vault.errors import (
+from fda_vault._errors import (
     IntegrityError,
     InterruptedByUser,
     LockedError,
@@ -20,15 +20,15 @@ from fda_vault.errors import (
     RefusedError,
     UsageError,
 )
-from fda_vault.journal import JOURNAL_NAME, STAGING_PREFIX, Journal, recover_interrupted
-from fda_vault.locking import tree_lock
-from fda_vault.restore import plan_restore, restore
+from fda_vault._journal import JOURNAL_NAME, STAGING_PREFIX, Journal, recover_interrupted
+from fda_vault._locking import tree_lock
+from fda_vault._restore import plan_restore, restore
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, rewrite_archive
 from tests.tree import snapshot
 from tests.zipbytes import flip_member_byte
 
-# ``fda_vault.restore`` the attribute is the function; the module is in sys.modules.
-restore_module = importlib.import_module("fda_vault.restore")
+# ``fda_vault._restore`` the attribute is the function; the module is in sys.modules.
+restore_module = importlib.import_module("fda_vault._restore")
 
 
 def _leftovers(target: Path) -> list[str]:
@@ -238,7 +238,7 @@ def test_names_differing_only_in_case_are_refused_on_a_case_insensitive_target(
     )
     restore(archive, target_dir=tmp_path / "ext4")  # a case-sensitive target takes both
     # The filesystem probe says "case-insensitive" (as on macOS or Windows shares).
-    restore_module = importlib.import_module("fda_vault.restore")
+    restore_module = importlib.import_module("fda_vault._restore")
     monkeypatch.setattr(restore_module, "_case_insensitive", lambda _target: True)
     target = tmp_path / "folding"
     with pytest.raises(IntegrityError) as info:
@@ -345,7 +345,7 @@ def test_a_short_write_is_finished_not_dropped(
 ) -> None:
     """A write to a regular file may be cut short (as a disk fills up): restore's writer
     goes on until every byte is written instead of leaving the file truncated."""
-    restore_module = importlib.import_module("fda_vault.restore")
+    restore_module = importlib.import_module("fda_vault._restore")
     payload = os.urandom(10_000)
     real_write = os.write
     calls: list[int] = []

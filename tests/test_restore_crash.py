@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fda_vault import backup
-from fda_vault.journal import JOURNAL_NAME, STAGING_PREFIX
+from fda_vault._journal import JOURNAL_NAME, STAGING_PREFIX
 from tests.tree import snapshot
 
 PROJECTS = [f"K24{n:04d}_project" for n in range(4)]

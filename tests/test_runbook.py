@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import fda_vault
-from fda_vault.restore import RestorePlan
+from fda_vault._restore import RestorePlan
 from tests.conftest import CliCall, backup_json
 from tests.tree import snapshot
 
@@ -233,7 +233,7 @@ def test_e_partial_restore_from_an_all_projects_archive(cli: CliCall, projects: 
 # --- An interrupted restore is finished (or rolled back) by the next run ----------------
 KILL_IN_SWAP = """
 import os, signal, sys
-from fda_vault import journal
+from fda_vault import _journal as journal
 from fda_vault.cli import main
 original = journal.Journal._forward
 def forward(self, project):

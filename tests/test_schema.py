@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import fda_vault
-from fda_vault.manifest import BackupManifest
+from fda_vault._manifest import BackupManifest
 from fda_vault.schema import main, manifest_json_schema, render_schema
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "manifest.schema.json"

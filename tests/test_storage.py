@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.errors import UsageError
-from fda_vault.storage import BackupsFolder, ProjectsFolder, archive_label, parse_archive_name
+from fda_vault._errors import UsageError
+from fda_vault._storage import BackupsFolder, ProjectsFolder, archive_label, parse_archive_name
 
 UTC = timezone.utc
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.verified import (
+from fda_vault._verified import (
     RECORD_MAX_AGE,
     file_identity,
     record_verified,

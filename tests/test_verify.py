@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from fda_vault.backup import backup
-from fda_vault.checks import Problem
-from fda_vault.errors import ExitCode
-from fda_vault.manifest import parse_manifest
-from fda_vault.verify import VerifyReport, verify, verify_archive, verify_written
+from fda_vault._backup import backup
+from fda_vault._checks import Problem
+from fda_vault._errors import ExitCode
+from fda_vault._manifest import parse_manifest
+from fda_vault._verify import VerifyReport, verify, verify_archive, verify_written
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, cardiac_files, rewrite_archive
 from tests.zipbytes import flip_member_byte
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fda_vault.errors import IntegrityError, UsageError
-from fda_vault.members import iter_member, open_archive
-from fda_vault.zipindex import ZipFormatError, ZipIndex
-from fda_vault.zipwriter import ZipWriter
+from fda_vault._errors import IntegrityError, UsageError
+from fda_vault._members import iter_member, open_archive
+from fda_vault._zipindex import ZipFormatError, ZipIndex
+from fda_vault._zipwriter import ZipWriter
 
 MTIME = time.mktime((2024, 5, 17, 10, 30, 42, 0, 0, -1))
 

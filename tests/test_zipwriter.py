@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.zipwriter import ZipWriter
+from fda_vault._zipwriter import ZipWriter
 
 MTIME = time.mktime((2024, 5, 17, 10, 30, 42, 0, 0, -1))  # local time, as DOS stores it
 ZIP64_EXTRA = 0x0001
@@ -174,7 +174,7 @@ def test_a_file_growing_past_4_gib_without_zip64_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Lower the 32-bit limit so that "4 GiB" is a few bytes: the guard is what is tested.
-    monkeypatch.setattr("fda_vault.zipwriter._MAX32", 100)
+    monkeypatch.setattr("fda_vault._zipwriter._MAX32", 100)
     writer = ZipWriter(io.BytesIO())
     with pytest.raises(OverflowError, match="grew past 4 GiB"):
         writer.add_file(

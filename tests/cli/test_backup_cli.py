@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from fda_vault.backup import BackupResult
-from fda_vault.errors import ExitCode
+from fda_vault._backup import BackupResult
+from fda_vault._errors import ExitCode
 from tests.conftest import (
     CARDIAC,
     GLUCOSE,
@@ -435,7 +435,7 @@ def test_unexpected_exception_is_one_line_exit_1(
         raise RuntimeError("simulated bug")
 
     # The command imports the library function when it runs: patch it where it lives.
-    monkeypatch.setattr(importlib.import_module("fda_vault.backup"), "backup", boom)
+    monkeypatch.setattr(importlib.import_module("fda_vault._backup"), "backup", boom)
     args = ("backup", "-p", ORTHO, "--projects-dir", projects_dir, "--output-dir", backups_dir)
     result = cli(*args)
     assert result.exit_code == 1
@@ -476,7 +476,7 @@ def test_archive_damaged_before_verification_exits_3_and_is_not_kept(
 def test_ctrl_c_while_writing_exits_130_and_leaves_nothing(
     cli: CliCall, projects_dir: Path, backups_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    zipwriter = importlib.import_module("fda_vault.zipwriter")
+    zipwriter = importlib.import_module("fda_vault._zipwriter")
 
     def interrupted(self: object) -> None:
         raise KeyboardInterrupt

@@ -159,7 +159,7 @@ def test_only_y_or_yes_restores_any_other_answer_cancels_with_exit_4(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Field trial: "maybe" re-asked with 'Error: invalid input', Ctrl-D ("") exited 130."""
-    from fda_vault import output
+    from fda_vault import _output as output
 
     monkeypatch.setattr(output.Terminal, "interactive", property(lambda self: True))
     edited = projects_dir / "K250001_ortho_screw" / "device_profile.json"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.catalog import ArchiveContents, BackupList
+from fda_vault._catalog import ArchiveContents, BackupList
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, CliCall, FrozenClock, backup_json
 
 

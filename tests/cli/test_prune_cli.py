@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.locking import folder_lock
-from fda_vault.output import Terminal
-from fda_vault.prune import REASON_NO_INTACT_NEWER, PruneResult
-from fda_vault.verified import verified_earlier
+from fda_vault._locking import folder_lock
+from fda_vault._output import Terminal
+from fda_vault._prune import REASON_NO_INTACT_NEWER, PruneResult
+from fda_vault._verified import verified_earlier
 from tests.conftest import CARDIAC, CliCall, FrozenClock
 from tests.test_prune import nightly
 from tests.zipbytes import flip_member_byte

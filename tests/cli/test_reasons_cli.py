@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from fda_vault.backup import backup
-from fda_vault.errors import REASONS, OperationError
-from fda_vault.locking import folder_lock
+from fda_vault._backup import backup
+from fda_vault._errors import REASONS, OperationError
+from fda_vault._locking import folder_lock
 from tests.conftest import ORTHO, CliCall, rewrite_archive
 from tests.test_backup import _DuringPacking
 from tests.test_docs import README, _read, _section

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.output import Terminal
-from fda_vault.restore import RestorePlan, RestoreResult
+from fda_vault._output import Terminal
+from fda_vault._restore import RestorePlan, RestoreResult
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, CliCall
 from tests.tree import snapshot
 from tests.zipbytes import flip_member_byte

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault.verify import VerifyResult
+from fda_vault._verify import VerifyResult
 from tests.conftest import CARDIAC, ORTHO, CliCall, rewrite_archive
 from tests.zipbytes import flip_member_byte
 

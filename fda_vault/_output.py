@@ -20,21 +20,21 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from fda_vault.errors import FdaVaultError, RefusedError
-from fda_vault.legacy import FORMAT_FDA_VAULT
-from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault._errors import FdaVaultError, RefusedError
+from fda_vault._legacy import FORMAT_FDA_VAULT
+from fda_vault._progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:  # rendering needs only attribute access; importing them costs start-up
     from rich.progress import ProgressColumn, Task, TaskID
 
-    from fda_vault.backup import BackupResult
-    from fda_vault.catalog import ArchiveContents, BackupList
-    from fda_vault.diff import DiffResult
-    from fda_vault.guard import GuardResult
-    from fda_vault.importer import ImportResult
-    from fda_vault.prune import PruneResult
-    from fda_vault.restore import RestorePlan, RestoreResult
-    from fda_vault.verify import VerifyResult
+    from fda_vault._backup import BackupResult
+    from fda_vault._catalog import ArchiveContents, BackupList
+    from fda_vault._diff import DiffResult
+    from fda_vault._guard import GuardResult
+    from fda_vault._importer import ImportResult
+    from fda_vault._prune import PruneResult
+    from fda_vault._restore import RestorePlan, RestoreResult
+    from fda_vault._verify import VerifyResult
 
 __all__ = ["Terminal", "human_bytes"]
 

@@ -18,41 +18,41 @@ from typing import NamedTuple
 from pydantic import BaseModel, Field
 
 from fda_vault import __version__
-from fda_vault.config import DEFAULT_LEVEL
-from fda_vault.diagnostics import Diagnostic
-from fda_vault.errors import (
+from fda_vault._config import DEFAULT_LEVEL
+from fda_vault._diagnostics import Diagnostic
+from fda_vault._errors import (
     IntegrityError,
     InterruptedByUser,
     OperationError,
     UsageError,
 )
-from fda_vault.fsio import (
+from fda_vault._fsio import (
     describe_os_error,
     fsync_path,
     os_failure,
     sha256_file,
 )
-from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
-from fda_vault.manifest import (
+from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
+from fda_vault._manifest import (
     BackupManifest,
     ExcludeInfo,
     SkippedEntry,
     has_control_char,
     is_safe_segment,
 )
-from fda_vault.members import (
+from fda_vault._members import (
     CHECKSUMS_NAME,
     DATA_PREFIX,
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
     READ_CHUNK,
 )
-from fda_vault.packer import Packer, PackSource
-from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.storage import BackupsFolder, ProjectsFolder, archive_label
-from fda_vault.verified import record_verified
-from fda_vault.verify import verify_written
-from fda_vault.zipwriter import ZipWriter
+from fda_vault._packer import Packer, PackSource
+from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._storage import BackupsFolder, ProjectsFolder, archive_label
+from fda_vault._verified import record_verified
+from fda_vault._verify import verify_written
+from fda_vault._zipwriter import ZipWriter
 
 __all__ = [
     "BackupResult",

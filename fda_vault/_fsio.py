@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from fda_vault.errors import OperationError, os_error_reason
+from fda_vault._errors import OperationError, os_error_reason
 
 __all__ = [
     "describe_os_error",

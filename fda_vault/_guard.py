@@ -24,11 +24,11 @@ from types import FrameType
 
 from pydantic import BaseModel, Field
 
-from fda_vault.backup import BackupResult, backup
-from fda_vault.errors import OperationError, UsageError
-from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
-from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.restore import RestoreResult, restore
+from fda_vault._backup import BackupResult, backup
+from fda_vault._errors import OperationError, UsageError
+from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
+from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._restore import RestoreResult, restore
 
 __all__ = ["STOP_GRACE_SECONDS", "GuardResult", "Snapshot", "run_guarded", "safeguard"]
 

@@ -14,7 +14,7 @@ Then the safety rules, which only ever keep more: the newest archive of a group 
 an archive is removed only when a newer one of its group is intact, so the newest
 intact archive always survives. Intact means every member's data was checked (CRC-32 and
 SHA-256, after the structure, manifest and ``checksums.txt``), by this run or by a
-recorded full check of the same unchanged file (:mod:`fda_vault.verified`); files whose
+recorded full check of the same unchanged file (:mod:`fda_vault._verified`); files whose
 names are not ``<label>_backup_<stamp>.zip`` (or the original library's
 ``fda_backup_<label>_<stamp>_<micro>.tar.gz``), and symlinks and folders, are never looked
 at, let alone deleted.
@@ -31,17 +31,17 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
-from fda_vault.archive import Archive
-from fda_vault.errors import FdaVaultError, OperationError, UsageError, os_error_reason
-from fda_vault.fsio import describe_os_error
-from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR
-from fda_vault.legacytar import is_legacy_tar, scan_tar
-from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
-from fda_vault.manifest import BackupManifest
-from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.storage import ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL, BackupsFolder
-from fda_vault.verified import file_identity, record_verified, verified_earlier
-from fda_vault.verify import verify_archive
+from fda_vault._archive import Archive
+from fda_vault._errors import FdaVaultError, OperationError, UsageError, os_error_reason
+from fda_vault._fsio import describe_os_error
+from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR
+from fda_vault._legacytar import is_legacy_tar, scan_tar
+from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
+from fda_vault._manifest import BackupManifest
+from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._storage import ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL, BackupsFolder
+from fda_vault._verified import file_identity, record_verified, verified_earlier
+from fda_vault._verify import verify_archive
 
 __all__ = [
     "PruneDecision",

@@ -37,19 +37,19 @@ from typing import IO, BinaryIO, NamedTuple
 from pydantic import ValidationError
 
 from fda_vault import __version__
-from fda_vault.errors import IntegrityError, UsageError
-from fda_vault.fsio import fsync_path, os_failure
-from fda_vault.legacy import FORMAT_LEGACY_TAR
-from fda_vault.manifest import (
+from fda_vault._errors import IntegrityError, UsageError
+from fda_vault._fsio import fsync_path, os_failure
+from fda_vault._legacy import FORMAT_LEGACY_TAR
+from fda_vault._manifest import (
     RESERVED_PROJECT_NAME,
     BackupManifest,
     FileEntry,
     ImportedFrom,
     project_of,
 )
-from fda_vault.members import DATA_PREFIX, MAX_MANIFEST_BYTES, READ_CHUNK, member_name_problem
-from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.zipwriter import ZipWriter
+from fda_vault._members import DATA_PREFIX, MAX_MANIFEST_BYTES, READ_CHUNK, member_name_problem
+from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._zipwriter import ZipWriter
 
 __all__ = [
     "TAR_MANIFEST_NAME",
@@ -274,7 +274,7 @@ def convert_tar(
 ) -> tuple[BackupManifest, str]:
     """Pass 2: write the archive's files into an fda-vault ZIP on ``out``; (its manifest,
     the SHA-256 of its metadata.json). The data must be what pass 1 checked."""
-    from fda_vault.backup import finish_archive  # backup imports much; only this needs it
+    from fda_vault._backup import finish_archive  # backup imports much; only this needs it
 
     expected = {m.tar_name: m for m in scan.members if not m.is_dir}
     entries: list[FileEntry] = []

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fda_vault.errors import OperationError
-from fda_vault.fsio import fsync_path, os_failure
-from fda_vault.locking import tree_lock
+from fda_vault._errors import OperationError
+from fda_vault._fsio import fsync_path, os_failure
+from fda_vault._locking import tree_lock
 
 __all__ = [
     "JOURNAL_NAME",

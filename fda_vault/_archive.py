@@ -14,7 +14,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Literal
 
-from fda_vault.checks import (
+from fda_vault._checks import (
     Problem,
     check_file_data,
     check_names,
@@ -22,12 +22,12 @@ from fda_vault.checks import (
     manifest_problems,
     problems_error,
 )
-from fda_vault.errors import UsageError
-from fda_vault.legacytar import converted, is_legacy_tar
-from fda_vault.manifest import BackupManifest, FileEntry, project_of
-from fda_vault.members import DATA_PREFIX, iter_member, open_archive, read_manifest
-from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.zipindex import ZipIndex
+from fda_vault._errors import UsageError
+from fda_vault._legacytar import converted, is_legacy_tar
+from fda_vault._manifest import BackupManifest, FileEntry, project_of
+from fda_vault._members import DATA_PREFIX, iter_member, open_archive, read_manifest
+from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._zipindex import ZipIndex
 
 __all__ = ["Archive", "Depth", "select_projects"]
 

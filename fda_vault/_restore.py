@@ -23,9 +23,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from fda_vault.archive import Archive
-from fda_vault.checks import problems_error
-from fda_vault.errors import (
+from fda_vault._archive import Archive
+from fda_vault._checks import problems_error
+from fda_vault._errors import (
     FdaVaultError,
     IntegrityError,
     InterruptedByUser,
@@ -34,15 +34,15 @@ from fda_vault.errors import (
     UsageError,
     os_error_reason,
 )
-from fda_vault.fsio import describe_os_error, os_failure, sha256_file, sync_filesystem
-from fda_vault.journal import Journal, finish_interrupted, recover_interrupted
-from fda_vault.legacy import FORMAT_FDA_VAULT, format_notes
-from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, tree_lock
-from fda_vault.manifest import BackupManifest, FileEntry, project_of
-from fda_vault.members import DATA_PREFIX, iter_member
-from fda_vault.parallel import batches, map_in_threads, workers_for
-from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.zipindex import ZipIndex
+from fda_vault._fsio import describe_os_error, os_failure, sha256_file, sync_filesystem
+from fda_vault._journal import Journal, finish_interrupted, recover_interrupted
+from fda_vault._legacy import FORMAT_FDA_VAULT, format_notes
+from fda_vault._locking import DEFAULT_LOCK_TIMEOUT, tree_lock
+from fda_vault._manifest import BackupManifest, FileEntry, project_of
+from fda_vault._members import DATA_PREFIX, iter_member
+from fda_vault._parallel import batches, map_in_threads, workers_for
+from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._zipindex import ZipIndex
 
 __all__ = [
     "ProjectPlan",

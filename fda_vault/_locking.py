@@ -23,9 +23,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from fda_vault.config import DEFAULT_LOCK_TIMEOUT
-from fda_vault.errors import LockedError
-from fda_vault.fsio import os_failure
+from fda_vault._config import DEFAULT_LOCK_TIMEOUT
+from fda_vault._errors import LockedError
+from fda_vault._fsio import os_failure
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "LOCK_NAME", "folder_lock", "tree_lock"]
 

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from fda_vault.errors import UsageError
+from fda_vault._errors import UsageError
 
 __all__ = [
     "BACKUPS_ENV",

@@ -21,12 +21,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from fda_vault.archive import Archive, select_projects
-from fda_vault.backup import scan_project
-from fda_vault.fsio import sha256_file
-from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
-from fda_vault.manifest import BackupManifest, FileEntry, project_of
-from fda_vault.progress import NO_PROGRESS, Progress
+from fda_vault._archive import Archive, select_projects
+from fda_vault._backup import scan_project
+from fda_vault._fsio import sha256_file
+from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
+from fda_vault._manifest import BackupManifest, FileEntry, project_of
+from fda_vault._progress import NO_PROGRESS, Progress
 
 __all__ = ["DiffResult", "ProjectDiff", "diff"]
 

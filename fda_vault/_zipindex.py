@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from fda_vault.zipformat import (
+from fda_vault._zipformat import (
     CENTRAL,
     CENTRAL_SIG,
     EOCD,

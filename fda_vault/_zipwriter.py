@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from fda_vault.deflate import crc32, new_deflater
-from fda_vault.zipformat import (
+from fda_vault._deflate import crc32, new_deflater
+from fda_vault._zipformat import (
     CENTRAL_SIG,
     DEFLATED,
     EOCD_SIG,

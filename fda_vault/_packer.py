@@ -16,15 +16,15 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from fda_vault.deflate import compress_block, crc32, looks_incompressible
-from fda_vault.diagnostics import Diagnostic
-from fda_vault.errors import OperationError, os_error_reason
-from fda_vault.fsio import describe_os_error
-from fda_vault.manifest import FileEntry, SkippedEntry
-from fda_vault.members import DATA_PREFIX
-from fda_vault.parallel import worker_count
-from fda_vault.progress import Progress
-from fda_vault.zipwriter import ZipWriter, file_attr
+from fda_vault._deflate import compress_block, crc32, looks_incompressible
+from fda_vault._diagnostics import Diagnostic
+from fda_vault._errors import OperationError, os_error_reason
+from fda_vault._fsio import describe_os_error
+from fda_vault._manifest import FileEntry, SkippedEntry
+from fda_vault._members import DATA_PREFIX
+from fda_vault._parallel import worker_count
+from fda_vault._progress import Progress
+from fda_vault._zipwriter import ZipWriter, file_attr
 
 __all__ = ["BLOCK_SIZE", "PackSource", "Packer"]
 

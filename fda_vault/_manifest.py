@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
-from fda_vault.errors import IntegrityError
+from fda_vault._errors import IntegrityError
 
 __all__ = [
     "FORMAT_VERSION",

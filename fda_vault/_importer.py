@@ -17,25 +17,25 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from fda_vault import __version__
-from fda_vault.archive import Archive
-from fda_vault.backup import finish_archive
-from fda_vault.checks import problems_error
-from fda_vault.errors import ExitCode, FdaVaultError, IntegrityError, UsageError
-from fda_vault.fsio import (
+from fda_vault._archive import Archive
+from fda_vault._backup import finish_archive
+from fda_vault._checks import problems_error
+from fda_vault._errors import ExitCode, FdaVaultError, IntegrityError, UsageError
+from fda_vault._fsio import (
     fsync_path,
     os_failure,
     sha256_file,
 )
-from fda_vault.legacy import FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
-from fda_vault.legacytar import convert_tar, is_legacy_tar, scan_tar
-from fda_vault.locking import DEFAULT_LOCK_TIMEOUT
-from fda_vault.manifest import BackupManifest, ImportedFrom
-from fda_vault.members import DATA_PREFIX, READ_CHUNK
-from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.storage import BackupsFolder, archive_label, parse_archive_name
-from fda_vault.verified import record_verified
-from fda_vault.verify import verify_written
-from fda_vault.zipwriter import ZipWriter
+from fda_vault._legacy import FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
+from fda_vault._legacytar import convert_tar, is_legacy_tar, scan_tar
+from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
+from fda_vault._manifest import BackupManifest, ImportedFrom
+from fda_vault._members import DATA_PREFIX, READ_CHUNK
+from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._storage import BackupsFolder, archive_label, parse_archive_name
+from fda_vault._verified import record_verified
+from fda_vault._verify import verify_written
+from fda_vault._zipwriter import ZipWriter
 
 __all__ = ["ImportResult", "ImportedArchive", "import_legacy"]
 

@@ -9,27 +9,27 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from fda_vault.archive import Archive
-from fda_vault.checks import Problem
-from fda_vault.errors import ExitCode, IntegrityError, UsageError
-from fda_vault.legacy import (
+from fda_vault._archive import Archive
+from fda_vault._checks import Problem
+from fda_vault._errors import ExitCode, IntegrityError, UsageError
+from fda_vault._legacy import (
     FORMAT_FDA_VAULT,
     FORMAT_LEGACY_TAR,
     TAR_NOTE,
     format_notes,
 )
-from fda_vault.legacytar import is_legacy_tar
-from fda_vault.manifest import BackupManifest
-from fda_vault.members import (
+from fda_vault._legacytar import is_legacy_tar
+from fda_vault._manifest import BackupManifest
+from fda_vault._members import (
     MANIFEST_NAME,
     iter_member,
     manifest_member,
     open_archive,
     read_manifest,
 )
-from fda_vault.progress import NO_PROGRESS, Progress
-from fda_vault.verified import file_identity, record_verified
-from fda_vault.zipindex import ZipIndex
+from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._verified import file_identity, record_verified
+from fda_vault._zipindex import ZipIndex
 
 __all__ = [
     "VerifyReport",
@@ -130,7 +130,7 @@ def verify_written(
 def _verify_legacy_tar(path: Path, progress: Progress) -> VerifyReport:
     """A tar.gz of the original library: checked while it is converted into a temporary
     fda-vault ZIP (names, entry types, file list, gzip CRC-32), which is then verified."""
-    from fda_vault.legacytar import converted
+    from fda_vault._legacytar import converted
 
     try:
         with converted(path, progress=progress) as (zip_path, manifest, digest, _scan):
@@ -181,7 +181,7 @@ def _check_archive(
 
 def verify(archives: Sequence[Path], *, progress: Progress = NO_PROGRESS) -> VerifyResult:
     """Check every archive, each reported (intact, damaged or missing); ``ok`` only when all
-    are intact. Each intact one is recorded (:mod:`fda_vault.verified`) for ``prune``."""
+    are intact. Each intact one is recorded (:mod:`fda_vault._verified`) for ``prune``."""
     reports = []
     for path in archives:
         try:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from fda_vault.archive import Archive
-from fda_vault.errors import FdaVaultError
-from fda_vault.legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes
-from fda_vault.legacytar import is_legacy_tar, scan_tar
-from fda_vault.manifest import BackupManifest, FileEntry, SkippedEntry, project_of
-from fda_vault.members import open_archive, read_manifest
-from fda_vault.storage import ARCHIVE_NAME_RE, BackupsFolder
+from fda_vault._archive import Archive
+from fda_vault._errors import FdaVaultError
+from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes
+from fda_vault._legacytar import is_legacy_tar, scan_tar
+from fda_vault._manifest import BackupManifest, FileEntry, SkippedEntry, project_of
+from fda_vault._members import open_archive, read_manifest
+from fda_vault._storage import ARCHIVE_NAME_RE, BackupsFolder
 
 __all__ = [
     "ARCHIVE_NAME_RE",

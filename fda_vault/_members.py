@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
-from fda_vault.deflate import INFLATE_ERRORS, Inflater, crc32, new_inflater
-from fda_vault.errors import IntegrityError, UsageError
-from fda_vault.fsio import os_failure
-from fda_vault.manifest import BackupManifest, has_control_char, is_safe_segment, parse_manifest
-from fda_vault.zipformat import FLAG_ENCRYPTED, LOCAL_HEADER, LOCAL_SIG
-from fda_vault.zipindex import Member, ZipFormatError, ZipIndex
+from fda_vault._deflate import INFLATE_ERRORS, Inflater, crc32, new_inflater
+from fda_vault._errors import IntegrityError, UsageError
+from fda_vault._fsio import os_failure
+from fda_vault._manifest import BackupManifest, has_control_char, is_safe_segment, parse_manifest
+from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER, LOCAL_SIG
+from fda_vault._zipindex import Member, ZipFormatError, ZipIndex
 
 __all__ = [
     "CHECKSUMS_NAME",
@@ -167,7 +167,7 @@ def read_manifest(zf: ZipIndex, archive: Path) -> BackupManifest:
     del buffer
     manifest = parse_manifest(raw, str(archive))
     if not manifest.files and manifest.checksums:
-        from fda_vault.legacy import is_legacy_zip_manifest, legacy_zip_manifest
+        from fda_vault._legacy import is_legacy_zip_manifest, legacy_zip_manifest
 
         if is_legacy_zip_manifest(manifest, raw):
             return legacy_zip_manifest(manifest, zf)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
-from fda_vault.errors import REASONS
+from fda_vault._errors import REASONS
 
 __all__ = ["Diagnostic"]
 
 
 class Diagnostic(BaseModel):
-    """One warning: a reason from :data:`fda_vault.errors.REASONS`, what it is about (a
+    """One warning: a reason from :data:`fda_vault._errors.REASONS`, what it is about (a
     file, a folder) and the detail; rendered as ``warning: <path> — <detail>``."""
 
     reason: str = Field(description="stable, machine-readable (see the README's list)")

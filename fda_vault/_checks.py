@@ -19,10 +19,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from fda_vault.errors import IntegrityError
-from fda_vault.legacy import FORMAT_LEGACY_ZIP
-from fda_vault.manifest import BackupManifest, FileEntry, is_safe_segment, project_of
-from fda_vault.members import (
+from fda_vault._errors import IntegrityError
+from fda_vault._legacy import FORMAT_LEGACY_ZIP
+from fda_vault._manifest import BackupManifest, FileEntry, is_safe_segment, project_of
+from fda_vault._members import (
     CHECKSUMS_NAME,
     DATA_PREFIX,
     MANIFEST_NAME,
@@ -34,10 +34,10 @@ from fda_vault.members import (
     member_name_problem,
     nfc_key,
 )
-from fda_vault.parallel import batches, map_in_threads, workers_for
-from fda_vault.progress import Progress
-from fda_vault.zipformat import FLAG_ENCRYPTED, LOCAL_HEADER_SIZE
-from fda_vault.zipindex import Member, ZipIndex
+from fda_vault._parallel import batches, map_in_threads, workers_for
+from fda_vault._progress import Progress
+from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER_SIZE
+from fda_vault._zipindex import Member, ZipIndex
 
 __all__ = [
     "MAX_DEFLATE_RATIO",

@@ -11,7 +11,7 @@ Users switching to fda-vault have two kinds of older backups:
   fda-vault archive without ``files`` is damaged, not legacy. Read in place: a manifest is
   built from the ``checksums`` map and the ZIP directory, and every rule of our own
   archives applies (names, membership, ``checksums.txt``, each SHA-256).
-- **tar.gz** archives of the library ``project_backup.py`` (:mod:`fda_vault.legacytar`).
+- **tar.gz** archives of the library ``project_backup.py`` (:mod:`fda_vault._legacytar`).
 
 What a format does not record is filled in and said (:data:`ZIP_NOTE`, :data:`TAR_NOTE`).
 """
@@ -24,8 +24,8 @@ import time
 import zipfile
 from pathlib import Path
 
-from fda_vault.manifest import BackupManifest, FileEntry
-from fda_vault.zipindex import ZipIndex
+from fda_vault._manifest import BackupManifest, FileEntry
+from fda_vault._zipindex import ZipIndex
 
 __all__ = [
     "DEFAULT_DIR_MODE",

@@ -24,11 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol
 
-from fda_vault.errors import UsageError
-from fda_vault.fsio import fsync_path, make_backups_dir, os_failure, publish_no_clobber
-from fda_vault.journal import finish_interrupted
-from fda_vault.locking import DEFAULT_LOCK_TIMEOUT, folder_lock, tree_lock
-from fda_vault.manifest import RESERVED_PROJECT_NAME
+from fda_vault._errors import UsageError
+from fda_vault._fsio import fsync_path, make_backups_dir, os_failure, publish_no_clobber
+from fda_vault._journal import finish_interrupted
+from fda_vault._locking import DEFAULT_LOCK_TIMEOUT, folder_lock, tree_lock
+from fda_vault._manifest import RESERVED_PROJECT_NAME
 
 __all__ = [
     "ALL_PROJECTS_LABEL",
