@@ -23,7 +23,7 @@ from fda_vault._checks import (
     problems_error,
 )
 from fda_vault._errors import UsageError
-from fda_vault._legacytar import converted, is_legacy_tar
+from fda_vault._legacy import is_legacy_tar
 from fda_vault._manifest import BackupManifest, FileEntry, project_of
 from fda_vault._members import DATA_PREFIX, iter_member, open_archive, read_manifest
 from fda_vault._progress import NO_PROGRESS, Progress
@@ -68,6 +68,8 @@ class Archive:
         archive); a legacy tar.gz is converted first, which checks it on the way."""
         with ExitStack() as stack:
             if is_legacy_tar(path):
+                from fda_vault._legacytar import converted  # tarfile costs start-up
+
                 zip_path, manifest, _digest, _scan = stack.enter_context(
                     converted(path, progress=progress)
                 )

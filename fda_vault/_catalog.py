@@ -9,8 +9,7 @@ from pydantic import BaseModel, Field
 
 from fda_vault._archive import Archive
 from fda_vault._errors import FdaVaultError
-from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes
-from fda_vault._legacytar import is_legacy_tar, scan_tar
+from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes, is_legacy_tar
 from fda_vault._manifest import BackupManifest, FileEntry, SkippedEntry, project_of
 from fda_vault._members import open_archive, read_manifest
 from fda_vault._storage import ARCHIVE_NAME_RE, BackupsFolder
@@ -101,6 +100,8 @@ def list_backups(backups_dir: Path) -> BackupList:
         )
         try:
             if archive.parsed.kind == "legacy-tar":
+                from fda_vault._legacytar import scan_tar  # tarfile costs start-up
+
                 scan = scan_tar(path)
                 summary.created, summary.projects = scan.created_at, scan.projects
                 summary.files, summary.data_bytes = len(scan.files), scan.total_bytes
@@ -141,6 +142,8 @@ def _name_legacy_tar(manifest: BackupManifest) -> None:
 
 def _describe_legacy_tar(path: Path) -> ArchiveContents:
     """A tar.gz of the original library, from its headers (read and checked)."""
+    from fda_vault._legacytar import scan_tar  # tarfile costs start-up
+
     scan = scan_tar(path)
     manifest = BackupManifest(
         backup_timestamp=scan.created_at, projects=scan.projects,

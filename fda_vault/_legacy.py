@@ -38,6 +38,7 @@ __all__ = [
     "ZIP_NOTE",
     "current_umask",
     "format_notes",
+    "is_legacy_tar",
     "is_legacy_zip_manifest",
     "legacy_zip_manifest",
 ]
@@ -61,6 +62,18 @@ TAR_NOTE = (
 )
 
 _DATA_PREFIX = "projects/"  # the same layout as ours (fda_vault.members.DATA_PREFIX)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_legacy_tar(path: Path) -> bool:
+    """True when ``path`` is a gzip file (judged by its content, not its name)."""
+    try:
+        with open(path, "rb") as fp:
+            return fp.read(2) == _GZIP_MAGIC
+    except OSError:
+        return False
 
 
 def format_notes(source_format: str) -> list[str]:

@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from fda_vault import __version__
 from fda_vault._errors import IntegrityError, UsageError
 from fda_vault._fsio import fsync_path, os_failure
-from fda_vault._legacy import FORMAT_LEGACY_TAR
+from fda_vault._legacy import FORMAT_LEGACY_TAR, is_legacy_tar
 from fda_vault._manifest import (
     RESERVED_PROJECT_NAME,
     BackupManifest,
@@ -62,7 +62,6 @@ __all__ = [
 ]
 
 TAR_MANIFEST_NAME = "manifest.json"
-_GZIP_MAGIC = b"\x1f\x8b"
 _MAX_MEMBERS = 2_000_000
 _STREAM_ERRORS = (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, ValueError)
 
@@ -103,15 +102,6 @@ class TarScan:
         return sorted(
             m.path for m in self.members if m.is_dir and m.path not in parents and "/" in m.path
         )
-
-
-def is_legacy_tar(path: Path) -> bool:
-    """True when ``path`` is a gzip file (judged by its content, not its name)."""
-    try:
-        with open(path, "rb") as fp:
-            return fp.read(2) == _GZIP_MAGIC
-    except OSError:
-        return False
 
 
 @contextmanager

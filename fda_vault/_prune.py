@@ -34,8 +34,7 @@ from pydantic import BaseModel, Field
 from fda_vault._archive import Archive
 from fda_vault._errors import FdaVaultError, OperationError, UsageError, os_error_reason
 from fda_vault._fsio import describe_os_error
-from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR
-from fda_vault._legacytar import is_legacy_tar, scan_tar
+from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, is_legacy_tar
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault._manifest import BackupManifest
 from fda_vault._progress import NO_PROGRESS, Progress
@@ -235,6 +234,8 @@ def _check(path: Path, label: str, progress: Progress) -> _Checked:
     try:
         identity = file_identity(path)
         if is_legacy_tar(path):
+            from fda_vault._legacytar import scan_tar  # tarfile costs start-up
+
             scan = scan_tar(path)
             manifest = BackupManifest(
                 backup_timestamp=scan.created_at, projects=scan.projects,

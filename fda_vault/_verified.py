@@ -22,8 +22,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from filelock import FileLock, Timeout
-
 __all__ = [
     "RECORD_MAX_AGE",
     "FileIdentity",
@@ -96,6 +94,8 @@ def verified_earlier(path: Path, *, now: datetime | None = None) -> datetime | N
 
 def record_verified(path: Path, identity: FileIdentity | None = None) -> None:
     """Note that ``path`` (with ``identity``, default its current one) passed a full check."""
+    from filelock import FileLock, Timeout  # imported only to write: list never does
+
     with suppress(OSError):
         identity = identity or file_identity(path)
         file = records_path()

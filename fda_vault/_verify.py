@@ -17,8 +17,8 @@ from fda_vault._legacy import (
     FORMAT_LEGACY_TAR,
     TAR_NOTE,
     format_notes,
+    is_legacy_tar,
 )
-from fda_vault._legacytar import is_legacy_tar
 from fda_vault._manifest import BackupManifest
 from fda_vault._members import (
     MANIFEST_NAME,
