@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from fda_vault._config import DEFAULT_LOCK_TIMEOUT
 from fda_vault._errors import LockedError
 from fda_vault._fsio import os_failure
@@ -37,6 +35,8 @@ _POLL = 0.05
 @contextmanager
 def folder_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the lock of ``folder``; wait up to ``timeout`` s, then fail naming the holder."""
+    from filelock import FileLock, Timeout  # ~10 ms of start-up that list never needs
+
     lock_path = folder / LOCK_NAME
     holder_path = folder / (LOCK_NAME + _HOLDER_SUFFIX)
     lock = FileLock(lock_path, mode=0o600)
