@@ -182,6 +182,10 @@ def _root(
     """Verifiable, restorable ZIP backups of FDA 510(k) project folders."""
 
 
+# Ctrl-C (or SIGTERM) wherever it lands: inside a command (_reporting) or before one.
+_INTERRUPTED = InterruptedByUser("interrupted", "nothing was left half-done")
+
+
 @contextmanager
 def _reporting(term: Terminal, debug: bool) -> Iterator[None]:
     """Turn every failure into one error line and its documented exit code."""
@@ -194,7 +198,7 @@ def _reporting(term: Terminal, debug: bool) -> Iterator[None]:
         term.error(exc)
         raise typer.Exit(int(exc.exit_code)) from None
     except (KeyboardInterrupt, typer.Abort):  # Abort: Ctrl-C or EOF at a prompt
-        term.error(InterruptedByUser("interrupted", "nothing was left half-done"))
+        term.error(_INTERRUPTED)
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except Exception as exc:  # unexpected: still one line, unless debugging
         if debug:
@@ -786,7 +790,7 @@ def main() -> None:
         code = app(prog_name="fda-vault", standalone_mode=False)
     except typer.TyperException as exc:
         code = _usage_error(exc, sys.argv[1:])
-    except (KeyboardInterrupt, typer.Abort):
-        Terminal().error(InterruptedByUser("interrupted", "nothing was left half-done"))
+    except (KeyboardInterrupt, typer.Abort):  # before a command began (while parsing)
+        Terminal(as_json="--json" in sys.argv[1:]).error(_INTERRUPTED)
         code = int(ExitCode.INTERRUPTED)
     sys.exit(code if isinstance(code, int) else 0)
