@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import zipfile
 from pathlib import Path
 
 from fda_vault._manifest import BackupManifest, FileEntry
@@ -111,17 +110,17 @@ def legacy_zip_manifest(manifest: BackupManifest, zf: ZipIndex) -> BackupManifes
     """The manifest of a legacy ZIP with what its format lacks filled in: each file's size
     from the ZIP directory, its time from the ZIP entry, mode 0644 under the umask."""
     mode = DEFAULT_FILE_MODE & ~current_umask()
-    times = _entry_times(zf.path)
     files = []
     for path, digest in sorted(manifest.checksums.items()):
-        name = _DATA_PREFIX + path
         try:
-            size = zf.getinfo(name).file_size
-        except KeyError:
-            size = 0  # missing: check_structure reports it
+            member = zf.getinfo(_DATA_PREFIX + path)
+        except KeyError:  # missing: check_structure reports it
+            files.append(FileEntry(path=path, size=0, sha256=digest, mtime=0.0, mode=mode))
+            continue
         files.append(
-            FileEntry(path=path, size=size, sha256=digest, mtime=times.get(name, 0.0), mode=mode)
-        )
+            FileEntry(path=path, size=member.file_size, sha256=digest,
+                      mtime=_local_time(member.date_time), mode=mode)
+        )  # fmt: skip
     filled = manifest.model_copy(
         update={"files": files, "total_bytes": sum(entry.size for entry in files)}
     )
@@ -129,16 +128,9 @@ def legacy_zip_manifest(manifest: BackupManifest, zf: ZipIndex) -> BackupManifes
     return filled
 
 
-def _entry_times(path: Path) -> dict[str, float]:
-    """Each member's DOS time as seconds since the epoch (read as local time)."""
-    times: dict[str, float] = {}
+def _local_time(date_time: tuple[int, int, int, int, int, int]) -> float:
+    """A ZIP entry's DOS time (local time) as seconds since the epoch; 0 if invalid."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                try:
-                    times[info.filename] = time.mktime((*info.date_time, 0, 0, -1))
-                except (OverflowError, ValueError):
-                    continue
-    except (OSError, zipfile.BadZipFile):
-        pass  # the ZIP reader proper reports what is wrong
-    return times
+        return time.mktime((*date_time, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return 0.0

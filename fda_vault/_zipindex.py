@@ -83,6 +83,7 @@ class Member:
         "CRC",
         "compress_size",
         "compress_type",
+        "dos_datetime",
         "external_attr",
         "file_size",
         "filename",
@@ -100,6 +101,7 @@ class Member:
         file_size: int,
         header_offset: int,
         external_attr: int,
+        dos_datetime: int = 0,
     ) -> None:
         self.filename = filename
         self.flag_bits = flag_bits
@@ -109,6 +111,7 @@ class Member:
         self.file_size = file_size
         self.header_offset = header_offset
         self.external_attr = external_attr
+        self.dos_datetime = dos_datetime  # (date << 16) | time, as in the directory
 
     @property
     def raw_name(self) -> bytes:
@@ -117,6 +120,16 @@ class Member:
         name = self.filename
         # ASCII is the same in both encodings, and UTF-8's codec is the fast one.
         return name.encode("utf-8" if self.flag_bits & FLAG_UTF8 or name.isascii() else "cp437")
+
+    @property
+    def date_time(self) -> tuple[int, int, int, int, int, int]:
+        """The DOS modification time as (year, month, day, hour, minute, second), the
+        fields of ``zipfile.ZipInfo.date_time`` (local time, 2-second steps)."""
+        date, clock = self.dos_datetime >> 16, self.dos_datetime & 0xFFFF
+        return (
+            (date >> 9) + 1980, (date >> 5) & 0xF, date & 0x1F,
+            clock >> 11, (clock >> 5) & 0x3F, (clock & 0x1F) * 2,
+        )  # fmt: skip
 
     def is_dir(self) -> bool:
         """A folder entry (its name ends with ``/``)."""
@@ -198,7 +211,7 @@ class ZipIndex:
         for _ in range(count):
             if pos + _CENTRAL.size > end:
                 raise self._bad("central directory truncated")
-            (sig, _made, need, flags, method, _time, _date, crc, csize, usize, name_len,
+            (sig, _made, need, flags, method, dos_time, dos_date, crc, csize, usize, name_len,
              extra_len, comment_len, _disk, _internal, external, offset) = unpack(
                 directory, pos
             )  # fmt: skip
@@ -221,7 +234,10 @@ class ZipIndex:
             if need & 0xFF > MAX_EXTRACT_VERSION:
                 # A feature no reader here has (unzip and Python's zipfile refuse it too).
                 raise self._bad(f"{name} needs ZIP version {(need & 0xFF) / 10:.1f}")
-            append(Member(name, flags, method, crc, csize, usize, offset, external))
+            append(
+                Member(name, flags, method, crc, csize, usize, offset, external,
+                       (dos_date << 16) | dos_time)
+            )  # fmt: skip
         return members
 
     def infolist(self) -> list[Member]:

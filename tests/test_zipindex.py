@@ -192,3 +192,12 @@ def test_a_member_needing_a_zip_version_beyond_6_3_is_refused(tmp_path: Path) ->
         ZipIndex(bad)
     with pytest.raises(IntegrityError):
         open_archive(bad)
+
+
+def test_member_times_are_zipfiles(tmp_path: Path) -> None:
+    """The index keeps each member's DOS time (legacy ZIPs take their mtimes from it)."""
+    path = tmp_path / "t.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("projects/p/a", date_time=(2023, 7, 14, 13, 5, 58)), b"x")
+    with ZipIndex(path) as index, zipfile.ZipFile(path) as zf:
+        assert index.getinfo("projects/p/a").date_time == zf.getinfo("projects/p/a").date_time
