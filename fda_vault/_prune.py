@@ -32,15 +32,14 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, Field
 
 from fda_vault._archive import Archive
+from fda_vault._checks import Problem
 from fda_vault._errors import FdaVaultError, OperationError, UsageError, os_error_reason
 from fda_vault._fsio import describe_os_error
 from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, is_legacy_tar
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
-from fda_vault._manifest import BackupManifest
 from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._storage import ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL, BackupsFolder
-from fda_vault._verified import file_identity, record_verified, verified_earlier
-from fda_vault._verify import verify_archive
+from fda_vault._verified import VerificationRecords, file_identity
 
 __all__ = [
     "PruneDecision",
@@ -228,66 +227,66 @@ class _Checked(NamedTuple):
     format: str = FORMAT_FDA_VAULT
 
 
-def _check(path: Path, label: str, progress: Progress) -> _Checked:
+def _check(path: Path, label: str, records: VerificationRecords, progress: Progress) -> _Checked:
     """(manifest time, projects, first problem, check) with every member's data checked,
-    here or by a recorded full verify of the unchanged file."""
+    here (one open of the archive) or by a recorded full verify of the unchanged file."""
     try:
         identity = file_identity(path)
-        if is_legacy_tar(path):
+        earlier = records.earlier(path)
+        if earlier is not None and is_legacy_tar(path):
+            # Its data is known intact: only its time and projects are needed, which its
+            # headers give without converting it.
             from fda_vault._legacytar import scan_tar  # tarfile costs start-up
 
             scan = scan_tar(path)
-            manifest = BackupManifest(
-                backup_timestamp=scan.created_at, projects=scan.projects,
-                total_projects=len(scan.projects), total_files=len(scan.files), checksums={},
-            )  # fmt: skip
-            manifest.source_format = FORMAT_LEGACY_TAR
-            problems = []
+            when, projects, source_format = scan.created_at, scan.projects, FORMAT_LEGACY_TAR
+            problem = None
         else:
-            with Archive.open(path) as opened:
+            with Archive.open(path, progress=progress) as opened:
                 manifest = opened.manifest
+                when, projects = manifest.backup_timestamp, manifest.projects
+                source_format = manifest.source_format
                 problems = opened.problems()
+                if not problems and earlier is None:
+                    problems = opened.data_problems(progress=progress)[2]
+                problem = _first(problems)
     except FdaVaultError as exc:
         unreadable = exc.why or exc.message
         return _Checked(None, None, unreadable, f"damaged: {unreadable}")
     except OSError as exc:
         unreadable = describe_os_error(exc)
         return _Checked(None, None, unreadable, f"damaged: {unreadable}")
-    problem = f"{problems[0].path}: {problems[0].detail}" if problems else None
     single = label not in {ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL}
-    if problem is None and single and manifest.projects != [label]:
+    if problem is None and single and projects != [label]:
         # Renamed by hand: it is not a backup of the project its name says.
-        problem = f"holds {', '.join(manifest.projects) or 'no project'}, not {label}"
-    check = "verified"
-    if problem is None:
-        earlier = verified_earlier(path)
-        if earlier is not None:
-            check = f"verified earlier {earlier.isoformat().replace('+00:00', 'Z')}"
-        else:
-            report = verify_archive(path, progress=progress)
-            if report.ok:
-                record_verified(path, identity)
-            else:
-                first = report.problems[0]
-                problem = f"{first.path}: {first.kind}: {first.detail}"
+        problem = f"holds {', '.join(projects) or 'no project'}, not {label}"
     if problem is not None:
         check = f"damaged: {problem}"
-    return _Checked(
-        _parse_time(manifest.backup_timestamp),
-        manifest.projects,
-        problem,
-        check,
-        manifest.source_format,
-    )
+    elif earlier is not None:
+        check = f"verified earlier {earlier.isoformat().replace('+00:00', 'Z')}"
+    else:
+        check = "verified"
+        records.add(path, identity)
+    return _Checked(_parse_time(when), projects, problem, check, source_format)
 
 
-def _inspect(path: Path, label: str, stamp: str, progress: Progress) -> _Archive | None:
+def _first(problems: Sequence[Problem]) -> str | None:
+    """The first problem as ``<path>: <kind>: <detail>`` (None when there is none)."""
+    if not problems:
+        return None
+    first = problems[0]
+    return f"{first.path}: {first.kind}: {first.detail}"
+
+
+def _inspect(
+    path: Path, label: str, stamp: str, records: VerificationRecords, progress: Progress
+) -> _Archive | None:
     try:
         stamped = datetime.strptime(stamp, "%Y%m%d_%H%M%S").replace(tzinfo=timezone.utc)
         st = path.lstat()
     except (ValueError, OSError):
         return None  # not a real date, or gone: not something we may touch
-    checked = _check(path, label, progress)
+    checked = _check(path, label, records, progress)
     group: str | None = label
     if label == MULTI_PROJECT_LABEL:
         projects = checked.projects
@@ -305,6 +304,16 @@ def _inspect(path: Path, label: str, stamp: str, progress: Progress) -> _Archive
 
 
 def _scan(folder: BackupsFolder, labels: Sequence[str], progress: Progress) -> list[_Archive]:
+    records = VerificationRecords()
+    try:
+        return _scan_with(folder, labels, records, progress)
+    finally:
+        records.save()  # what this run verified, whatever happens next
+
+
+def _scan_with(
+    folder: BackupsFolder, labels: Sequence[str], records: VerificationRecords, progress: Progress
+) -> list[_Archive]:
     if not folder.exists():
         raise UsageError(folder.path, "backups folder not found", reason="not_found")
     found: list[_Archive] = []
@@ -314,7 +323,7 @@ def _scan(folder: BackupsFolder, labels: Sequence[str], progress: Progress) -> l
         seen_labels.add(label)
         if labels and label not in labels:
             continue
-        archive = _inspect(stored.path, label, stored.parsed.stamp, progress)
+        archive = _inspect(stored.path, label, stored.parsed.stamp, records, progress)
         if archive is not None:
             found.append(archive)
     unknown = [name for name in labels if name not in seen_labels]

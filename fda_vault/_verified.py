@@ -25,6 +25,7 @@ from typing import NamedTuple
 __all__ = [
     "RECORD_MAX_AGE",
     "FileIdentity",
+    "VerificationRecords",
     "file_identity",
     "record_verified",
     "records_path",
@@ -70,48 +71,78 @@ def _load(file: Path) -> dict[str, dict[str, object]]:
     return data if isinstance(data, dict) else {}
 
 
+class VerificationRecords:
+    """The records, read once for a run that checks many archives (prune, verify) and
+    written once at its end: not one read and one rewrite of the whole file per archive."""
+
+    def __init__(self) -> None:
+        self._on_disk = _load(records_path())
+        self._new: dict[str, dict[str, object]] = {}
+
+    def earlier(self, path: Path, *, now: datetime | None = None) -> datetime | None:
+        """When ``path`` was last fully verified, if it is unchanged since and the record
+        is recent; None otherwise (the data must be read)."""
+        try:
+            identity = file_identity(path)
+        except OSError:
+            return None
+        key = _key(path)
+        record = self._new.get(key) or self._on_disk.get(key)
+        if not isinstance(record, dict) or record.get("identity") != list(identity):
+            return None
+        try:
+            when = datetime.fromisoformat(str(record.get("verified_at")))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            return None
+        moment = now or datetime.now(timezone.utc)
+        if not moment - RECORD_MAX_AGE <= when <= moment:
+            return None
+        return when
+
+    def add(self, path: Path, identity: FileIdentity | None = None) -> None:
+        """Note that ``path`` (``identity``: as it was when its check began, by default as
+        it is now) passed a full check; kept until :meth:`save`."""
+        with suppress(OSError):
+            identity = identity or file_identity(path)
+            self._new[_key(path)] = {
+                "identity": list(identity),
+                "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+
+    def save(self) -> None:
+        """Merge what was added into the file, under its lock (best effort, never fails)."""
+        if not self._new:
+            return
+        from filelock import FileLock, Timeout  # imported only to write: list never does
+
+        with suppress(OSError):
+            file = records_path()
+            file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                with FileLock(f"{file}.lock", mode=0o600, timeout=_LOCK_WAIT):
+                    records = _load(file)  # again: another run may have added since
+                    for key, record in self._new.items():
+                        records.pop(key, None)  # re-inserted last: the dict keeps age order
+                        records[key] = record
+                    for stale in list(records)[: max(0, len(records) - _MAX_RECORDS)]:
+                        del records[stale]
+                    tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+                    tmp.write_text(json.dumps(records), encoding="utf-8")
+                    os.replace(tmp, file)
+            except Timeout:
+                return  # another run is writing it: these records are only a saving
+            self._on_disk, self._new = records, {}
+
+
 def verified_earlier(path: Path, *, now: datetime | None = None) -> datetime | None:
-    """When ``path`` was last fully verified, if it is unchanged since and the record is
-    recent; None otherwise (the data must be read)."""
-    try:
-        identity = file_identity(path)
-    except OSError:
-        return None
-    record = _load(records_path()).get(_key(path))
-    if not isinstance(record, dict) or record.get("identity") != list(identity):
-        return None
-    try:
-        when = datetime.fromisoformat(str(record.get("verified_at")))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        return None
-    moment = now or datetime.now(timezone.utc)
-    if not moment - RECORD_MAX_AGE <= when <= moment:
-        return None
-    return when
+    """:meth:`VerificationRecords.earlier` for one archive."""
+    return VerificationRecords().earlier(path, now=now)
 
 
 def record_verified(path: Path, identity: FileIdentity | None = None) -> None:
-    """Note that ``path`` (with ``identity``, default its current one) passed a full check."""
-    from filelock import FileLock, Timeout  # imported only to write: list never does
-
-    with suppress(OSError):
-        identity = identity or file_identity(path)
-        file = records_path()
-        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            with FileLock(f"{file}.lock", mode=0o600, timeout=_LOCK_WAIT):
-                records = _load(file)
-                records.pop(_key(path), None)  # re-inserted last: the dict keeps age order
-                records[_key(path)] = {
-                    "identity": list(identity),
-                    "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                }
-                for stale in list(records)[: max(0, len(records) - _MAX_RECORDS)]:
-                    del records[stale]
-                tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(records), encoding="utf-8")
-                os.replace(tmp, file)
-        except Timeout:
-            return  # another run is writing it: this record is only a saving
+    """Record one passed full check (:meth:`VerificationRecords.add`, then save)."""
+    records = VerificationRecords()
+    records.add(path, identity)
+    records.save()

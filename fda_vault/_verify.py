@@ -28,7 +28,7 @@ from fda_vault._members import (
     read_manifest,
 )
 from fda_vault._progress import NO_PROGRESS, Progress
-from fda_vault._verified import file_identity, record_verified
+from fda_vault._verified import VerificationRecords, file_identity
 from fda_vault._zipindex import ZipIndex
 
 __all__ = [
@@ -183,6 +183,7 @@ def verify(archives: Sequence[Path], *, progress: Progress = NO_PROGRESS) -> Ver
     """Check every archive, each reported (intact, damaged or missing); ``ok`` only when all
     are intact. Each intact one is recorded (:mod:`fda_vault._verified`) for ``prune``."""
     reports = []
+    records = VerificationRecords()
     for path in archives:
         try:
             identity = file_identity(path)
@@ -190,6 +191,7 @@ def verify(archives: Sequence[Path], *, progress: Progress = NO_PROGRESS) -> Ver
             identity = None  # missing: the report says so
         report = verify_archive(path, progress=progress)
         if report.ok and identity is not None:
-            record_verified(path, identity)
+            records.add(path, identity)
         reports.append(report)
+    records.save()
     return VerifyResult(ok=all(r.ok for r in reports), archives=reports)
