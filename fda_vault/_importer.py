@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from pydantic import BaseModel, Field
 from fda_vault import __version__
 from fda_vault._archive import Archive
 from fda_vault._backup import finish_archive
-from fda_vault._checks import problems_error
 from fda_vault._errors import ExitCode, FdaVaultError, IntegrityError, UsageError
 from fda_vault._fsio import (
     fsync_path,
@@ -93,44 +93,37 @@ def _hashed(chunks: Iterable[bytes], hasher: hashlib._Hash, progress: Progress) 
 
 
 def _write_from_legacy_zip(
-    source: Path, out_path: Path, imported_from: ImportedFrom, progress: Progress
+    opened: Archive, out_path: Path, imported_from: ImportedFrom, progress: Progress
 ) -> tuple[BackupManifest, str]:
-    """Check a ``backup_project.py`` ZIP in full, then write its files into a new archive
-    (each one's SHA-256 checked again as it is copied)."""
-    with Archive.open(source) as opened:
-        legacy = opened.manifest
-        if legacy.source_format != FORMAT_LEGACY_ZIP:
-            raise UsageError(source, "already an fda-vault archive: nothing to import")
-        opened.require()
-        problems = opened.data_problems(progress=progress)[2]
-        if problems:
-            raise problems_error(source, problems)
-        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with open(fd, "wb", buffering=READ_CHUNK) as out:
-            writer = ZipWriter(out)
-            progress.start("importing", legacy.total_bytes)
-            for entry in legacy.files:
-                name = DATA_PREFIX + entry.path
-                hasher = hashlib.sha256()
-                writer.add_file(
-                    name, _hashed(opened.read(entry), hasher, progress), mtime=entry.mtime,
-                    mode=entry.mode, size_hint=entry.size, level=6,
-                )  # fmt: skip
-                if hasher.hexdigest() != entry.sha256:
-                    raise IntegrityError(f"{source}: {name}", "changed while imported")
-            progress.finish()
-            manifest = BackupManifest(
-                backup_timestamp=legacy.backup_timestamp,
-                projects=legacy.projects,
-                total_projects=len(legacy.projects),
-                total_files=len(legacy.files),
-                total_bytes=legacy.total_bytes,
-                checksums=dict(legacy.checksums),
-                files=list(legacy.files),
-                created_by=f"fda-vault {__version__}",
-                imported_from=imported_from,
-            )
-            digest = finish_archive(writer, manifest)
+    """Write the files of an opened ``backup_project.py`` ZIP (its structure checked) into
+    a new archive: each is read once, its size, CRC-32 and SHA-256 checked on the way."""
+    legacy = opened.manifest
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "wb", buffering=READ_CHUNK) as out:
+        writer = ZipWriter(out)
+        progress.start("importing", legacy.total_bytes)
+        for entry in legacy.files:
+            name = DATA_PREFIX + entry.path
+            hasher = hashlib.sha256()
+            writer.add_file(
+                name, _hashed(opened.read(entry), hasher, progress), mtime=entry.mtime,
+                mode=entry.mode, size_hint=entry.size, level=6,
+            )  # fmt: skip
+            if hasher.hexdigest() != entry.sha256:
+                raise IntegrityError(f"{opened.path}: {name}", "content does not match its SHA-256")
+        progress.finish()
+        manifest = BackupManifest(
+            backup_timestamp=legacy.backup_timestamp,
+            projects=legacy.projects,
+            total_projects=len(legacy.projects),
+            total_files=len(legacy.files),
+            total_bytes=legacy.total_bytes,
+            checksums=dict(legacy.checksums),
+            files=list(legacy.files),
+            created_by=f"fda-vault {__version__}",
+            imported_from=imported_from,
+        )
+        digest = finish_archive(writer, manifest)
     return manifest, digest
 
 
@@ -142,48 +135,51 @@ def _import_one(
             source, "no such archive" if not source.exists() else "not a file", reason="not_found"
         )
     source_sha = sha256_file(source)
-    tar = is_legacy_tar(source)
-    if tar:
-        scan = scan_tar(source)
-        time_text, projects, created_by = scan.created_at, scan.projects, ""
-        source_format = FORMAT_LEGACY_TAR
-    else:
-        with Archive.open(source) as opened:
+    with ExitStack() as stack:
+        tar = is_legacy_tar(source)
+        opened: Archive | None = None
+        if tar:
+            scan = scan_tar(source)
+            time_text, projects, created_by = scan.created_at, scan.projects, ""
+            source_format = FORMAT_LEGACY_TAR
+        else:
+            opened = stack.enter_context(Archive.open(source))
             legacy = opened.manifest
-        if legacy.source_format != FORMAT_LEGACY_ZIP:
-            raise UsageError(source, "already an fda-vault archive: nothing to import")
-        time_text, projects, created_by = (
-            legacy.backup_timestamp,
-            legacy.projects,
-            legacy.created_by,
+            if legacy.source_format != FORMAT_LEGACY_ZIP:
+                raise UsageError(source, "already an fda-vault archive: nothing to import")
+            opened.require()  # names, membership, checksums.txt; the data as it is copied
+            time_text, projects = legacy.backup_timestamp, legacy.projects
+            created_by, source_format = legacy.created_by, FORMAT_LEGACY_ZIP
+        imported_from = ImportedFrom(
+            file=source.name, format=source_format, sha256=source_sha, created_by=created_by
         )
-        source_format = FORMAT_LEGACY_ZIP
-    imported_from = ImportedFrom(
-        file=source.name, format=source_format, sha256=source_sha, created_by=created_by
-    )
-    label, when = _name_parts(source, time_text, projects)
-    folder = BackupsFolder(output_dir)
-    folder.create()
-    with folder.lock(lock_timeout):
-        name = folder.unused_name(label, when)
-        try:
-            with folder.new_archive(name) as tmp:
-                if tar:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                    with open(fd, "wb", buffering=READ_CHUNK) as out:
-                        manifest, digest = convert_tar(
-                            source, scan, out, progress=progress, imported_from=imported_from
+        label, when = _name_parts(source, time_text, projects)
+        folder = BackupsFolder(output_dir)
+        folder.create()
+        with folder.lock(lock_timeout):
+            name = folder.unused_name(label, when)
+            try:
+                with folder.new_archive(name) as tmp:
+                    if opened is None:
+                        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                        with open(fd, "wb", buffering=READ_CHUNK) as out:
+                            manifest, digest = convert_tar(
+                                source, scan, out, progress=progress, imported_from=imported_from
+                            )
+                    else:
+                        manifest, digest = _write_from_legacy_zip(
+                            opened, tmp, imported_from, progress
                         )
-                else:
-                    manifest, digest = _write_from_legacy_zip(source, tmp, imported_from, progress)
-                fsync_path(tmp)
-                report = verify_written(tmp, manifest, digest, progress=progress)
-                if not report.ok:
-                    first = report.problems[0]
-                    raise IntegrityError(tmp, f"verification after writing failed: {first.detail}")
-                final = folder.publish(tmp, name)
-        except OSError as exc:
-            raise os_failure(output_dir, exc, "cannot write the archive") from None
+                    fsync_path(tmp)
+                    report = verify_written(tmp, manifest, digest, progress=progress)
+                    if not report.ok:
+                        first = report.problems[0]
+                        raise IntegrityError(
+                            tmp, f"verification after writing failed: {first.detail}"
+                        )
+                    final = folder.publish(tmp, name)
+            except OSError as exc:
+                raise os_failure(output_dir, exc, "cannot write the archive") from None
     record_verified(final)
     return ImportedArchive(
         source=str(source), source_format=source_format, source_sha256=source_sha,

@@ -10,7 +10,7 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
-from tests.conftest import CARDIAC, GLUCOSE, ORTHO, CliCall, read_manifest_json
+from tests.conftest import CARDIAC, GLUCOSE, ORTHO, CliCall, read_manifest_json, rewrite_archive
 from tests.legacy_archives import make_legacy_tar, make_legacy_zip, tar_entry
 from tests.tree import snapshot
 
@@ -103,3 +103,22 @@ def test_damaged_or_hostile_legacy_archives_are_not_imported(
     assert result.exit_code == 3
     assert "symlink entry" in result.stderr and "disagrees with metadata.json" in result.stderr
     assert not out.exists() or list(out.glob("*.zip*")) == []
+
+
+def test_a_tampered_member_is_not_imported(
+    cli: CliCall, projects_dir: Path, tmp_path: Path
+) -> None:
+    """The data is checked as it is copied: a member rewritten with a valid CRC but other
+    bytes than its SHA-256 stops the import, and no archive appears."""
+    old = tmp_path / "old"
+    old.mkdir()
+    source = make_legacy_zip(projects_dir, [ORTHO], old / f"{ORTHO}_backup_20250101_000000.zip")
+    tampered = rewrite_archive(
+        source, tmp_path / f"{ORTHO}_backup_20250102_000000.zip",
+        replace={f"projects/{ORTHO}/device_profile.json": b'{"device": "other"}'},
+    )  # fmt: skip
+    out = tmp_path / "out"
+    result = cli("import", tampered, "--output-dir", out)
+    assert result.exit_code == 3
+    assert "device_profile.json" in result.stderr and "SHA-256" in result.stderr
+    assert list(out.glob("*.zip*")) == []
