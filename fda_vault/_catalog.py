@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from fda_vault._archive import Archive
 from fda_vault._errors import FdaVaultError
 from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes, is_legacy_tar
-from fda_vault._manifest import BackupManifest, FileEntry, SkippedEntry, project_of
+from fda_vault._manifest import FileEntry, SkippedEntry, project_of
 from fda_vault._members import open_archive, read_manifest
 from fda_vault._storage import ARCHIVE_NAME_RE, BackupsFolder
 
@@ -122,6 +122,10 @@ def list_backups(backups_dir: Path) -> BackupList:
     return BackupList(backups_dir=str(backups_dir), backups=[summary for _, summary in found])
 
 
+_TAR_CREATED_BY = "fda-tools/project_backup.py"
+_TAR_VERSION = "(tar.gz)"  # the format has no version field
+
+
 def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents:
     """Per-project counts (and optionally every file) of one archive, from its manifest."""
     if is_legacy_tar(path) and not with_files:
@@ -130,14 +134,19 @@ def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents
         # Names only (no data is read): a hostile archive is refused even when just listed.
         opened.require("names")
         manifest = opened.manifest
-    if manifest.source_format == FORMAT_LEGACY_TAR:
-        _name_legacy_tar(manifest)  # converted to list each file's SHA-256 (it has none)
-    return _contents(path, manifest, manifest.source_format, with_files=with_files)
-
-
-def _name_legacy_tar(manifest: BackupManifest) -> None:
-    manifest.created_by = "fda-tools/project_backup.py"
-    manifest.backup_version = "(tar.gz)"
+    legacy_tar = manifest.source_format == FORMAT_LEGACY_TAR  # converted: each SHA-256 known
+    return _contents(
+        path,
+        created=manifest.backup_timestamp,
+        created_by=_TAR_CREATED_BY if legacy_tar else manifest.created_by,
+        version=_TAR_VERSION if legacy_tar else manifest.backup_version,
+        projects=manifest.projects,
+        sizes=[(entry.path, entry.size) for entry in manifest.files],
+        empty_dirs=manifest.empty_dirs,
+        skipped=manifest.skipped,
+        source_format=manifest.source_format,
+        file_list=list(manifest.files) if with_files else None,
+    )
 
 
 def _describe_legacy_tar(path: Path) -> ArchiveContents:
@@ -145,41 +154,55 @@ def _describe_legacy_tar(path: Path) -> ArchiveContents:
     from fda_vault._legacytar import scan_tar  # tarfile costs start-up
 
     scan = scan_tar(path)
-    manifest = BackupManifest(
-        backup_timestamp=scan.created_at, projects=scan.projects,
-        total_projects=len(scan.projects), total_files=len(scan.files),
-        total_bytes=scan.total_bytes, checksums={}, empty_dirs=scan.empty_dirs(),
-        files=[FileEntry(path=m.path, size=m.size, sha256="0" * 64, mtime=m.mtime,
-                         mode=m.mode) for m in scan.files],
-    )  # fmt: skip
-    _name_legacy_tar(manifest)
-    return _contents(path, manifest, FORMAT_LEGACY_TAR, with_files=False)
+    return _contents(
+        path,
+        created=scan.created_at,
+        created_by=_TAR_CREATED_BY,
+        version=_TAR_VERSION,
+        projects=scan.projects,
+        sizes=[(member.path, member.size) for member in scan.files],
+        empty_dirs=scan.empty_dirs(),
+        skipped=[],
+        source_format=FORMAT_LEGACY_TAR,
+        file_list=None,
+    )
 
 
 def _contents(
-    path: Path, manifest: BackupManifest, source_format: str, *, with_files: bool
+    path: Path,
+    *,
+    created: str,
+    created_by: str,
+    version: str,
+    projects: list[str],
+    sizes: list[tuple[str, int]],
+    empty_dirs: list[str],
+    skipped: list[SkippedEntry],
+    source_format: str,
+    file_list: list[FileEntry] | None,
 ) -> ArchiveContents:
+    """Counts per project of ``sizes`` (``(path, size)`` of each file) and ``empty_dirs``."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for entry in manifest.files:
-        bucket = counts[project_of(entry.path)]
+    for file_path, size in sizes:
+        bucket = counts[project_of(file_path)]
         bucket[0] += 1
-        bucket[1] += entry.size
-    for folder in manifest.empty_dirs:
+        bucket[1] += size
+    for folder in empty_dirs:
         counts[project_of(folder)][2] += 1
     return ArchiveContents(
         archive=str(path),
-        created=manifest.backup_timestamp,
-        created_by=manifest.created_by,
-        backup_version=manifest.backup_version,
+        created=created,
+        created_by=created_by,
+        backup_version=version,
         archive_bytes=path.stat().st_size,
-        total_files=manifest.total_files,
-        total_bytes=manifest.total_bytes,
+        total_files=len(sizes),
+        total_bytes=sum(size for _, size in sizes),
         projects=[
             ProjectContents(name=p, files=counts[p][0], bytes=counts[p][1], empty_dirs=counts[p][2])
-            for p in manifest.projects
+            for p in projects
         ],
-        skipped=manifest.skipped,
+        skipped=skipped,
         format=source_format,
         notes=format_notes(source_format),
-        file_list=list(manifest.files) if with_files else None,
+        file_list=file_list,
     )
