@@ -306,13 +306,14 @@ def convert_tar(
     if expected:
         raise IntegrityError(path, f"{next(iter(expected))} changed between two reads")
     folders = {m.path: m for m in scan.members if m.is_dir}
-    for folder in scan.empty_dirs():
+    empty_dirs = scan.empty_dirs()
+    for folder in empty_dirs:
         writer.add_dir(
             f"{DATA_PREFIX}{folder}/", mtime=folders[folder].mtime, mode=folders[folder].mode
         )
     entries.sort(key=lambda e: e.path)
     try:
-        manifest = _converted_manifest(scan, entries, imported_from)
+        manifest = _converted_manifest(scan, entries, empty_dirs, imported_from)
     except ValidationError as exc:
         why = f"cannot describe it as a manifest: {exc.errors()[0]['msg']}"
         raise IntegrityError(path, why) from None
@@ -323,7 +324,10 @@ def convert_tar(
 
 
 def _converted_manifest(
-    scan: TarScan, entries: list[FileEntry], imported_from: ImportedFrom | None
+    scan: TarScan,
+    entries: list[FileEntry],
+    empty_dirs: list[str],
+    imported_from: ImportedFrom | None,
 ) -> BackupManifest:
     return BackupManifest(
         backup_timestamp=scan.created_at,
@@ -333,7 +337,7 @@ def _converted_manifest(
         total_bytes=sum(e.size for e in entries),
         checksums={e.path: e.sha256 for e in entries},
         files=entries,
-        empty_dirs=scan.empty_dirs(),
+        empty_dirs=empty_dirs,
         created_by=f"fda-vault {__version__}",
         imported_from=imported_from,
     )

@@ -218,7 +218,9 @@ class Terminal:
             self.err.print()  # Ctrl-D: the next line must not be glued to the question
         return answer.strip().lower() in {"y", "yes"}
 
-    def confirm_or_refuse(self, question: str, *, refused: str, how: str, nothing: str) -> None:
+    def confirm_or_refuse(
+        self, question: str, *, command: str, refused: str, how: str, nothing: str
+    ) -> None:
         """Ask ``question`` (restore, prune: after the plan was shown); return on yes.
 
         Without a terminal to ask (a pipe, cron, ``--json``) or on any other answer, raise
@@ -227,7 +229,7 @@ class Terminal:
         if not self.interactive:
             raise RefusedError(refused, f"no terminal to ask; {how} ({nothing})")
         if not self.confirm(question):
-            raise RefusedError(f"{refused.split()[0]} cancelled", nothing)
+            raise RefusedError(f"{command} cancelled", nothing)
 
     @contextmanager
     def progress(self) -> Iterator[Progress]:

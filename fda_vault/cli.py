@@ -443,6 +443,7 @@ def restore(
                 count = len(plan.overwrites)
                 term.confirm_or_refuse(
                     f"Overwrite {count} {'project' if count == 1 else 'projects'}?",
+                    command="restore",
                     refused=f"restore would overwrite {', '.join(plan.overwrites)}",
                     how="use --force or --yes",
                     nothing="nothing was changed",
@@ -574,6 +575,7 @@ def prune(
                     term.prune_result(plan, preview=True)
                 term.confirm_or_refuse(
                     f"Delete {len(doomed)} {noun}?",
+                    command="prune",
                     refused=f"prune would delete {len(doomed)} {noun}",
                     how="use --yes, or --dry-run to preview",
                     nothing="nothing was deleted",

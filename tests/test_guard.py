@@ -206,7 +206,7 @@ wait
 """
 
 
-@pytest.mark.parametrize("how", ["sigterm", "sigint", "failure"])
+@pytest.mark.parametrize("how", ["sigterm", "sigint", "sighup", "failure"])
 @pytest.mark.slow
 def test_guard_ends_the_commands_whole_process_group_before_restoring(
     projects_dir: Path, backups_dir: Path, tmp_path: Path, how: str
@@ -229,6 +229,8 @@ def test_guard_ends_the_commands_whole_process_group_before_restoring(
         proc.send_signal(signal.SIGTERM)
     elif how == "sigint":
         proc.send_signal(signal.SIGINT)
+    elif how == "sighup":  # the terminal closed
+        proc.send_signal(signal.SIGHUP)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == (7 if how == "failure" else 130), stderr
     assert "rolled back" in stderr

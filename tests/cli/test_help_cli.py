@@ -139,7 +139,8 @@ def test_a_bare_archive_name_is_found_in_the_backups_folder(
     copy_examples(Path.home() / "fda-510k-data" / "projects")
     name = Path(backup_json(cli, "--all")["archive"]).name
     monkeypatch.chdir(tmp_path)
-    for args in (["verify", name], ["list", name], ["restore", name, "--dry-run"]):
+    for args in (["verify", name], ["list", name], ["restore", name, "--dry-run"],
+                 ["diff", name, "--exit-code"]):  # fmt: skip
         result = cli(*args)
         assert result.exit_code == 0, (args, result.stderr)
     missing = cli("verify", "all_projects_backup_20000101_000000.zip")
