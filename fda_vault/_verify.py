@@ -128,20 +128,16 @@ def verify_written(
 
 
 def _verify_legacy_tar(path: Path, progress: Progress) -> VerifyReport:
-    """A tar.gz of the original library: checked while it is converted into a temporary
-    fda-vault ZIP (names, entry types, file list, gzip CRC-32), which is then verified."""
-    from fda_vault._legacytar import converted
-
+    """A tar.gz of the original library: checked while :meth:`Archive.open` converts it
+    (names, entry types, file list, gzip CRC-32), then as any archive."""
     try:
-        with converted(path, progress=progress) as (zip_path, manifest, digest, _scan):
-            report = verify_written(zip_path, manifest, digest, progress=progress)
+        with Archive.open(path, progress=progress) as opened:
+            return _check_archive(opened.index, opened.manifest, path, progress)
     except IntegrityError as exc:
         member = exc.what.removeprefix(f"{path}: ")  # the report names the archive already
         problem = Problem(path=member, kind="corrupt", detail=exc.why)
         report = _unreadable_report(path, problem)
-    return report.model_copy(
-        update={"archive": str(path), "format": FORMAT_LEGACY_TAR, "notes": [TAR_NOTE]}
-    )
+    return report.model_copy(update={"format": FORMAT_LEGACY_TAR, "notes": [TAR_NOTE]})
 
 
 def _open_or_report(path: Path) -> ZipIndex | VerifyReport:

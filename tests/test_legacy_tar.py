@@ -188,3 +188,14 @@ def test_a_project_named_like_the_backups_folder_is_refused_clearly(
     result = cli("verify", tar)
     assert result.exit_code == 3
     assert "reserves" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_conversion_is_private_and_removed(all_tar: Path) -> None:
+    """SECURITY.md: the temporary ZIP is mode 0600 in a folder of its own, gone after use."""
+    from fda_vault._legacytar import converted
+
+    with converted(all_tar) as (zip_path, _manifest, _digest, _scan):
+        assert oct(zip_path.stat().st_mode & 0o777) == "0o600"
+        assert oct(zip_path.parent.stat().st_mode & 0o777) == "0o700"
+        folder = zip_path.parent
+    assert not folder.exists()
