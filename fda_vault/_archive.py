@@ -98,11 +98,18 @@ class Archive:
             raise problems_error(self.path, problems)
 
     def data_problems(
-        self, projects: Collection[str] | None = None, *, progress: Progress = NO_PROGRESS
+        self,
+        projects: Collection[str] | None = None,
+        *,
+        progress: Progress = NO_PROGRESS,
+        copied_as_stored: bool = False,
     ) -> tuple[int, int, list[Problem]]:
         """Read every selected file, checking size, CRC-32 and SHA-256: (files, bytes,
-        problems)."""
-        return check_file_data(self.index, self.manifest, self.path, progress, projects)
+        problems). ``copied_as_stored``: see :func:`check_file_data` (a read-back only)."""
+        return check_file_data(
+            self.index, self.manifest, self.path, progress, projects,
+            copied_as_stored=copied_as_stored,
+        )  # fmt: skip
 
     def select(self, projects: Sequence[str] | None) -> list[str]:
         """The projects asked for (all of the archive's by default), each one in it."""

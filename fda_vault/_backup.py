@@ -18,7 +18,7 @@ from typing import NamedTuple
 from pydantic import BaseModel, Field
 
 from fda_vault import __version__
-from fda_vault._config import DEFAULT_LEVEL
+from fda_vault._config import DEFAULT_FULL_EVERY_DAYS, DEFAULT_LEVEL
 from fda_vault._diagnostics import Diagnostic
 from fda_vault._errors import (
     IntegrityError,
@@ -36,6 +36,7 @@ from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault._manifest import (
     BackupManifest,
     ExcludeInfo,
+    ParentInfo,
     SkippedEntry,
     has_control_char,
     is_safe_segment,
@@ -49,9 +50,15 @@ from fda_vault._members import (
 )
 from fda_vault._packer import Packer, PackSource
 from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._reuse import (
+    Parent,
+    ReusePlan,
+    find_parent,
+    plan_reuse,
+)
 from fda_vault._storage import BackupsFolder, ProjectsFolder, archive_label
-from fda_vault._verified import record_verified
-from fda_vault._verify import verify_written
+from fda_vault._verified import VerificationRecords, record_verified
+from fda_vault._verify import VerifyReport, verify_written
 from fda_vault._zipwriter import ZipWriter
 
 __all__ = [
@@ -78,7 +85,21 @@ class BackupResult(BaseModel):
     skipped: list[SkippedEntry]
     excluded_files: int
     warnings: list[Diagnostic] = Field(
-        description="each with a reason: left_out, recovered, same_disk (README)"
+        description="each with a reason: left_out, recovered, same_disk, parent_unusable, "
+        "parent_damaged (README)"
+    )
+    parent: str | None = Field(
+        default=None, description="the archive unchanged files were copied from, if any"
+    )
+    reused_files: int = Field(default=0, description="files copied unread from the parent")
+    reused_bytes: int = Field(default=0, description="their bytes (uncompressed)")
+    full_read: str | None = Field(
+        default=None, description="why every file was read from the source, if it was"
+    )
+    unchanged: bool = Field(
+        default=False,
+        description="--skip-if-unchanged found nothing changed: no archive was written and "
+        "`archive` is the parent",
     )
 
 
@@ -189,7 +210,7 @@ def _scan_project(
                 if _excluded(rel, entry.name, False, patterns):
                     scan.excluded += 1
                     continue
-                scan.files.append(PackSource(key, entry.path))
+                scan.files.append(PackSource(key, entry.path, st))
                 scan.total_bytes += st.st_size
                 kept = True
             else:
@@ -224,11 +245,14 @@ class _Written(NamedTuple):
     manifest_sha256: str  # of the metadata.json bytes written
     excluded: int
     warnings: list[Diagnostic]
+    reused_files: int
+    reused_bytes: int
 
 
 def _write_archive(
     tmp: Path,
     scan: _Scan,
+    plan: ReusePlan,
     *,
     level: int,
     skip_unreadable: bool,
@@ -239,11 +263,27 @@ def _write_archive(
 ) -> _Written:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(tmp, flags, 0o600)
+    parent = plan.parent
+    reuse_warnings: list[Diagnostic] = []
     with open(fd, "wb", buffering=READ_CHUNK) as fp:
         writer = ZipWriter(fp)
         packer = Packer(writer, level=level, skip_unreadable=skip_unreadable, progress=progress)
         progress.start("backing up", scan.total_bytes)
-        packer.pack(scan.files)
+        fresh = plan.fresh
+        if parent is not None and plan.reused:
+            failed = packer.copy_reused(plan.reused, parent.index, parent.sha256)
+            fresh = fresh + [src for src, _why in failed]
+            reuse_warnings = [
+                Diagnostic(
+                    reason="parent_damaged",
+                    path=str(parent.stored.path),
+                    detail=f"{why}; {src.key} was read from the source instead",
+                )
+                for src, why in failed
+            ]
+        reused_files = len(packer.entries)
+        reused_bytes = sum(e.size for e in packer.entries)
+        packer.pack(fresh)
         progress.finish()
         for key, path in scan.empty_dirs:
             try:
@@ -265,6 +305,18 @@ def _write_archive(
             skipped=[*scan.skipped, *packer.skipped],
             exclude=ExcludeInfo(patterns=list(patterns), excluded_files=scan.excluded),
             created_by=f"fda-vault {__version__}",
+            parent=ParentInfo(
+                archive=parent.name,
+                sha256=parent.sha256,
+                backup_timestamp=parent.manifest.backup_timestamp,
+            )
+            if parent is not None and reused_files
+            else None,
+            # A backup that copied nothing read every file: the count of --full-every
+            # starts again from it.
+            last_full_read=parent.manifest.last_full_read
+            if parent is not None and reused_files
+            else started.isoformat(),
         )
         del entries
         manifest_sha256 = finish_archive(writer, manifest)
@@ -277,7 +329,10 @@ def _write_archive(
             Diagnostic(reason="left_out", path=item.path, detail=f"{item.reason}; not backed up")
             for item in scan.skipped
         ]
+        + reuse_warnings
         + packer.warnings,
+        reused_files=reused_files,
+        reused_bytes=reused_bytes,
     )
 
 
@@ -360,14 +415,23 @@ def backup(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     progress: Progress = NO_PROGRESS,
     warn_same_disk: bool = True,
+    rehash: bool = False,
+    full_every_days: int = DEFAULT_FULL_EVERY_DAYS,
+    skip_if_unchanged: bool = False,
 ) -> BackupResult:
     """Back up the named projects (or all) into a new verified archive in ``output_dir``.
 
+    Files unchanged since the parent (the newest archive of the same label known intact)
+    are copied from it unread (:mod:`fda_vault._reuse`); ``rehash`` reads every file, as
+    does a backup ``full_every_days`` after the last one that did. ``skip_if_unchanged``
+    writes nothing when the parent already holds exactly these files.
     ``warn_same_disk``: warn when the backups folder is inside the projects root on the
     same disk (the default layout), where one ``rm -rf`` or disk failure takes both.
     """
     if not 0 <= level <= 9:
         raise UsageError(f"--level {level}", "must be 0 (store) to 9")
+    if full_every_days < 0:
+        raise UsageError(f"--full-every {full_every_days}", "must be 0 (always) or more days")
     clock = time.monotonic()
     started = datetime.now(timezone.utc).replace(microsecond=0)
     selected = _select_projects(projects, all_projects, projects_dir, output_dir)
@@ -376,6 +440,7 @@ def backup(
             raise UsageError(f"project {name!r}", "not a single safe path segment")
     folder = BackupsFolder(output_dir)
     folder.create()
+    label = archive_label(selected, all_projects)
     with folder.lock(lock_timeout):
         # Nothing is written into the projects root (no lock, no note): only a restore
         # interrupted there is finished first. A restore that swaps a project while we
@@ -387,62 +452,138 @@ def backup(
         skip_dirs = {os.path.realpath(output_dir)}
         for name in selected:
             _scan_project(projects_dir, name, excludes, skip_dirs, skip_unreadable, scan)
-        name = folder.unused_name(archive_label(selected, all_projects), started)
+        parent: Parent | None = None
+        no_parent: str | None = "--rehash"
+        parent_warnings: list[Diagnostic] = []
+        if not rehash:
+            parent, no_parent, parent_warnings = find_parent(folder, label, VerificationRecords())
         try:
-            with folder.new_archive(name) as tmp:
-                written = _write_archive(
-                    tmp,
-                    scan,
-                    level=level,
-                    skip_unreadable=skip_unreadable,
-                    progress=progress,
-                    started=started,
-                    projects=selected,
-                    patterns=excludes,
-                )
-                del scan  # the file list is not needed to verify: keep the peak low
-                # Flushing to disk, hashing the archive and verifying it all re-read or
-                # wait on the same fresh file: side by side they cost about the longest.
-                with ThreadPoolExecutor(2) as side:
-                    synced = side.submit(fsync_path, tmp)
-                    digest = side.submit(sha256_file, tmp)
-                    report = (
-                        verify_written(
-                            tmp, written.manifest, written.manifest_sha256, progress=progress
-                        )
-                        if verify
-                        else None
+            plan = plan_reuse(
+                scan.files, parent, started=started, full_every_days=full_every_days,
+                rehash=rehash, no_parent_why=no_parent,
+            )  # fmt: skip
+            warnings = [
+                Diagnostic(reason="recovered", path="", detail=line) for line in recovered
+            ] + parent_warnings
+            if skip_if_unchanged and parent is not None and _nothing_changed(scan, plan, selected):
+                return _unchanged_result(parent, selected, clock, warnings)
+            name = folder.unused_name(label, started)
+            try:
+                with folder.new_archive(name) as tmp:
+                    written = _write_archive(
+                        tmp,
+                        scan,
+                        plan,
+                        level=level,
+                        skip_unreadable=skip_unreadable,
+                        progress=progress,
+                        started=started,
+                        projects=selected,
+                        patterns=excludes,
                     )
-                    synced.result()
-                    archive_sha = digest.result()
-                if report is not None and not report.ok:
-                    first = report.problems[0]
-                    raise IntegrityError(
-                        tmp, f"verification after writing failed: {first.path}: {first.detail}"
-                    )
-                _check_unchanged(projects_dir, identities)
-                final = folder.publish(tmp, name)
-        except KeyboardInterrupt:
-            raise InterruptedByUser(name, "interrupted; no archive was written") from None
-        except OSError as exc:
-            raise os_failure(output_dir, exc, "cannot write the archive") from None
+                    full_read = plan.full_read
+                    del scan, plan  # not needed to verify: keep the peak low
+                    if parent is not None:
+                        parent.close()
+                    archive_sha, report = _check_written(tmp, written, verify, progress)
+                    _check_unchanged(projects_dir, identities)
+                    final = folder.publish(tmp, name)
+            except KeyboardInterrupt:
+                raise InterruptedByUser(name, "interrupted; no archive was written") from None
+            except OSError as exc:
+                raise os_failure(output_dir, exc, "cannot write the archive") from None
+        finally:
+            if parent is not None:
+                parent.close()
         if report is not None:
-            record_verified(final)  # prune may trust it without reading it again
+            record_verified(final, sha256=archive_sha)  # prune may trust it without reading it
+    manifest = written.manifest
     return BackupResult(
         archive=str(final),
         projects=selected,
-        files=written.manifest.total_files,
-        bytes=written.manifest.total_bytes,
+        files=manifest.total_files,
+        bytes=manifest.total_bytes,
         archive_size=final.stat().st_size,
         archive_sha256=archive_sha,
         duration_seconds=round(time.monotonic() - clock, 3),
         verified=verify,
-        skipped=written.manifest.skipped,
+        skipped=manifest.skipped,
         excluded_files=written.excluded,
         # The recovery's own line names the projects and the archive (the runbook shows it).
-        warnings=[Diagnostic(reason="recovered", path="", detail=line) for line in recovered]
+        warnings=warnings
         + written.warnings
         + (_same_disk_warning(projects_dir, output_dir) if warn_same_disk else []),
+        parent=manifest.parent.archive if manifest.parent else None,
+        reused_files=written.reused_files,
+        reused_bytes=written.reused_bytes,
+        full_read=None
+        if written.reused_files
+        else (full_read or "no copy from the parent passed its check"),
+    )
+
+
+def _check_written(
+    tmp: Path, written: _Written, verify: bool, progress: Progress
+) -> tuple[str, VerifyReport | None]:
+    """Flush ``tmp`` to disk, hash it and (``verify``) read it back: (SHA-256, report).
+    IntegrityError when the read-back finds a problem."""
+    # Flushing to disk, hashing the archive and verifying it all re-read or wait on the
+    # same fresh file: side by side they cost about the longest.
+    with ThreadPoolExecutor(2) as side:
+        synced = side.submit(fsync_path, tmp)
+        digest = side.submit(sha256_file, tmp)
+        report = (
+            verify_written(tmp, written.manifest, written.manifest_sha256, progress=progress)
+            if verify
+            else None
+        )
+        synced.result()
+        archive_sha = digest.result()
+    if report is not None and not report.ok:
+        first = report.problems[0]
+        raise IntegrityError(
+            tmp, f"verification after writing failed: {first.path}: {first.detail}"
+        )
+    return archive_sha, report
+
+
+def _nothing_changed(scan: _Scan, plan: ReusePlan, projects: list[str]) -> bool:
+    """True when a new archive would hold what the parent holds: the same projects,
+    files (each one unchanged), empty folders and left-out entries."""
+    parent = plan.parent
+    if parent is None or plan.fresh:
+        return False
+    manifest = parent.manifest
+    return (
+        manifest.projects == projects
+        and len(plan.reused) == len(manifest.files)
+        and {reuse.src.key for reuse in plan.reused} == {e.path for e in manifest.files}
+        and sorted(key for key, _ in scan.empty_dirs) == manifest.empty_dirs
+        and sorted(item.path for item in scan.skipped) == sorted(i.path for i in manifest.skipped)
+    )
+
+
+def _unchanged_result(
+    parent: Parent, projects: list[str], clock: float, warnings: list[Diagnostic]
+) -> BackupResult:
+    """The result of a backup that wrote nothing: the parent holds these files already."""
+    manifest = parent.manifest
+    return BackupResult(
+        archive=str(parent.stored.path),
+        projects=projects,
+        files=manifest.total_files,
+        bytes=manifest.total_bytes,
+        archive_size=parent.stored.size,
+        archive_sha256=parent.sha256,
+        duration_seconds=round(time.monotonic() - clock, 3),
+        verified=True,  # the parent is known intact: that is what made it the parent
+        skipped=manifest.skipped,
+        excluded_files=manifest.exclude.excluded_files,
+        warnings=warnings,
+        parent=parent.name,
+        reused_files=manifest.total_files,
+        reused_bytes=manifest.total_bytes,
+        unchanged=True,
     )
 
 

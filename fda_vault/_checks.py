@@ -33,6 +33,7 @@ from fda_vault._members import (
     iter_member,
     member_name_problem,
     nfc_key,
+    read_raw_checked,
 )
 from fda_vault._parallel import batches, map_in_threads, workers_for
 from fda_vault._progress import Progress
@@ -309,8 +310,16 @@ def check_file_data(
     archive: Path,
     progress: Progress,
     projects: Collection[str] | None = None,
+    *,
+    copied_as_stored: bool = False,
 ) -> tuple[int, int, list[Problem]]:
-    """Stream every selected file, checking size and SHA-256: (files, bytes, problems)."""
+    """Stream every selected file, checking size, CRC-32 and SHA-256: (files, bytes,
+    problems).
+
+    ``copied_as_stored``: the check of an archive just written, whose files copied from
+    a parent (``reused_from``) were fully checked there: only their stored bytes are
+    read and checked against their recorded CRC-32 (no inflate, no SHA-256).
+    """
     selected = [e for e in manifest.files if projects is None or project_of(e.path) in projects]
     total = sum(e.size for e in selected)
     progress.start("verifying", total)
@@ -324,8 +333,15 @@ def check_file_data(
                 info = zf.getinfo(name)
             except KeyError:
                 continue  # reported by check_structure
-            hasher = hashlib.sha256()
+            stored_crc = entry.compressed_crc32
             try:
+                if copied_as_stored and entry.reused_from and stored_crc is not None:
+                    _check_copied(zf, info, entry, stored_crc, archive)
+                    progress.advance(entry.size)
+                    files += 1
+                    bytes_done += entry.size
+                    continue
+                hasher = hashlib.sha256()
                 for chunk in iter_member(zf, info, entry.size, archive):
                     hasher.update(chunk)
                     progress.advance(len(chunk))
@@ -350,6 +366,19 @@ def check_file_data(
         all_problems.extend(problems)
     progress.finish()
     return total_files, total_bytes, all_problems
+
+
+def _check_copied(
+    zf: ZipIndex, info: Member, entry: FileEntry, stored_crc: int, archive: Path
+) -> None:
+    """A member copied unchanged from a parent: its directory record and stored bytes."""
+    where = f"{archive}: {info.filename}"
+    if info.file_size != entry.size:
+        raise IntegrityError(
+            where, f"size {info.file_size} in the ZIP directory, {entry.size} in the manifest"
+        )
+    for _chunk in read_raw_checked(zf, info, stored_crc, archive):
+        pass
 
 
 def _entry_size(entry: FileEntry) -> int:

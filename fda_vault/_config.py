@@ -10,6 +10,7 @@ from fda_vault._errors import UsageError
 
 __all__ = [
     "BACKUPS_ENV",
+    "DEFAULT_FULL_EVERY_DAYS",
     "DEFAULT_LEVEL",
     "DEFAULT_LOCK_TIMEOUT",
     "PROJECTS_ENV",
@@ -22,6 +23,7 @@ PROJECTS_ENV = "FDA_VAULT_PROJECTS_DIR"
 BACKUPS_ENV = "FDA_VAULT_BACKUP_DIR"
 DEFAULT_PROJECTS_DIR = Path("~/fda-510k-data/projects")
 DEFAULT_LEVEL = 6  # --level: 0 stores, 1-9 deflate
+DEFAULT_FULL_EVERY_DAYS = 30  # backup --full-every: read every file at least this often
 DEFAULT_LOCK_TIMEOUT = 5.0  # --lock-timeout: seconds to wait for another run
 
 

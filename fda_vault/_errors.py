@@ -69,6 +69,9 @@ REASONS: dict[str, str] = {
     "--skip-unreadable, deleted or changing while read); the manifest lists it",
     "recovered": "an interrupted restore was finished or rolled back first",
     "same_disk": "the backups are inside the projects folder, on the same disk",
+    "parent_unusable": "an earlier backup could not be read to copy unchanged files from",
+    "parent_damaged": "a file's stored bytes in the parent backup did not match their "
+    "checksum; it was read from the source instead",
 }
 
 

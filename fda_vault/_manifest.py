@@ -26,6 +26,7 @@ __all__ = [
     "ExcludeInfo",
     "FileEntry",
     "ImportedFrom",
+    "ParentInfo",
     "SchemaInfo",
     "SkippedEntry",
     "has_control_char",
@@ -34,7 +35,7 @@ __all__ = [
     "project_of",
 ]
 
-FORMAT_VERSION = "1.0.0"
+FORMAT_VERSION = "1.1.0"
 # The default backups folder lives in the projects root; no archive may replace it.
 RESERVED_PROJECT_NAME = "backups"
 SCHEMA_DESCRIPTION = (
@@ -88,6 +89,34 @@ class FileEntry:
     mtime_ns: int | None = Field(
         default=None, description="modification time in nanoseconds, exact (optional)"
     )
+    # Added in 1.1 for repeat backups (1.0 readers ignore them): the source file's
+    # identity when it was read, which tells the next backup that the file is unchanged.
+    ctime_ns: int | None = Field(
+        default=None, description="status-change time in nanoseconds when read (optional)"
+    )
+    inode: int | None = Field(default=None, description="inode number when read (optional)")
+    device: int | None = Field(default=None, description="device number when read (optional)")
+    compressed_crc32: int | None = Field(
+        default=None,
+        ge=0,
+        le=0xFFFFFFFF,
+        description="CRC-32 of the member's bytes as stored in the ZIP (compressed), so a "
+        "later backup can copy them unread and still check them (optional)",
+    )
+    reused_from: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the archive whose member was copied here unchanged; "
+        "absent when the file was read from the source (optional)",
+    )
+
+
+class ParentInfo(_Model):
+    """The archive a repeat backup copied unchanged files from (added in 1.1; optional)."""
+
+    archive: str = Field(description="the parent archive's file name")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the parent archive")
+    backup_timestamp: str = Field(description="when the parent backup started")
 
 
 class SkippedEntry(_Model):
@@ -137,6 +166,14 @@ class BackupManifest(_Model):
     created_by: str = ""
     imported_from: ImportedFrom | None = Field(
         default=None, description="set by `fda-vault import`: the legacy archive it came from"
+    )
+    parent: ParentInfo | None = Field(
+        default=None, description="the archive unchanged files were copied from (1.1)"
+    )
+    last_full_read: str | None = Field(
+        default=None,
+        description="ISO 8601: the start of the newest backup in this archive's line that "
+        "read every file from the source (1.1; --full-every counts from it)",
     )
     schema_: SchemaInfo = Field(default_factory=SchemaInfo, alias="schema")
 

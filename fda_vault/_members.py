@@ -9,7 +9,7 @@ import re
 import stat
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -17,8 +17,8 @@ from fda_vault._deflate import INFLATE_ERRORS, Inflater, crc32, new_inflater
 from fda_vault._errors import IntegrityError, UsageError
 from fda_vault._fsio import os_failure
 from fda_vault._manifest import BackupManifest, has_control_char, is_safe_segment, parse_manifest
-from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER, LOCAL_SIG
-from fda_vault._zipindex import Member, ZipFormatError, ZipIndex
+from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER
+from fda_vault._zipindex import EXTRA_ALLOWANCE, Member, ZipFormatError, ZipIndex
 
 __all__ = [
     "CHECKSUMS_NAME",
@@ -34,6 +34,7 @@ __all__ = [
     "member_name_problem",
     "open_archive",
     "read_manifest",
+    "read_raw_checked",
 ]
 
 MANIFEST_NAME = "metadata.json"
@@ -174,30 +175,15 @@ def read_manifest(zf: ZipIndex, archive: Path) -> BackupManifest:
     return manifest
 
 
-# Small members are read with their local header in a single pread: room for its extra field.
-_EXTRA_ALLOWANCE = 64
 _SMALL_MEMBER = 1 << 20
 
 
-def _data_start(
-    pread: Callable[[int, int], bytes], info: Member, expected_name: bytes, where: str, head: bytes
-) -> int:
-    """Offset of a member's data, after checking its local header against the directory.
-
-    ``expected_name`` is the member's raw name; ``head`` may hold bytes already read from
-    the header's offset (saves a read).
-    """
-    if len(head) < LOCAL_HEADER.size + len(expected_name):
-        head = pread(LOCAL_HEADER.size + len(expected_name), info.header_offset)
-    if len(head) < LOCAL_HEADER.size:
-        raise IntegrityError(where, "local header truncated")
-    signature, name_len, extra_len = LOCAL_HEADER.unpack_from(head)
-    if signature != LOCAL_SIG:
-        raise IntegrityError(where, "bad local header signature")
-    local_name = head[LOCAL_HEADER.size : LOCAL_HEADER.size + name_len]
-    if name_len != len(expected_name) or local_name != expected_name:
-        raise IntegrityError(where, "local header names another file")
-    return int(info.header_offset) + LOCAL_HEADER.size + int(name_len) + int(extra_len)
+def _data_start(zf: ZipIndex, info: Member, where: str, head: bytes) -> int:
+    """Offset of a member's data, its local header checked against the directory."""
+    try:
+        return zf.data_offset(info, head)
+    except ZipFormatError as exc:
+        raise IntegrityError(where, str(exc)) from None
 
 
 def _checked_where(info: Member, expected_size: int, archive: Path) -> str:
@@ -268,10 +254,9 @@ def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
         raise ValueError(f"{where}: not a small member")  # a caller's mistake, not the archive's
     pread = zf.pread
     with _ReadErrors(where):
-        raw_name = info.raw_name
-        span = LOCAL_HEADER.size + len(raw_name) + _EXTRA_ALLOWANCE
+        span = LOCAL_HEADER.size + len(info.raw_name) + EXTRA_ALLOWANCE
         head = pread(span + info.compress_size, info.header_offset)
-        start = _data_start(pread, info, raw_name, where, head) - info.header_offset
+        start = _data_start(zf, info, where, head) - info.header_offset
         raw = head[start : start + info.compress_size]
         if len(raw) != info.compress_size:  # a longer extra field than allowed for
             raw = pread(info.compress_size, info.header_offset + start)
@@ -303,7 +288,7 @@ def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
     inflater = new_inflater() if info.compress_type == zipfile.ZIP_DEFLATED else None
     produced = crc = 0
     with _ReadErrors(where):
-        position = _data_start(pread, info, info.raw_name, where, b"")
+        position = _data_start(zf, info, where, b"")
         left = info.compress_size
         while left > 0:
             raw = pread(min(READ_CHUNK, left), position)
@@ -334,3 +319,19 @@ def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
                     break
         _check_stream_end(where, inflater)
     _check_end(where, info, produced, expected_size, crc)
+
+
+def read_raw_checked(zf: ZipIndex, info: Member, stored_crc: int, archive: Path) -> Iterator[bytes]:
+    """A member's bytes as stored (compressed, not inflated), checked against the CRC-32
+    recorded when they were written: what a repeat backup copies and reads back."""
+    where = f"{archive}: {info.filename}"
+    crc = 0
+    with _ReadErrors(where):
+        try:
+            for chunk in zf.raw_chunks(info):
+                crc = crc32(chunk, crc)
+                yield chunk
+        except ZipFormatError as exc:
+            raise IntegrityError(where, str(exc)) from None
+    if crc != stored_crc:
+        raise IntegrityError(where, "stored bytes do not match the CRC-32 recorded when written")

@@ -439,6 +439,8 @@ class Terminal:
         table.add_column(style="bold")
         table.add_column()
         rate = result.bytes / result.duration_seconds if result.duration_seconds else 0.0
+        if result.unchanged:
+            table.add_row("unchanged", "nothing changed since this backup: no archive written")
         table.add_row("archive", result.archive)
         table.add_row("projects", ", ".join(result.projects))
         table.add_row("files", str(result.files))
@@ -448,6 +450,14 @@ class Terminal:
         )
         table.add_row("archive sha256", result.archive_sha256)
         table.add_row("verified", "yes" if result.verified else "no (--no-verify)")
+        if result.reused_files and not result.unchanged:
+            table.add_row(
+                "reused",
+                f"{result.reused_files} unchanged files, {human_bytes(result.reused_bytes)}, "
+                f"copied from {result.parent}",
+            )
+        elif result.full_read:
+            table.add_row("reused", f"none: every file read ({result.full_read})")
         if result.excluded_files:
             table.add_row("excluded", f"{result.excluded_files} files")
         if result.skipped:

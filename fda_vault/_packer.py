@@ -8,6 +8,7 @@ last thing in the archive and can be cut off and read again later.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import stat
@@ -18,12 +19,14 @@ from dataclasses import dataclass, field
 
 from fda_vault._deflate import compress_block, crc32, looks_incompressible
 from fda_vault._diagnostics import Diagnostic
-from fda_vault._errors import OperationError, os_error_reason
+from fda_vault._errors import FdaVaultError, OperationError, os_error_reason
 from fda_vault._fsio import describe_os_error
 from fda_vault._manifest import FileEntry, SkippedEntry
-from fda_vault._members import DATA_PREFIX
+from fda_vault._members import DATA_PREFIX, read_raw_checked
 from fda_vault._parallel import worker_count
 from fda_vault._progress import Progress
+from fda_vault._zipformat import STORED
+from fda_vault._zipindex import Member, ZipIndex
 from fda_vault._zipwriter import ZipWriter, file_attr
 
 __all__ = ["BLOCK_SIZE", "PackSource", "Packer"]
@@ -48,6 +51,7 @@ class PackSource:
 
     key: str  # "<project>/<path>"
     path: str  # a str, not a Path: there is one per file and a Path costs 3x more
+    st: os.stat_result | None = None  # as the scan saw it (what reuse is decided by)
 
 
 @dataclass
@@ -61,6 +65,7 @@ class _Job:
     hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
     crc: int = 0
     size: int = 0
+    stored_crc: int = 0  # CRC-32 of the bytes written to the archive (compressed or not)
     stored: bool | None = None  # decided by the first block's result
     mark: int = -1
     hashed: Future[None] | None = None  # the last block handed to the hashing thread
@@ -106,6 +111,41 @@ class Packer:
         self._pool: ThreadPoolExecutor | None = None
         self._hashing: ThreadPoolExecutor | None = None
         self._hash_queue: deque[Future[None]] = deque()
+
+    def copy_reused(
+        self,
+        items: Sequence[tuple[PackSource, FileEntry, Member]],
+        parent: ZipIndex,
+        parent_sha256: str,
+    ) -> list[tuple[PackSource, str]]:
+        """Copy each file's member from ``parent`` as stored (no read of the source, no
+        deflate), its stored bytes checked against the CRC-32 recorded when they were
+        written; each entry records ``reused_from``. Returns the files whose copy failed
+        (a mismatch, or a read error in the parent) with why: they are to be packed."""
+        failed: list[tuple[PackSource, str]] = []
+        writer = self.writer
+        for src, entry, member in items:
+            st = src.st
+            assert st is not None and entry.compressed_crc32 is not None
+            mark = writer.tell()
+            try:
+                writer.add_raw_entry(
+                    DATA_PREFIX + src.key,
+                    mtime=st.st_mtime,
+                    external_attr=file_attr(stat.S_IMODE(st.st_mode)),
+                    stored=member.compress_type == STORED,
+                    crc32=member.CRC,
+                    size=entry.size,
+                    compressed_size=member.compress_size,
+                    data=read_raw_checked(parent, member, entry.compressed_crc32, parent.path),
+                )
+            except FdaVaultError as exc:  # raised while reading the parent, never writing
+                writer.rollback_to(mark)
+                failed.append((src, exc.why))
+                continue
+            self.entries.append(dataclasses.replace(entry, reused_from=parent_sha256))
+            self.progress.advance(entry.size)
+        return failed
 
     def pack(self, sources: Sequence[PackSource]) -> None:
         """Add every source, retrying once each file that changed while it was read."""
@@ -257,7 +297,9 @@ class Packer:
                 size_hint=job.before.st_size,
                 stored=job.stored,
             )
-        self.writer.write_data(block.raw if job.stored or data is None else data)
+        written = block.raw if job.stored or data is None else data
+        job.stored_crc = crc32(written, job.stored_crc)
+        self.writer.write_data(written)
         if block.last:
             self._finish(job)
 
@@ -268,11 +310,13 @@ class Packer:
             self._changed(job)  # nothing was written: no rollback needed
             return
         stored = compressed is None or len(compressed) > len(raw) * _INCOMPRESSIBLE_RATIO
+        data = raw if stored or compressed is None else compressed
+        job.stored_crc = crc32(data)
         self.writer.add_whole_entry(
             DATA_PREFIX + job.src.key,
             mtime=job.before.st_mtime,
             external_attr=file_attr(stat.S_IMODE(job.before.st_mode)),
-            data=raw if stored or compressed is None else compressed,
+            data=data,
             crc32=job.crc,
             size=job.size,
             stored=stored,
@@ -290,6 +334,10 @@ class Packer:
                 mtime=before.st_mtime,
                 mode=stat.S_IMODE(before.st_mode) & 0o777,
                 mtime_ns=before.st_mtime_ns,
+                ctime_ns=before.st_ctime_ns,
+                inode=before.st_ino,
+                device=before.st_dev,
+                compressed_crc32=job.stored_crc,
             )
         )
 

@@ -101,15 +101,35 @@ class VerificationRecords:
             return None
         return when
 
-    def add(self, path: Path, identity: FileIdentity | None = None) -> None:
+    def sha256(self, path: Path) -> str | None:
+        """The SHA-256 of ``path``'s bytes recorded with its check (by ``backup``, which
+        hashes what it writes), while the file is unchanged; None if not recorded."""
+        if self.earlier(path) is None:
+            return None
+        record = self._new.get(_key(path)) or self._on_disk.get(_key(path)) or {}
+        digest = record.get("sha256")
+        return digest if isinstance(digest, str) and len(digest) == 64 else None
+
+    def add(
+        self, path: Path, identity: FileIdentity | None = None, sha256: str | None = None
+    ) -> None:
         """Note that ``path`` (``identity``: as it was when its check began, by default as
-        it is now) passed a full check; kept until :meth:`save`."""
+        it is now; ``sha256``: of its bytes, if known) passed a full check; kept until
+        :meth:`save`. A SHA-256 recorded earlier for the same unchanged file is kept."""
         with suppress(OSError):
             identity = identity or file_identity(path)
-            self._new[_key(path)] = {
+            key = _key(path)
+            earlier = self._new.get(key) or self._on_disk.get(key) or {}
+            if sha256 is None and earlier.get("identity") == list(identity):
+                digest = earlier.get("sha256")
+                sha256 = digest if isinstance(digest, str) else None
+            record: dict[str, object] = {
                 "identity": list(identity),
                 "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
+            if sha256 is not None:
+                record["sha256"] = sha256
+            self._new[key] = record
 
     def save(self) -> None:
         """Merge what was added into the file, under its lock (best effort, never fails)."""
@@ -141,8 +161,10 @@ def verified_earlier(path: Path, *, now: datetime | None = None) -> datetime | N
     return VerificationRecords().earlier(path, now=now)
 
 
-def record_verified(path: Path, identity: FileIdentity | None = None) -> None:
+def record_verified(
+    path: Path, identity: FileIdentity | None = None, sha256: str | None = None
+) -> None:
     """Record one passed full check (:meth:`VerificationRecords.add`, then save)."""
     records = VerificationRecords()
-    records.add(path, identity)
+    records.add(path, identity, sha256)
     records.save()

@@ -109,7 +109,9 @@ def verify_written(
 
     Its ``metadata.json`` must be, byte for byte, what was serialized (same SHA-256), so
     the manifest in memory is exactly what any reader parses from the disk: parsing it
-    again would only double the memory of a large backup. Everything else is read back.
+    again would only double the memory of a large backup. Everything else is read back;
+    members copied unchanged from a parent archive, fully checked there, are checked by
+    the CRC-32 of their stored bytes (``check_file_data``'s ``copied_as_stored``).
     """
     zf = _open_or_report(path)
     if isinstance(zf, VerifyReport):
@@ -124,7 +126,7 @@ def verify_written(
                 raise IntegrityError(path, "metadata.json differs from what was written")
         except IntegrityError as exc:
             return _manifest_report(path, exc.why)
-        return _check_archive(zf, manifest, path, progress)
+        return _check_archive(zf, manifest, path, progress, copied_as_stored=True)
 
 
 def _verify_legacy_tar(path: Path, progress: Progress) -> VerifyReport:
@@ -156,11 +158,18 @@ def _manifest_report(path: Path, why: str) -> VerifyReport:
 
 
 def _check_archive(
-    zf: ZipIndex, manifest: BackupManifest, path: Path, progress: Progress
+    zf: ZipIndex,
+    manifest: BackupManifest,
+    path: Path,
+    progress: Progress,
+    *,
+    copied_as_stored: bool = False,
 ) -> VerifyReport:
     archive = Archive(path, zf, manifest)
     problems = archive.problems()
-    files, nbytes, data_problems = archive.data_problems(progress=progress)
+    files, nbytes, data_problems = archive.data_problems(
+        progress=progress, copied_as_stored=copied_as_stored
+    )
     problems.extend(data_problems)
     return VerifyReport(
         archive=str(path),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -20,6 +21,8 @@ from fda_vault._zipformat import (
     EOCD,
     EOCD_SIG,
     FLAG_UTF8,
+    LOCAL_HEADER,
+    LOCAL_SIG,
     MAX16,
     MAX32,
     MAX_COMMENT,
@@ -31,9 +34,12 @@ from fda_vault._zipformat import (
     ZIP64_LOCATOR_SIG,
 )
 
-__all__ = ["LocalFile", "Member", "RandomAccess", "ZipFormatError", "ZipIndex"]
+__all__ = ["EXTRA_ALLOWANCE", "LocalFile", "Member", "RandomAccess", "ZipFormatError", "ZipIndex"]
 
 _EOCD, _ZIP64_LOCATOR, _ZIP64_EOCD, _CENTRAL = EOCD, ZIP64_LOCATOR, ZIP64_EOCD, CENTRAL
+# A member's first read takes its local header too: room for an extra field that long.
+EXTRA_ALLOWANCE = 64
+_RAW_CHUNK = 1 << 20
 
 
 class RandomAccess(Protocol):
@@ -239,6 +245,45 @@ class ZipIndex:
                        (dos_date << 16) | dos_time)
             )  # fmt: skip
         return members
+
+    def data_offset(self, member: Member, head: bytes = b"") -> int:
+        """Offset of ``member``'s data, after checking its local header (signature, and the
+        same name as in the directory); ``head`` may hold bytes already read from the
+        header's offset. ZipFormatError when the header is bad."""
+        raw_name = member.raw_name
+        if len(head) < LOCAL_HEADER.size + len(raw_name):
+            head = self.pread(LOCAL_HEADER.size + len(raw_name), member.header_offset)
+        if len(head) < LOCAL_HEADER.size:
+            raise ZipFormatError("local header truncated")
+        signature, name_len, extra_len = LOCAL_HEADER.unpack_from(head)
+        if signature != LOCAL_SIG:
+            raise ZipFormatError("bad local header signature")
+        if head[LOCAL_HEADER.size : LOCAL_HEADER.size + name_len] != raw_name:
+            raise ZipFormatError("local header names another file")
+        return int(member.header_offset) + LOCAL_HEADER.size + int(name_len) + int(extra_len)
+
+    def raw_chunks(self, member: Member, chunk: int = _RAW_CHUNK) -> Iterator[bytes]:
+        """``member``'s data exactly as stored (compressed), ``chunk`` bytes at a time; a
+        small member costs one ``pread`` with its header. ZipFormatError when the header
+        is bad or the archive ends inside the data."""
+        left = member.compress_size
+        first = self.pread(
+            LOCAL_HEADER.size + len(member.raw_name) + EXTRA_ALLOWANCE + min(left, chunk),
+            member.header_offset,
+        )
+        start = self.data_offset(member, first)
+        position = start
+        data = first[start - member.header_offset : start - member.header_offset + left]
+        while True:
+            if data:
+                yield data
+                left -= len(data)
+                position += len(data)
+            if left <= 0:
+                return
+            data = self.pread(min(chunk, left), position)
+            if not data:
+                raise ZipFormatError(f"{member.filename}: archive truncated inside this member")
 
     def infolist(self) -> list[Member]:
         """Every member, in directory order (duplicates included)."""

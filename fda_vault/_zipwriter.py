@@ -177,6 +177,35 @@ class ZipWriter:
         )  # fmt: skip
         self.end_entry(crc32=crc32, size=size)
 
+    def add_raw_entry(
+        self,
+        name: str,
+        *,
+        mtime: float,
+        external_attr: int,
+        stored: bool,
+        crc32: int,
+        size: int,
+        compressed_size: int,
+        data: Iterable[bytes],
+    ) -> None:
+        """Add an entry from another archive's member data as stored (``data``: its
+        compressed bytes, copied unchanged; ``crc32`` and ``size`` describe the content):
+        the header is written whole first, nothing is patched. ValueError when ``data``
+        does not hold ``compressed_size`` bytes (then :meth:`rollback_to` the mark taken
+        before)."""
+        self.begin_entry(
+            name, mtime=mtime, external_attr=external_attr,
+            size_hint=max(size, compressed_size), stored=stored,
+            known=(crc32, compressed_size, size),
+        )  # fmt: skip
+        for chunk in data:
+            self.write_data(chunk)
+        assert self._open is not None
+        if self._offset - self._open.data_start != compressed_size:
+            raise ValueError(f"{name}: raw data is not {compressed_size} bytes")
+        self.end_entry(crc32=crc32, size=size)
+
     def begin_entry(
         self,
         name: str,

@@ -19,6 +19,7 @@ from typer._click import HelpFormatter
 
 from fda_vault import __version__
 from fda_vault._config import (
+    DEFAULT_FULL_EVERY_DAYS,
     DEFAULT_LEVEL,
     DEFAULT_LOCK_TIMEOUT,
     find_archive,
@@ -254,6 +255,26 @@ def backup(
             help="No warning when the backups folder is inside the projects folder.",
         ),
     ] = False,
+    rehash: Annotated[
+        bool,
+        typer.Option("--rehash", help="Read every file; copy nothing from the last backup."),
+    ] = False,
+    full_every: Annotated[
+        int,
+        typer.Option(
+            "--full-every",
+            min=0,
+            metavar="DAYS",
+            help="Read every file when the last backup that did is DAYS old (0: always).",
+        ),
+    ] = DEFAULT_FULL_EVERY_DAYS,
+    skip_if_unchanged: Annotated[
+        bool,
+        typer.Option(
+            "--skip-if-unchanged",
+            help="Write no archive when nothing changed since the last backup.",
+        ),
+    ] = False,
     lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -261,10 +282,15 @@ def backup(
 ) -> None:
     """Back up projects into one new, verified ZIP archive.
 
+    Files unchanged since the newest intact backup of the same projects (same size,
+    times, inode and device, and older than that backup by 3 s) are copied from it
+    as stored, without reading them again; every archive still holds every file.
+
     \b
     Examples:
       fda-vault backup --all
       fda-vault backup -p K241234_cardiac_monitor --exclude '*.tmp'
+      fda-vault backup --all --skip-if-unchanged --json
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
@@ -284,6 +310,9 @@ def backup(
                 lock_timeout=lock_timeout,
                 progress=progress,
                 warn_same_disk=not same_disk_ok,
+                rehash=rehash,
+                full_every_days=full_every,
+                skip_if_unchanged=skip_if_unchanged,
             )
         term.backup_result(result)
 
