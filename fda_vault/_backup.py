@@ -27,10 +27,10 @@ from fda_vault._errors import (
     UsageError,
 )
 from fda_vault._fsio import (
+    HashAsWritten,
     describe_os_error,
     fsync_path,
     os_failure,
-    sha256_file,
 )
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault._manifest import (
@@ -247,12 +247,14 @@ class _Written(NamedTuple):
     warnings: list[Diagnostic]
     reused_files: int
     reused_bytes: int
+    hashed: int  # how many of the archive's first bytes the hash saw as they were written
 
 
 def _write_archive(
     tmp: Path,
     scan: _Scan,
     plan: ReusePlan,
+    digest: HashAsWritten,
     *,
     level: int,
     skip_unreadable: bool,
@@ -266,7 +268,7 @@ def _write_archive(
     parent = plan.parent
     reuse_warnings: list[Diagnostic] = []
     with open(fd, "wb", buffering=READ_CHUNK) as fp:
-        writer = ZipWriter(fp)
+        writer = ZipWriter(fp, tap=digest.feed)
         packer = Packer(writer, level=level, skip_unreadable=skip_unreadable, progress=progress)
         progress.start("backing up", scan.total_bytes)
         fresh = plan.fresh
@@ -333,6 +335,7 @@ def _write_archive(
         + packer.warnings,
         reused_files=reused_files,
         reused_bytes=reused_bytes,
+        hashed=writer.tapped,
     )
 
 
@@ -468,12 +471,14 @@ def backup(
             if skip_if_unchanged and parent is not None and _nothing_changed(scan, plan, selected):
                 return _unchanged_result(parent, selected, clock, warnings)
             name = folder.unused_name(label, started)
+            digest = HashAsWritten()
             try:
                 with folder.new_archive(name) as tmp:
                     written = _write_archive(
                         tmp,
                         scan,
                         plan,
+                        digest,
                         level=level,
                         skip_unreadable=skip_unreadable,
                         progress=progress,
@@ -485,13 +490,15 @@ def backup(
                     del scan, plan  # not needed to verify: keep the peak low
                     if parent is not None:
                         parent.close()
-                    archive_sha, report = _check_written(tmp, written, verify, progress)
+                    archive_sha, report = _check_written(tmp, written, digest, verify, progress)
                     _check_unchanged(projects_dir, identities)
                     final = folder.publish(tmp, name)
             except KeyboardInterrupt:
                 raise InterruptedByUser(name, "interrupted; no archive was written") from None
             except OSError as exc:
                 raise os_failure(output_dir, exc, "cannot write the archive") from None
+            finally:
+                digest.close()
         finally:
             if parent is not None:
                 parent.close()
@@ -523,22 +530,23 @@ def backup(
 
 
 def _check_written(
-    tmp: Path, written: _Written, verify: bool, progress: Progress
+    tmp: Path, written: _Written, digest: HashAsWritten, verify: bool, progress: Progress
 ) -> tuple[str, VerifyReport | None]:
-    """Flush ``tmp`` to disk, hash it and (``verify``) read it back: (SHA-256, report).
-    IntegrityError when the read-back finds a problem."""
+    """Flush ``tmp`` to disk, finish its hash (``digest`` saw ``written.hashed`` bytes as
+    they were written: the rest is read) and (``verify``) read it back: (SHA-256,
+    report). IntegrityError when the read-back finds a problem."""
     # Flushing to disk, hashing the archive and verifying it all re-read or wait on the
     # same fresh file: side by side they cost about the longest.
     with ThreadPoolExecutor(2) as side:
         synced = side.submit(fsync_path, tmp)
-        digest = side.submit(sha256_file, tmp)
+        hashed = side.submit(digest.finish, tmp, written.hashed)
         report = (
             verify_written(tmp, written.manifest, written.manifest_sha256, progress=progress)
             if verify
             else None
         )
         synced.result()
-        archive_sha = digest.result()
+        archive_sha = hashed.result()
     if report is not None and not report.ok:
         first = report.problems[0]
         raise IntegrityError(

@@ -11,12 +11,13 @@ from __future__ import annotations
 import struct
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from fda_vault._deflate import crc32, new_deflater
 from fda_vault._zipformat import (
+    CENTRAL,
     CENTRAL_SIG,
     DEFLATED,
     EOCD_SIG,
@@ -103,13 +104,34 @@ def _dos_datetime(mtime: float) -> tuple[int, int]:
 
 
 class ZipWriter:
-    """Append entries to a seekable binary file, then ``close()`` writes the directory."""
+    """Append entries to a seekable binary file, then ``close()`` writes the directory.
 
-    def __init__(self, fp: BinaryIO) -> None:
+    ``tap``, if given, receives the file's bytes in order as they are written, for as
+    long as each is final: up to the first entry whose header is patched afterwards
+    (its CRC and sizes were not known when it began). :attr:`tapped` then says how far
+    it got, so a hash of the whole file needs only the rest read back (0 when a rollback
+    cut into bytes already tapped: the tap's result is void).
+    """
+
+    def __init__(self, fp: BinaryIO, tap: Callable[[bytes], None] | None = None) -> None:
         self._fp = fp
         self._records: list[_Record] = []
         self._offset = fp.tell()
         self._open: _OpenEntry | None = None
+        self._tap = tap
+        self.tapped = self._offset if tap is None else 0
+
+    def _emit(self, data: bytes) -> None:
+        self._fp.write(data)
+        if self._tap is not None:
+            self._tap(data)
+            self.tapped += len(data)
+
+    def _stop_tap(self, at: int) -> None:
+        """No byte from ``at`` on goes to the tap (they may still change)."""
+        if self._tap is not None:
+            self._tap = None
+            self.tapped = at
 
     def tell(self) -> int:
         """Offset where the next entry starts (a mark for :meth:`rollback_to`)."""
@@ -117,6 +139,9 @@ class ZipWriter:
 
     def rollback_to(self, mark: int) -> None:
         """Forget an entry that failed half-way: cut the file back to ``mark``."""
+        if mark < self.tapped:
+            self._stop_tap(0)  # bytes the tap has seen are gone
+            self.tapped = 0
         self._open = None
         self._fp.seek(mark)
         self._fp.truncate()
@@ -243,7 +268,10 @@ class ZipWriter:
             len(encoded),
             len(extra),
         )
-        self._fp.write(header + encoded + extra + data)
+        patched = known is not None and not zip64
+        if not patched:
+            self._stop_tap(self._offset)
+        self._emit(header + encoded + extra + data)
         self._open = _OpenEntry(
             name=encoded,
             flags=flags,
@@ -254,13 +282,13 @@ class ZipWriter:
             external_attr=external_attr,
             zip64=zip64,
             data_start=self._offset + len(header) + len(encoded) + len(extra),
-            patched=known is not None and not zip64,
+            patched=patched,
         )
         self._offset = self._open.data_start + len(data)
 
     def write_data(self, data: bytes) -> None:
         """Append stored or compressed bytes of the open entry."""
-        self._fp.write(data)
+        self._emit(data)
         self._offset += len(data)
 
     def end_entry(self, *, crc32: int, size: int) -> EntryResult:
@@ -295,6 +323,8 @@ class ZipWriter:
         """Write the central directory and the end records."""
         fp = self._fp
         cd_start = self._offset
+        directory: list[bytes] = []  # emitted in pieces of ~1 MiB, not 3 writes a member
+        pending = 0
         for rec in self._records:
             fields: list[int] = []
             size32, csize32, offset32 = rec.size, rec.compressed_size, rec.offset
@@ -313,7 +343,7 @@ class ZipWriter:
                 else b""
             )
             version = 45 if fields else 20
-            fp.write(
+            directory.append(
                 struct.pack(
                     "<IHHHHHHIIIHHHHHII",
                     _CENTRAL_SIG,
@@ -335,13 +365,18 @@ class ZipWriter:
                     offset32,
                 )
             )
-            fp.write(rec.name)
-            fp.write(extra)
+            directory.append(rec.name)
+            directory.append(extra)
+            pending += CENTRAL.size + len(rec.name) + len(extra)
+            if pending >= 1 << 20:
+                self._emit(b"".join(directory))
+                directory, pending = [], 0
+        self._emit(b"".join(directory))
         cd_end = fp.tell()
         cd_size = cd_end - cd_start
         count = len(self._records)
         if count >= _MAX16 or cd_start >= _MAX32 or cd_size >= _MAX32:
-            fp.write(
+            self._emit(
                 struct.pack(
                     "<IQHHIIQQQQ",
                     _ZIP64_EOCD_SIG,
@@ -356,8 +391,8 @@ class ZipWriter:
                     cd_start,
                 )
             )
-            fp.write(struct.pack("<IIQI", _ZIP64_LOCATOR_SIG, 0, cd_end, 1))
-        fp.write(
+            self._emit(struct.pack("<IIQI", _ZIP64_LOCATOR_SIG, 0, cd_end, 1))
+        self._emit(
             struct.pack(
                 "<IHHHHIIH",
                 _EOCD_SIG,

@@ -370,6 +370,35 @@ def test_sigkill_during_backup_never_leaves_a_bad_zip(tmp_path: Path) -> None:
     assert all(verify_archive(a).ok for a in out.glob("*.zip"))
 
 
+@pytest.mark.slow
+def test_sigkill_during_a_reuse_backup_leaves_the_parent_and_no_bad_zip(tmp_path: Path) -> None:
+    projects = tmp_path / "projects"
+    _incompressible_project(projects, "K9", files=24, size=1_500_000)
+    out = tmp_path / "out"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    cmd = _cmd("backup", "--all", "--projects-dir", projects, "--output-dir", out, "--json")
+    time.sleep(4.5)  # files 3 s older than the parent's start (stamped in whole seconds)
+    subprocess.run(cmd, check=True, timeout=120, env=env, capture_output=True)
+    (parent,) = out.glob("*.zip")
+    parent_bytes = parent.read_bytes()
+    clock = time.monotonic()
+    first = subprocess.run(cmd, check=True, timeout=120, env=env, capture_output=True)
+    assert json.loads(first.stdout)["reused_files"] == 24
+    reuse_run = time.monotonic() - clock
+    for fraction in (0.2, 0.4, 0.6, 0.8):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+        time.sleep(reuse_run * fraction)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert parent.read_bytes() == parent_bytes  # read, never written
+        for archive in out.glob("*.zip"):
+            assert verify_archive(archive).ok, f"{archive.name} after a kill at {fraction}"
+    done = subprocess.run(cmd, check=True, timeout=120, env=env, capture_output=True)
+    assert json.loads(done.stdout)["reused_files"] == 24  # the next run copies again
+    assert list(out.glob("*.tmp")) == []
+    assert all(verify_archive(a).ok for a in out.glob("*.zip"))
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.slow
 def test_interrupt_removes_the_temp_archive_and_exits_130(tmp_path: Path, sig: int) -> None:

@@ -12,12 +12,15 @@ import importlib
 import os
 import shutil
 import subprocess
+import tempfile
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fda_vault._backup import BackupResult, backup
 from fda_vault._manifest import BackupManifest
@@ -100,6 +103,7 @@ def test_a_repeat_backup_copies_every_unchanged_member_as_stored(
     monkeypatch.setattr(Packer, "_read", spy)
     child = _backup_at(frozen_clock, settled + timedelta(minutes=1), projects_dir, backups_dir)
     assert read == []  # no source file was opened
+    assert child.archive_sha256 == _sha256(child.archive)  # hashed as it was written
     assert child.reused_files == child.files == parent.files
     assert child.reused_bytes == child.bytes == parent.bytes
     assert child.parent == Path(parent.archive).name and child.full_read is None
@@ -133,6 +137,7 @@ def test_changes_are_read_and_everything_else_copied(
     (cardiac / "new.md").write_bytes(b"# new\n")
     later = _newest_change(projects_dir) + timedelta(minutes=1)
     child = _backup_at(frozen_clock, later, projects_dir, backups_dir)
+    assert child.archive_sha256 == _sha256(child.archive)
     manifest = _manifest(child.archive)
     fresh = {e.path for e in manifest.files if e.reused_from is None}
     assert fresh == {
@@ -199,6 +204,7 @@ def test_a_damaged_member_in_the_parent_is_packed_fresh_with_a_warning(
     records.add(parent, file_identity(parent))
     records.save()
     child = _backup_at(frozen_clock, settled + timedelta(minutes=1), projects_dir, backups_dir)
+    assert child.archive_sha256 == _sha256(child.archive)  # a rollback voids the tap
     (warning,) = [w for w in child.warnings if w.reason == "parent_damaged"]
     assert warning.path == str(parent) and PDF in warning.detail
     assert child.reused_files == child.files - 1
@@ -344,3 +350,75 @@ def test_a_moved_tree_is_read_in_full(
     later = _newest_change(projects_dir) + timedelta(minutes=1)
     child = _backup_at(frozen_clock, later, projects_dir, backups_dir)
     assert child.reused_files == 0 and child.full_read is not None
+
+
+# --- property: reused and fresh members mixed over random trees and edits ------------
+
+_NAMES = st.sampled_from(["a.json", "b.md", "c.pdf", "d/e.csv", "d/f.txt", "g/h/i.bin"])
+_EDITS = st.sampled_from(["same_size", "mode", "rename", "delete", "add", "none"])
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    files=st.dictionaries(_NAMES, st.binary(min_size=0, max_size=3000), min_size=1),
+    edits=st.lists(st.tuples(_EDITS, st.integers(0, 5)), max_size=6),
+    racy_parent=st.booleans(),
+)
+def test_reused_and_fresh_members_always_give_the_live_tree(
+    frozen_clock: FrozenClock,
+    files: dict[str, bytes],
+    edits: list[tuple[str, int]],
+    racy_parent: bool,
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        projects, out = Path(tmp, "projects"), Path(tmp, "backups")
+        for rel, data in files.items():
+            path = projects / "K1" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        newest = _newest_change(projects)
+        # A parent that began 1 s after the last write (within the race window) or later.
+        start = newest + (timedelta(seconds=1) if racy_parent else timedelta(minutes=1))
+        _backup_at(frozen_clock, start, projects, out)
+        touched: set[str] = set()
+        for kind, pick in edits:
+            live = sorted(p for p in (projects / "K1").rglob("*") if p.is_file())
+            if not live:
+                break
+            target = live[pick % len(live)]
+            if kind in {"same_size", "mode", "rename", "delete"}:
+                touched.add(target.relative_to(projects).as_posix())
+            if kind == "same_size":
+                old = target.stat()
+                data = target.read_bytes()
+                target.write_bytes(bytes(b ^ 0x5A for b in data))
+                os.utime(target, ns=(old.st_atime_ns, old.st_mtime_ns))
+            elif kind == "mode":
+                target.chmod(0o600 if target.stat().st_mode & 0o044 else 0o644)
+            elif kind == "rename":
+                target.rename(target.with_name(f"moved_{target.name}"))
+            elif kind == "delete":
+                target.unlink()
+            elif kind == "add":
+                target.with_name(f"new_{pick}.txt").write_bytes(b"new %d\n" % pick)
+        later = max(start, _newest_change(projects)) + timedelta(minutes=1)
+        child = _backup_at(frozen_clock, later, projects, out)
+        archive = Path(child.archive)
+        assert verify_archive(archive).ok
+        live = {p.relative_to(projects).as_posix(): p for p in projects.rglob("*") if p.is_file()}
+        manifest = _manifest(archive)
+        assert {e.path for e in manifest.files} == set(live)
+        with zipfile.ZipFile(archive) as zf:
+            assert zf.testzip() is None
+            for entry in manifest.files:
+                path = live[entry.path]
+                assert zf.read(f"projects/{entry.path}") == path.read_bytes()
+                assert entry.mode == path.stat().st_mode & 0o777
+        reused = {e.path for e in manifest.files if e.reused_from is not None}
+        if racy_parent:
+            assert reused == set()  # every file was within the parent's window
+        else:
+            # Every file no edit touched is copied; every touched one still there is read.
+            assert reused == set(live) - touched - {p for p in live if "new_" in p or "moved_" in p}

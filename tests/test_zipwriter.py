@@ -10,6 +10,7 @@ import struct
 import subprocess
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,45 @@ def test_unzip_accepts_the_archive(tmp_path: Path) -> None:
     assert (out / "projects/p/z64").read_bytes() == b"zip64"
     assert (out / "projects/p/ünï").is_dir()
     assert stat.S_IMODE((out / "projects/p/d.bin").stat().st_mode) == 0o640
+
+
+def _tapped_archive(build: str) -> tuple[bytes, bytes, int]:
+    """(archive bytes, what the tap received, writer.tapped) for one way of building."""
+    fp = io.BytesIO()
+    seen: list[bytes] = []
+    writer = ZipWriter(fp, tap=seen.append)
+    small = b"small file\n" * 10
+    writer.add_whole_entry(
+        "projects/K1/a.txt", mtime=MTIME, external_attr=0, data=small,
+        crc32=zlib.crc32(small), size=len(small), stored=True,
+    )  # fmt: skip
+    raw = zlib.compress(b"x" * 5000)[2:-4]
+    writer.add_raw_entry(
+        "projects/K1/b.txt", mtime=MTIME, external_attr=0, stored=False,
+        crc32=zlib.crc32(b"x" * 5000), size=5000, compressed_size=len(raw), data=[raw],
+    )  # fmt: skip
+    if build == "rollback":
+        mark = writer.tell()
+        writer.rollback_to(mark - 10)  # cuts into tapped bytes
+    if build in {"patched", "rollback"}:
+        writer.add_file("projects/K1/c.txt", [b"streamed"], mtime=MTIME, mode=0o644,
+                        size_hint=8, level=6)  # fmt: skip
+    writer.close()
+    return fp.getvalue(), b"".join(seen), writer.tapped
+
+
+def test_the_tap_sees_every_final_byte_in_order_until_a_header_is_patched() -> None:
+    whole, seen, tapped = _tapped_archive("whole")
+    assert tapped == len(whole) and seen == whole  # nothing patched: the whole file
+    whole, seen, tapped = _tapped_archive("patched")
+    # Up to the streamed entry, whose header gets its CRC afterwards: never past it.
+    assert 0 < tapped < len(whole) and seen == whole[:tapped]
+    assert whole[tapped : tapped + 4] == b"PK\x03\x04"
+    with zipfile.ZipFile(io.BytesIO(whole)) as zf:
+        assert zf.read("projects/K1/b.txt") == b"x" * 5000
+        assert zf.testzip() is None
+
+
+def test_a_rollback_into_tapped_bytes_voids_the_tap() -> None:
+    _whole, _seen, tapped = _tapped_archive("rollback")
+    assert tapped == 0

@@ -507,3 +507,58 @@ def test_backups_inside_the_projects_folder_warn_once_unless_silenced(
                     "--output-dir", projects_dir.parent / "other")  # fmt: skip
     assert elsewhere.exit_code == 0
     assert "same disk" not in elsewhere.stderr
+
+
+def test_a_repeat_backup_reports_what_it_copied_human_and_json(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, frozen_clock: FrozenClock
+) -> None:
+    args = ("--all", "--projects-dir", projects_dir, "--output-dir", backups_dir)
+    frozen_clock.set(2030, 1, 1, 0, 0, 0)  # long after the files were written
+    first = cli("backup", *args)
+    assert first.exit_code == 0, first.stderr
+    assert "none: every file read (first backup of this label)" in first.stdout
+    frozen_clock.set(2030, 1, 2, 0, 0, 0)
+    second = backup_json(cli, *args)
+    parent = "all_projects_backup_20300101_000000.zip"
+    assert second["parent"] == parent and second["full_read"] is None
+    assert second["reused_files"] == second["files"] > 0
+    assert second["reused_bytes"] == second["bytes"]
+    frozen_clock.set(2030, 1, 3, 0, 0, 0)
+    human = cli("backup", *args)
+    copied = (
+        rf"reused +{second['files']} unchanged files, .* copied from\s+all_projects_backup_2030"
+    )
+    assert re.search(copied, human.stdout), human.stdout
+    frozen_clock.set(2030, 1, 4, 0, 0, 0)
+    rehash = backup_json(cli, *args, "--rehash")
+    assert rehash["reused_files"] == 0 and rehash["full_read"] == "--rehash"
+
+
+def test_skip_if_unchanged_writes_nothing_and_names_the_parent(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, frozen_clock: FrozenClock
+) -> None:
+    args = ("--all", "--projects-dir", projects_dir, "--output-dir", backups_dir)
+    frozen_clock.set(2030, 1, 1, 0, 0, 0)
+    assert cli("backup", *args).exit_code == 0
+    before = _zips(backups_dir)
+    frozen_clock.set(2030, 1, 2, 0, 0, 0)
+    skipped = cli("backup", *args, "--skip-if-unchanged")
+    assert skipped.exit_code == 0, skipped.stderr
+    assert "nothing changed since this backup: no archive written" in skipped.stdout
+    assert "all_projects_backup_20300101_000000.zip" in skipped.stdout
+    data = backup_json(cli, *args, "--skip-if-unchanged")
+    assert data["unchanged"] is True
+    assert Path(data["archive"]).name == "all_projects_backup_20300101_000000.zip"
+    assert _zips(backups_dir) == before
+
+
+def test_full_every_must_be_a_number_of_days(
+    cli: CliCall, projects_dir: Path, backups_dir: Path
+) -> None:
+    result = cli(
+        "backup", "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--full-every", "-1",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--full-every" in result.stderr and "Traceback" not in result.stderr
+    assert _zips(backups_dir) == []
