@@ -463,7 +463,7 @@ def backup(
         try:
             plan = plan_reuse(
                 scan.files, parent, started=started, full_every_days=full_every_days,
-                rehash=rehash, no_parent_why=no_parent,
+                no_parent_why=no_parent,
             )  # fmt: skip
             warnings = [
                 Diagnostic(reason="recovered", path="", detail=line) for line in recovered
@@ -488,8 +488,6 @@ def backup(
                     )
                     full_read = plan.full_read
                     del scan, plan  # not needed to verify: keep the peak low
-                    if parent is not None:
-                        parent.close()
                     archive_sha, report = _check_written(tmp, written, digest, verify, progress)
                     _check_unchanged(projects_dir, identities)
                     final = folder.publish(tmp, name)

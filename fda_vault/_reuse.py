@@ -154,14 +154,12 @@ def plan_reuse(
     *,
     started: datetime,
     full_every_days: int,
-    rehash: bool,
     no_parent_why: str | None,
 ) -> ReusePlan:
-    """Split ``sources`` into files to copy from ``parent`` and files to read."""
+    """Split ``sources`` into files to copy from ``parent`` and files to read
+    (``no_parent_why``: why there is no parent, when there is none)."""
     if parent is None:
         return ReusePlan(None, [], sources, no_parent_why or "no parent")
-    if rehash:
-        return ReusePlan(parent, [], sources, "--rehash")
     manifest = parent.manifest
     parent_start = _timestamp_ns(manifest.backup_timestamp)
     last_full = _timestamp_ns(manifest.last_full_read or "")
