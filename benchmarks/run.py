@@ -981,14 +981,19 @@ def reproduce_args(args: argparse.Namespace) -> list[str]:
 
 
 def mode_name(args: argparse.Namespace) -> str:
-    """The docs section id: variant and scale."""
+    """The docs section id: variant and scale (and "-repeat" for a run of the repeat
+    backups alone, which has a section of its own)."""
     base = "big-file" if args.big_file else "many-small" if args.many_small else "default"
+    if [t for item in args.only for t in item.split(",") if t.strip()] == ["repeat"]:
+        base += "-repeat"
     return base if args.scale == 1.0 else f"{base}-scale-{args.scale:g}"
 
 
 def mode_title(mode: str, args: argparse.Namespace, summary: corpus.Summary) -> str:
     """The docs section heading."""
     size = f"{summary.bytes / MB:,.0f} MB"
+    if mode.endswith("-repeat") or "-repeat-" in mode:
+        return f"Repeat backups, {summary.files:,} files, {size} — `{mode}`"
     if args.big_file:
         return f"One large incompressible file ({size}) — `{mode}`"
     if args.many_small:
@@ -1045,7 +1050,10 @@ def write_docs(mode: str, text: str) -> None:
     kept[mode] = block
     # Fixed order for the three main modes; other scales follow, sorted by name; then the
     # hand-written "notes" block (kept as it is: the runner never rewrites it).
-    order = {"default": 0, "many-small": 1, "big-file": 2, "notes": 4}
+    order = {
+        "default": 0, "default-repeat": 0.5, "many-small": 1, "many-small-repeat": 1.5,
+        "big-file": 2, "notes": 4,
+    }  # fmt: skip
     names = sorted(kept, key=lambda n: (order.get(n, 3), n))
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     DOCS.write_text(DOC_HEADER + "\n" + "\n".join(kept[n] for n in names))
