@@ -409,7 +409,8 @@ def settle(projects: Path) -> None:
         max(st.st_mtime, st.st_ctime)
         for st in (os.lstat(os.path.join(d, n)) for d, _, ns in os.walk(projects) for n in ns)
     )
-    time.sleep(max(0.0, newest + 3.5 - time.time()))
+    # 3 s, and one more: a backup's start is recorded in whole seconds, rounded down.
+    time.sleep(max(0.0, newest + 4.5 - time.time()))
 
 
 def changed_corpus(ctx: Context) -> Path:
@@ -1195,7 +1196,7 @@ def main(argv: list[str] | None = None) -> int:
         fda_vault = find_fda_vault(args.fda_vault)
         args.measured = str(fda_vault)
     (args.work / "logs").mkdir(exist_ok=True)
-    corpus_root = args.work / f"corpus-{mode}"
+    corpus_root = args.work / f"corpus-{mode.replace('-repeat', '')}"  # the same files
     if args.big_file:
         summary = big_file_corpus(corpus_root, args.scale, say)
     else:
