@@ -8,7 +8,6 @@ last thing in the archive and can be cut off and read again later.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import stat
@@ -143,7 +142,9 @@ class Packer:
                 writer.rollback_to(mark)
                 failed.append((src, exc.why))
                 continue
-            self.entries.append(dataclasses.replace(entry, reused_from=parent_sha256))
+            # The parent's own entry, marked (not a copy: 24,000 of them are ~12 MB).
+            entry.reused_from = parent_sha256
+            self.entries.append(entry)
             self.progress.advance(entry.size)
         return failed
 
