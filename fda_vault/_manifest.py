@@ -294,7 +294,10 @@ def parse_manifest(raw: bytes | bytearray, archive_name: str) -> BackupManifest:
         raise IntegrityError(archive_name, f"metadata.json field {where}: {first['msg']}") from None
     # `checksums` repeats every file's digest: hold each digest once (~110 B a file).
     checksums = manifest.checksums
+    parents: dict[str, str] = {}  # and each parent's SHA-256 once, not once a copied file
     for entry in manifest.files:
         if checksums.get(entry.path) == entry.sha256:
             checksums[entry.path] = entry.sha256
+        if entry.reused_from is not None:
+            entry.reused_from = parents.setdefault(entry.reused_from, entry.reused_from)
     return manifest
