@@ -48,7 +48,7 @@ from fda_vault._members import (
     MAX_MANIFEST_BYTES,
     READ_CHUNK,
 )
-from fda_vault._packer import Packer, PackSource
+from fda_vault._packer import Identity, Packer, PackSource
 from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._reuse import (
     Parent,
@@ -210,7 +210,7 @@ def _scan_project(
                 if _excluded(rel, entry.name, False, patterns):
                     scan.excluded += 1
                     continue
-                scan.files.append(PackSource(key, entry.path, st))
+                scan.files.append(PackSource(key, entry.path, Identity.of(st)))
                 scan.total_bytes += st.st_size
                 kept = True
             else:

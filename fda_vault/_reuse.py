@@ -182,15 +182,15 @@ def plan_reuse(
             entry is None
             or st is None
             or entry.compressed_crc32 is None
-            or entry.size != st.st_size
-            or entry.mtime_ns != st.st_mtime_ns
-            or entry.ctime_ns != st.st_ctime_ns
-            or entry.inode != st.st_ino
-            or entry.device != st.st_dev
+            or entry.size != st.size
+            or entry.mtime_ns != st.mtime_ns
+            or entry.ctime_ns != st.ctime_ns
+            or entry.inode != st.ino
+            or entry.device != st.dev
         ):
             fresh.append(src)
             continue
-        if st.st_mtime_ns >= settled or st.st_ctime_ns >= settled:
+        if st.mtime_ns >= settled or st.ctime_ns >= settled:
             racy += 1
             fresh.append(src)
             continue
