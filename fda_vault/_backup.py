@@ -48,7 +48,7 @@ from fda_vault._members import (
     MAX_MANIFEST_BYTES,
     READ_CHUNK,
 )
-from fda_vault._packer import Identity, Packer, PackSource
+from fda_vault._packer import Packer, PackSource
 from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._reuse import (
     Parent,
@@ -57,7 +57,7 @@ from fda_vault._reuse import (
     plan_reuse,
 )
 from fda_vault._storage import BackupsFolder, ProjectsFolder, archive_label
-from fda_vault._verified import VerificationRecords, record_verified
+from fda_vault._verified import VerificationRecords, identity_of, record_verified
 from fda_vault._verify import VerifyReport, verify_written
 from fda_vault._zipwriter import ZipWriter
 
@@ -210,7 +210,7 @@ def _scan_project(
                 if _excluded(rel, entry.name, False, patterns):
                     scan.excluded += 1
                     continue
-                scan.files.append(PackSource(key, entry.path, Identity.of(st)))
+                scan.files.append(PackSource(key, entry.path, identity_of(st), st.st_mode))
                 scan.total_bytes += st.st_size
                 kept = True
             else:

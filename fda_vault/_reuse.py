@@ -177,20 +177,16 @@ def plan_reuse(
     racy = 0
     for src in sources:
         entry = by_path.get(src.key)
-        st = src.st
+        now = src.identity
         if (
             entry is None
-            or st is None
+            or now is None
             or entry.compressed_crc32 is None
-            or entry.size != st.size
-            or entry.mtime_ns != st.mtime_ns
-            or entry.ctime_ns != st.ctime_ns
-            or entry.inode != st.ino
-            or entry.device != st.dev
+            or (entry.size, entry.mtime_ns, entry.ctime_ns, entry.inode, entry.device) != now
         ):
             fresh.append(src)
             continue
-        if st.mtime_ns >= settled or st.ctime_ns >= settled:
+        if now.mtime_ns >= settled or now.ctime_ns >= settled:
             racy += 1
             fresh.append(src)
             continue

@@ -27,6 +27,7 @@ __all__ = [
     "FileIdentity",
     "VerificationRecords",
     "file_identity",
+    "identity_of",
     "record_verified",
     "records_path",
     "verified_earlier",
@@ -47,10 +48,14 @@ class FileIdentity(NamedTuple):
     dev: int
 
 
+def identity_of(st: os.stat_result) -> FileIdentity:
+    """The identity in a ``stat`` result (also what a repeat backup judges files by)."""
+    return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
 def file_identity(path: Path) -> FileIdentity:
     """The identity of ``path`` (not following a symlink)."""
-    st = os.lstat(path)
-    return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    return identity_of(os.lstat(path))
 
 
 def records_path() -> Path:

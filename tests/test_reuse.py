@@ -276,6 +276,23 @@ def test_skip_if_unchanged_writes_nothing_until_something_changes(
     assert changed.reused_files == changed.files == parent.files - 1
 
 
+@pytest.mark.parametrize("change", ["empty_folder", "symlink"])
+def test_skip_if_unchanged_sees_folders_and_left_out_entries_too(
+    projects_dir: Path, backups_dir: Path, frozen_clock: FrozenClock, settled: datetime,
+    change: str,
+) -> None:  # fmt: skip
+    parent = _backup_at(frozen_clock, settled, projects_dir, backups_dir)
+    if change == "empty_folder":
+        (projects_dir / GLUCOSE / "new_empty").mkdir()
+    else:
+        (projects_dir / GLUCOSE / "link").symlink_to("device_profile.json")
+    later = _newest_change(projects_dir) + timedelta(minutes=1)
+    again = _backup_at(frozen_clock, later, projects_dir, backups_dir, skip_if_unchanged=True)
+    # Every file is copied, but the new archive differs: it is written.
+    assert not again.unchanged and again.archive != parent.archive
+    assert again.reused_files == again.files == parent.files
+
+
 def test_skip_if_unchanged_with_no_parent_writes_the_first_archive(
     projects_dir: Path, backups_dir: Path, frozen_clock: FrozenClock, settled: datetime
 ) -> None:
