@@ -27,6 +27,7 @@ from fda_vault._legacy import is_legacy_tar
 from fda_vault._manifest import BackupManifest, FileEntry, project_of
 from fda_vault._members import DATA_PREFIX, iter_member, open_archive, read_manifest
 from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._s3 import ArchivePath
 from fda_vault._zipindex import ZipIndex
 
 __all__ = ["Archive", "Depth", "select_projects"]
@@ -37,7 +38,7 @@ Depth = Literal["names", "structure"]
 
 
 def select_projects(
-    asked: Sequence[str] | None, available: Sequence[str], archive: Path
+    asked: Sequence[str] | None, available: Sequence[str], archive: ArchivePath
 ) -> list[str]:
     """``asked`` without repeats (``available`` when none), or UsageError naming the
     first one that ``archive`` does not hold."""
@@ -56,20 +57,21 @@ def select_projects(
 class Archive:
     """One opened archive: ``path`` (as given), its ZIP ``index`` and its ``manifest``."""
 
-    def __init__(self, path: Path, index: ZipIndex, manifest: BackupManifest) -> None:
+    def __init__(self, path: ArchivePath, index: ZipIndex, manifest: BackupManifest) -> None:
         self.path = path
         self.index = index
         self.manifest = manifest
 
     @classmethod
     @contextmanager
-    def open(cls, path: Path, *, progress: Progress = NO_PROGRESS) -> Iterator[Archive]:
+    def open(cls, path: ArchivePath, *, progress: Progress = NO_PROGRESS) -> Iterator[Archive]:
         """Open ``path`` (UsageError if missing, IntegrityError if unreadable or not an
         archive); a legacy tar.gz is converted first, which checks it on the way."""
         with ExitStack() as stack:
             if is_legacy_tar(path):
                 from fda_vault._legacytar import converted  # tarfile costs start-up
 
+                assert isinstance(path, Path)  # is_legacy_tar refuses an object
                 zip_path, manifest, _digest, _scan = stack.enter_context(
                     converted(path, progress=progress)
                 )

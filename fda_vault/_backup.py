@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,7 +30,6 @@ from fda_vault._errors import (
 from fda_vault._fsio import (
     HashAsWritten,
     describe_os_error,
-    fsync_path,
     os_failure,
 )
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
@@ -46,7 +46,6 @@ from fda_vault._members import (
     DATA_PREFIX,
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
-    READ_CHUNK,
 )
 from fda_vault._packer import Packer, PackSource
 from fda_vault._progress import NO_PROGRESS, Progress
@@ -56,7 +55,15 @@ from fda_vault._reuse import (
     find_parent,
     plan_reuse,
 )
-from fda_vault._storage import BackupsFolder, ProjectsFolder, archive_label
+from fda_vault._storage import (
+    BackupsFolder,
+    ObjectLock,
+    PendingArchive,
+    ProjectsFolder,
+    archive_label,
+    open_location,
+    read_from,
+)
 from fda_vault._verified import VerificationRecords, identity_of, record_verified
 from fda_vault._verify import VerifyReport, verify_written
 from fda_vault._zipwriter import ZipWriter
@@ -248,10 +255,11 @@ class _Written(NamedTuple):
     reused_files: int
     reused_bytes: int
     hashed: int  # how many of the archive's first bytes the hash saw as they were written
+    size: int  # of the archive
 
 
 def _write_archive(
-    tmp: Path,
+    pending: PendingArchive,
     scan: _Scan,
     plan: ReusePlan,
     digest: HashAsWritten,
@@ -263,12 +271,14 @@ def _write_archive(
     projects: list[str],
     patterns: Sequence[str],
 ) -> _Written:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(tmp, flags, 0o600)
     parent = plan.parent
     reuse_warnings: list[Diagnostic] = []
-    with open(fd, "wb", buffering=READ_CHUNK) as fp:
-        writer = ZipWriter(fp, tap=digest.feed)
+    # An upper bound of the archive's size (it sizes an upload's parts): every byte
+    # stored, plus the headers, the directory and the manifest.
+    expected = scan.total_bytes + (len(scan.files) + 64) * 4096 + MAX_MANIFEST_BYTES
+    fp = pending.open(expected)
+    try:
+        writer = ZipWriter(fp, tap=digest.feed, settle=getattr(fp, "settle", None))
         packer = Packer(writer, level=level, skip_unreadable=skip_unreadable, progress=progress)
         progress.start("backing up", scan.total_bytes)
         fresh = plan.fresh
@@ -322,6 +332,10 @@ def _write_archive(
         )
         del entries
         manifest_sha256 = finish_archive(writer, manifest)
+        size = writer.tell()
+        pending.finish(fp)
+    finally:
+        fp.close()
     return _Written(
         manifest=manifest,
         manifest_sha256=manifest_sha256,
@@ -336,6 +350,7 @@ def _write_archive(
         reused_files=reused_files,
         reused_bytes=reused_bytes,
         hashed=writer.tapped,
+        size=size,
     )
 
 
@@ -383,7 +398,7 @@ def _readable_manifest(pieces: Iterable[bytes], hasher: hashlib._Hash) -> Iterat
 
 
 def _select_projects(
-    names: Sequence[str], all_projects: bool, projects_dir: Path, output_dir: Path
+    names: Sequence[str], all_projects: bool, projects_dir: Path, output_dir: Path | None
 ) -> list[str]:
     available = list_projects(projects_dir, output_dir)
     if all_projects:
@@ -410,7 +425,7 @@ def backup(
     *,
     all_projects: bool = False,
     projects_dir: Path,
-    output_dir: Path,
+    output_dir: Path | str,
     level: int = DEFAULT_LEVEL,
     verify: bool = True,
     excludes: Sequence[str] = (),
@@ -421,8 +436,11 @@ def backup(
     rehash: bool = False,
     full_every_days: int = DEFAULT_FULL_EVERY_DAYS,
     skip_if_unchanged: bool = False,
+    object_lock: ObjectLock | None = None,
 ) -> BackupResult:
-    """Back up the named projects (or all) into a new verified archive in ``output_dir``.
+    """Back up the named projects (or all) into a new verified archive in ``output_dir``
+    (a folder, or ``s3://BUCKET/PREFIX``: ``object_lock`` then sets each new archive's
+    retention).
 
     Files unchanged since the parent (the newest archive of the same label known intact)
     are copied from it unread (:mod:`fda_vault._reuse`); ``rehash`` reads every file, as
@@ -437,11 +455,12 @@ def backup(
         raise UsageError(f"--full-every {full_every_days}", "must be 0 (always) or more days")
     clock = time.monotonic()
     started = datetime.now(timezone.utc).replace(microsecond=0)
-    selected = _select_projects(projects, all_projects, projects_dir, output_dir)
+    folder = open_location(output_dir, object_lock)
+    local = folder.path if isinstance(folder, BackupsFolder) else None
+    selected = _select_projects(projects, all_projects, projects_dir, local)
     for name in selected:
         if not is_safe_segment(name):
             raise UsageError(f"project {name!r}", "not a single safe path segment")
-    folder = BackupsFolder(output_dir)
     folder.create()
     label = archive_label(selected, all_projects)
     with folder.lock(lock_timeout):
@@ -452,7 +471,7 @@ def backup(
         identities = {name: _folder_identity(projects_dir / name) for name in selected}
         folder.remove_stale_temps()
         scan = _Scan()
-        skip_dirs = {os.path.realpath(output_dir)}
+        skip_dirs = {os.path.realpath(local)} if local is not None else set()
         for name in selected:
             _scan_project(projects_dir, name, excludes, skip_dirs, skip_unreadable, scan)
         parent: Parent | None = None
@@ -473,9 +492,9 @@ def backup(
             name = folder.unused_name(label, started)
             digest = HashAsWritten()
             try:
-                with folder.new_archive(name) as tmp:
+                with folder.new_archive(name) as pending:
                     written = _write_archive(
-                        tmp,
+                        pending,
                         scan,
                         plan,
                         digest,
@@ -488,13 +507,13 @@ def backup(
                     )
                     full_read = plan.full_read
                     del scan, plan  # not needed to verify: keep the peak low
-                    archive_sha, report = _check_written(tmp, written, digest, verify, progress)
+                    archive_sha, report = _check_written(pending, written, digest, verify, progress)
                     _check_unchanged(projects_dir, identities)
-                    final = folder.publish(tmp, name)
+                    final = folder.publish(pending, name)
             except KeyboardInterrupt:
                 raise InterruptedByUser(name, "interrupted; no archive was written") from None
             except OSError as exc:
-                raise os_failure(output_dir, exc, "cannot write the archive") from None
+                raise os_failure(str(folder), exc, "cannot write the archive") from None
             finally:
                 digest.close()
         finally:
@@ -508,7 +527,7 @@ def backup(
         projects=selected,
         files=manifest.total_files,
         bytes=manifest.total_bytes,
-        archive_size=final.stat().st_size,
+        archive_size=written.size,
         archive_sha256=archive_sha,
         duration_seconds=round(time.monotonic() - clock, 3),
         verified=verify,
@@ -517,7 +536,7 @@ def backup(
         # The recovery's own line names the projects and the archive (the runbook shows it).
         warnings=warnings
         + written.warnings
-        + (_same_disk_warning(projects_dir, output_dir) if warn_same_disk else []),
+        + (_same_disk_warning(projects_dir, local) if warn_same_disk and local else []),
         parent=manifest.parent.archive if manifest.parent else None,
         reused_files=written.reused_files,
         reused_bytes=written.reused_bytes,
@@ -528,16 +547,22 @@ def backup(
 
 
 def _check_written(
-    tmp: Path, written: _Written, digest: HashAsWritten, verify: bool, progress: Progress
+    pending: PendingArchive,
+    written: _Written,
+    digest: HashAsWritten,
+    verify: bool,
+    progress: Progress,
 ) -> tuple[str, VerifyReport | None]:
-    """Flush ``tmp`` to disk, finish its hash (``digest`` saw ``written.hashed`` bytes as
-    they were written: the rest is read) and (``verify``) read it back: (SHA-256,
-    report). IntegrityError when the read-back finds a problem."""
+    """Make the written archive durable, finish its hash (``digest`` saw
+    ``written.hashed`` bytes as they were written: the rest is read back) and
+    (``verify``) read it back: (SHA-256, report). IntegrityError when the read-back finds
+    a problem."""
     # Flushing to disk, hashing the archive and verifying it all re-read or wait on the
     # same fresh file: side by side they cost about the longest.
+    tmp = pending.readable
     with ThreadPoolExecutor(2) as side:
-        synced = side.submit(fsync_path, tmp)
-        hashed = side.submit(digest.finish, tmp, written.hashed)
+        synced = side.submit(pending.sync)
+        hashed = side.submit(digest.finish, partial(read_from, tmp), written.hashed)
         report = (
             verify_written(tmp, written.manifest, written.manifest_sha256, progress=progress)
             if verify

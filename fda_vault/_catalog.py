@@ -12,7 +12,8 @@ from fda_vault._errors import FdaVaultError
 from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes, is_legacy_tar
 from fda_vault._manifest import FileEntry, SkippedEntry, project_of
 from fda_vault._members import open_archive, read_manifest
-from fda_vault._storage import ARCHIVE_NAME_RE, BackupsFolder
+from fda_vault._s3 import ArchivePath
+from fda_vault._storage import ARCHIVE_NAME_RE, open_location
 
 __all__ = [
     "ARCHIVE_NAME_RE",
@@ -74,19 +75,20 @@ class ArchiveContents(BaseModel):
     file_list: list[FileEntry] | None = None
 
 
-def archive_names(backups_dir: Path) -> list[str]:
+def archive_names(backups_dir: Path | str) -> list[str]:
     """The names of the archives in ``backups_dir`` (files only, symlinks not followed)."""
     try:
-        return [archive.name for archive in BackupsFolder(backups_dir).archives()]
+        return [archive.name for archive in open_location(backups_dir).archives()]
     except FdaVaultError:
         return []
 
 
-def list_backups(backups_dir: Path) -> BackupList:
-    """Every archive in ``backups_dir`` (ours and the original scripts'), newest first;
-    damaged ones flagged. A folder not made yet simply has none."""
+def list_backups(backups_dir: Path | str) -> BackupList:
+    """Every archive in ``backups_dir`` (a folder or ``s3://…``; ours and the original
+    scripts'), newest first; damaged ones flagged. A folder not made yet simply has none."""
     found: list[tuple[str, BackupSummary]] = []  # (UTC stamp from the name, summary)
-    for archive in BackupsFolder(backups_dir).archives():
+    location = open_location(backups_dir)
+    for archive in location.archives():
         path = archive.path
         summary = BackupSummary(
             file=archive.name,
@@ -102,6 +104,8 @@ def list_backups(backups_dir: Path) -> BackupList:
             if archive.parsed.kind == "legacy-tar":
                 from fda_vault._legacytar import scan_tar  # tarfile costs start-up
 
+                is_legacy_tar(path)  # refuses one in object storage, saying why
+                assert isinstance(path, Path)
                 scan = scan_tar(path)
                 summary.created, summary.projects = scan.created_at, scan.projects
                 summary.files, summary.data_bytes = len(scan.files), scan.total_bytes
@@ -119,21 +123,23 @@ def list_backups(backups_dir: Path) -> BackupList:
         found.append((archive.parsed.stamp, summary))
     # The stamp in the name is UTC and sortable; it orders damaged archives too.
     found.sort(key=lambda item: (item[0], item[1].file), reverse=True)
-    return BackupList(backups_dir=str(backups_dir), backups=[summary for _, summary in found])
+    return BackupList(backups_dir=str(location), backups=[summary for _, summary in found])
 
 
 _TAR_CREATED_BY = "fda-tools/project_backup.py"
 _TAR_VERSION = "(tar.gz)"  # the format has no version field
 
 
-def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents:
+def describe_archive(path: ArchivePath, *, with_files: bool = False) -> ArchiveContents:
     """Per-project counts (and optionally every file) of one archive, from its manifest."""
     if is_legacy_tar(path) and not with_files:
+        assert isinstance(path, Path)  # is_legacy_tar refuses an object
         return _describe_legacy_tar(path)
     with Archive.open(path) as opened:
         # Names only (no data is read): a hostile archive is refused even when just listed.
         opened.require("names")
         manifest = opened.manifest
+        archive_bytes = opened.index.source.size
     legacy_tar = manifest.source_format == FORMAT_LEGACY_TAR  # converted: each SHA-256 known
     return _contents(
         path,
@@ -146,6 +152,7 @@ def describe_archive(path: Path, *, with_files: bool = False) -> ArchiveContents
         skipped=manifest.skipped,
         source_format=manifest.source_format,
         file_list=list(manifest.files) if with_files else None,
+        archive_bytes=archive_bytes,
     )
 
 
@@ -165,11 +172,12 @@ def _describe_legacy_tar(path: Path) -> ArchiveContents:
         skipped=[],
         source_format=FORMAT_LEGACY_TAR,
         file_list=None,
+        archive_bytes=path.stat().st_size,
     )
 
 
 def _contents(
-    path: Path,
+    path: ArchivePath,
     *,
     created: str,
     created_by: str,
@@ -180,6 +188,7 @@ def _contents(
     skipped: list[SkippedEntry],
     source_format: str,
     file_list: list[FileEntry] | None,
+    archive_bytes: int,
 ) -> ArchiveContents:
     """Counts per project of ``sizes`` (``(path, size)`` of each file) and ``empty_dirs``."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -194,7 +203,7 @@ def _contents(
         created=created,
         created_by=created_by,
         backup_version=version,
-        archive_bytes=path.stat().st_size,
+        archive_bytes=archive_bytes,
         total_files=len(sizes),
         total_bytes=sum(size for _, size in sizes),
         projects=[

@@ -15,7 +15,6 @@ import unicodedata
 import zipfile
 from collections.abc import Collection, Sequence
 from operator import attrgetter
-from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -37,6 +36,7 @@ from fda_vault._members import (
 )
 from fda_vault._parallel import batches, map_in_threads, workers_for
 from fda_vault._progress import Progress
+from fda_vault._s3 import ArchivePath
 from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER_SIZE
 from fda_vault._zipindex import Member, ZipIndex
 
@@ -82,7 +82,7 @@ def _parse_checksums_txt(
     return listed, problems
 
 
-def problems_error(archive: Path | str, problems: Sequence[Problem]) -> IntegrityError:
+def problems_error(archive: ArchivePath | str, problems: Sequence[Problem]) -> IntegrityError:
     """The one error line for an archive that has ``problems``: the first one, and how
     many more; reason ``unsafe`` for a hostile name or entry, else ``damaged``."""
     first = problems[0]
@@ -266,7 +266,7 @@ def _all_names_acceptable(members: list[Member], names: list[str], *, casefold: 
 
 
 def check_structure(
-    zf: ZipIndex, manifest: BackupManifest, archive: Path, *, casefold: bool = False
+    zf: ZipIndex, manifest: BackupManifest, archive: ArchivePath, *, casefold: bool = False
 ) -> list[Problem]:
     """Every problem of names, entry types, manifest consistency and checksums.txt."""
     problems = manifest_problems(manifest)
@@ -307,7 +307,7 @@ def check_structure(
 def check_file_data(
     zf: ZipIndex,
     manifest: BackupManifest,
-    archive: Path,
+    archive: ArchivePath,
     progress: Progress,
     projects: Collection[str] | None = None,
     *,
@@ -369,7 +369,7 @@ def check_file_data(
 
 
 def _check_copied(
-    zf: ZipIndex, info: Member, entry: FileEntry, stored_crc: int, archive: Path
+    zf: ZipIndex, info: Member, entry: FileEntry, stored_crc: int, archive: ArchivePath
 ) -> None:
     """A member copied unchanged from a parent: its directory record and stored bytes."""
     where = f"{archive}: {info.filename}"

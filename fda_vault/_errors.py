@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 from enum import IntEnum
-from pathlib import Path
 
 __all__ = [
     "REASONS",
@@ -82,7 +81,7 @@ class FdaVaultError(Exception):
     kind: str = "error"
     default_reason: str = "io_error"
 
-    def __init__(self, what: str | Path, why: str = "", *, reason: str | None = None) -> None:
+    def __init__(self, what: object, why: str = "", *, reason: str | None = None) -> None:
         self.what = str(what)
         self.why = why
         self.reason = reason or self.default_reason

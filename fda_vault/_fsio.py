@@ -7,7 +7,7 @@ import ctypes.util
 import errno
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,14 +137,17 @@ class HashAsWritten:
             self._queued.pop(0).result()
         self._queued.append(self._pool.submit(self._hasher.update, piece))
 
-    def finish(self, path: Path, fed: int) -> str:
+    def finish(self, rest: Callable[[int], Iterable[bytes]], fed: int) -> str:
         """The file's SHA-256: its first ``fed`` bytes as fed (0: none are valid), the
-        rest read from ``path``."""
+        rest read back by ``rest(fed)`` (the bytes from that offset to the end)."""
         self._submit()
         for queued in self._queued:
             queued.result()
         self.close()
-        return sha256_file(path, self._hasher if fed else None, fed)
+        hasher = self._hasher if fed else hashlib.sha256()
+        for chunk in rest(fed):
+            hasher.update(chunk)
+        return hasher.hexdigest()
 
     def close(self) -> None:
         """Stop the thread (what is queued is dropped)."""

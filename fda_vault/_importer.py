@@ -9,11 +9,11 @@ never replacing a file). The original is never changed or deleted.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 from pydantic import BaseModel, Field
 
@@ -22,7 +22,6 @@ from fda_vault._archive import Archive
 from fda_vault._backup import finish_archive
 from fda_vault._errors import ExitCode, FdaVaultError, IntegrityError, UsageError
 from fda_vault._fsio import (
-    fsync_path,
     os_failure,
     sha256_file,
 )
@@ -30,7 +29,7 @@ from fda_vault._legacy import FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
 from fda_vault._legacytar import convert_tar, is_legacy_tar, scan_tar
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault._manifest import BackupManifest, ImportedFrom
-from fda_vault._members import DATA_PREFIX, READ_CHUNK
+from fda_vault._members import DATA_PREFIX
 from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._storage import BackupsFolder, archive_label, parse_archive_name
 from fda_vault._verified import record_verified
@@ -93,37 +92,35 @@ def _hashed(chunks: Iterable[bytes], hasher: hashlib._Hash, progress: Progress) 
 
 
 def _write_from_legacy_zip(
-    opened: Archive, out_path: Path, imported_from: ImportedFrom, progress: Progress
+    opened: Archive, out: IO[bytes], imported_from: ImportedFrom, progress: Progress
 ) -> tuple[BackupManifest, str]:
     """Write the files of an opened ``backup_project.py`` ZIP (its structure checked) into
     a new archive: each is read once, its size, CRC-32 and SHA-256 checked on the way."""
     legacy = opened.manifest
-    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with open(fd, "wb", buffering=READ_CHUNK) as out:
-        writer = ZipWriter(out)
-        progress.start("importing", legacy.total_bytes)
-        for entry in legacy.files:
-            name = DATA_PREFIX + entry.path
-            hasher = hashlib.sha256()
-            writer.add_file(
-                name, _hashed(opened.read(entry), hasher, progress), mtime=entry.mtime,
-                mode=entry.mode, size_hint=entry.size, level=6,
-            )  # fmt: skip
-            if hasher.hexdigest() != entry.sha256:
-                raise IntegrityError(f"{opened.path}: {name}", "content does not match its SHA-256")
-        progress.finish()
-        manifest = BackupManifest(
-            backup_timestamp=legacy.backup_timestamp,
-            projects=legacy.projects,
-            total_projects=len(legacy.projects),
-            total_files=len(legacy.files),
-            total_bytes=legacy.total_bytes,
-            checksums=dict(legacy.checksums),
-            files=list(legacy.files),
-            created_by=f"fda-vault {__version__}",
-            imported_from=imported_from,
-        )
-        digest = finish_archive(writer, manifest)
+    writer = ZipWriter(out)
+    progress.start("importing", legacy.total_bytes)
+    for entry in legacy.files:
+        name = DATA_PREFIX + entry.path
+        hasher = hashlib.sha256()
+        writer.add_file(
+            name, _hashed(opened.read(entry), hasher, progress), mtime=entry.mtime,
+            mode=entry.mode, size_hint=entry.size, level=6,
+        )  # fmt: skip
+        if hasher.hexdigest() != entry.sha256:
+            raise IntegrityError(f"{opened.path}: {name}", "content does not match its SHA-256")
+    progress.finish()
+    manifest = BackupManifest(
+        backup_timestamp=legacy.backup_timestamp,
+        projects=legacy.projects,
+        total_projects=len(legacy.projects),
+        total_files=len(legacy.files),
+        total_bytes=legacy.total_bytes,
+        checksums=dict(legacy.checksums),
+        files=list(legacy.files),
+        created_by=f"fda-vault {__version__}",
+        imported_from=imported_from,
+    )
+    digest = finish_archive(writer, manifest)
     return manifest, digest
 
 
@@ -159,25 +156,26 @@ def _import_one(
         with folder.lock(lock_timeout):
             name = folder.unused_name(label, when)
             try:
-                with folder.new_archive(name) as tmp:
-                    if opened is None:
-                        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                        with open(fd, "wb", buffering=READ_CHUNK) as out:
+                with folder.new_archive(name) as pending:
+                    with pending.open(expected_size=0) as out:
+                        if opened is None:
                             manifest, digest = convert_tar(
                                 source, scan, out, progress=progress, imported_from=imported_from
                             )
-                    else:
-                        manifest, digest = _write_from_legacy_zip(
-                            opened, tmp, imported_from, progress
-                        )
-                    fsync_path(tmp)
-                    report = verify_written(tmp, manifest, digest, progress=progress)
+                        else:
+                            manifest, digest = _write_from_legacy_zip(
+                                opened, out, imported_from, progress
+                            )
+                        pending.finish(out)
+                    pending.sync()
+                    report = verify_written(pending.readable, manifest, digest, progress=progress)
                     if not report.ok:
                         first = report.problems[0]
                         raise IntegrityError(
-                            tmp, f"verification after writing failed: {first.detail}"
+                            pending.readable,
+                            f"verification after writing failed: {first.detail}",
                         )
-                    final = folder.publish(tmp, name)
+                    final = folder.publish(pending, name)
             except OSError as exc:
                 raise os_failure(output_dir, exc, "cannot write the archive") from None
     record_verified(final)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
+from fda_vault._errors import UsageError
 from fda_vault._manifest import BackupManifest, FileEntry
+from fda_vault._s3 import ArchivePath, ObjectPath
 from fda_vault._zipindex import ZipIndex
 
 __all__ = [
@@ -66,8 +67,18 @@ _DATA_PREFIX = "projects/"  # the same layout as ours (fda_vault.members.DATA_PR
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def is_legacy_tar(path: Path) -> bool:
-    """True when ``path`` is a gzip file (judged by its content, not its name)."""
+def is_legacy_tar(path: ArchivePath) -> bool:
+    """True when ``path`` is a gzip file (judged by its content, not its name). The
+    original library's tar.gz is read from local folders only: one in object storage is
+    refused (UsageError) with the way round it."""
+    if isinstance(path, ObjectPath):
+        if path.name.endswith(".tar.gz"):
+            raise UsageError(
+                path,
+                "tar.gz archives of the original library are read from a local folder only: "
+                "download it first, or import it (fda-vault import) before copying it",
+            )
+        return False
     try:
         with open(path, "rb") as fp:
             return fp.read(2) == _GZIP_MAGIC

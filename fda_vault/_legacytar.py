@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO, NamedTuple
+from typing import IO, NamedTuple
 
 from pydantic import ValidationError
 
@@ -257,7 +257,7 @@ def _checked_scan(
 def convert_tar(
     path: Path,
     scan: TarScan,
-    out: BinaryIO,
+    out: IO[bytes],
     *,
     progress: Progress = NO_PROGRESS,
     imported_from: ImportedFrom | None = None,

@@ -10,13 +10,13 @@ import stat
 import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from types import TracebackType
 
 from fda_vault._deflate import INFLATE_ERRORS, Inflater, crc32, new_inflater
 from fda_vault._errors import IntegrityError, UsageError
 from fda_vault._fsio import os_failure
 from fda_vault._manifest import BackupManifest, has_control_char, is_safe_segment, parse_manifest
+from fda_vault._s3 import ArchivePath, ObjectPath
 from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER
 from fda_vault._zipindex import EXTRA_ALLOWANCE, Member, ZipFormatError, ZipIndex
 
@@ -128,9 +128,19 @@ def nfc_key(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def open_archive(path: Path) -> ZipIndex:
+def open_archive(path: ArchivePath) -> ZipIndex:
     """Open ``path`` as a ZIP, or raise UsageError (missing) / IntegrityError (not a ZIP)
-    / OperationError (cannot be read): the ZIP layer's errors in fda-vault's terms."""
+    / OperationError (cannot be read): the ZIP layer's errors in fda-vault's terms. An
+    object in object storage is read with ranged GETs (only what is asked for)."""
+    if isinstance(path, ObjectPath):
+        from fda_vault._s3 import S3Object
+
+        source = S3Object(path)
+        try:
+            return ZipIndex(path, source)
+        except ZipFormatError as exc:
+            source.close()
+            raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
     if not path.exists():
         raise UsageError(path, "no such archive", reason="not_found")
     if not path.is_file():
@@ -145,7 +155,7 @@ def open_archive(path: Path) -> ZipIndex:
         raise os_failure(path, exc, "cannot read") from None
 
 
-def manifest_member(zf: ZipIndex, archive: Path) -> Member:
+def manifest_member(zf: ZipIndex, archive: ArchivePath) -> Member:
     """The ``metadata.json`` member, refused when missing or larger than any reader takes."""
     try:
         info = zf.getinfo(MANIFEST_NAME)
@@ -156,7 +166,7 @@ def manifest_member(zf: ZipIndex, archive: Path) -> Member:
     return info
 
 
-def read_manifest(zf: ZipIndex, archive: Path) -> BackupManifest:
+def read_manifest(zf: ZipIndex, archive: ArchivePath) -> BackupManifest:
     """Read and validate ``metadata.json`` (bounded in size)."""
     info = manifest_member(zf, archive)
     buffer = bytearray()  # grown in place: half the peak of joining a list of chunks
@@ -186,7 +196,7 @@ def _data_start(zf: ZipIndex, info: Member, where: str, head: bytes) -> int:
         raise IntegrityError(where, str(exc)) from None
 
 
-def _checked_where(info: Member, expected_size: int, archive: Path) -> str:
+def _checked_where(info: Member, expected_size: int, archive: ArchivePath) -> str:
     """Where a member's errors are reported, after checking what its record declares."""
     where = f"{archive}: {info.filename}"
     if info.file_size != expected_size:
@@ -245,7 +255,7 @@ def _fits_one_read(info: Member, expected_size: int) -> bool:
     return expected_size <= READ_CHUNK and info.compress_size <= _SMALL_MEMBER
 
 
-def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -> bytes:
+def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: ArchivePath) -> bytes:
     """The bytes of a member of at most :data:`READ_CHUNK` bytes, checked as
     :func:`iter_member` checks them: one ``pread`` and one inflate call, no generator
     (thousands of small files are read this way)."""
@@ -272,7 +282,9 @@ def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
     return data
 
 
-def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -> Iterator[bytes]:
+def iter_member(
+    zf: ZipIndex, info: Member, expected_size: int, archive: ArchivePath
+) -> Iterator[bytes]:
     """Yield a member's bytes, never more than ``expected_size``; CRC checked at the end.
 
     Reads with ``pread`` (so threads can share the archive) and inflates with ISA-L where
@@ -321,7 +333,9 @@ def iter_member(zf: ZipIndex, info: Member, expected_size: int, archive: Path) -
     _check_end(where, info, produced, expected_size, crc)
 
 
-def read_raw_checked(zf: ZipIndex, info: Member, stored_crc: int, archive: Path) -> Iterator[bytes]:
+def read_raw_checked(
+    zf: ZipIndex, info: Member, stored_crc: int, archive: ArchivePath
+) -> Iterator[bytes]:
     """A member's bytes as stored (compressed, not inflated), checked against the CRC-32
     recorded when they were written: what a repeat backup copies and reads back."""
     where = f"{archive}: {info.filename}"

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fda_vault._deflate import compress_block, crc32, looks_incompressible
 from fda_vault._diagnostics import Diagnostic
@@ -24,6 +25,7 @@ from fda_vault._manifest import FileEntry, SkippedEntry
 from fda_vault._members import DATA_PREFIX, read_raw_checked
 from fda_vault._parallel import worker_count
 from fda_vault._progress import Progress
+from fda_vault._s3 import ObjectPath
 from fda_vault._verified import FileIdentity
 from fda_vault._zipformat import STORED
 from fda_vault._zipindex import Member, ZipIndex
@@ -127,6 +129,8 @@ class Packer:
         (a mismatch, or a read error in the parent) with why: they are to be packed."""
         failed: list[tuple[PackSource, str]] = []
         writer = self.writer
+        archive = parent.path
+        assert isinstance(archive, Path | ObjectPath)
         for src, entry, member in items:
             identity = src.identity
             assert identity is not None and entry.compressed_crc32 is not None
@@ -140,7 +144,7 @@ class Packer:
                     crc32=member.CRC,
                     size=entry.size,
                     compressed_size=member.compress_size,
-                    data=read_raw_checked(parent, member, entry.compressed_crc32, parent.path),
+                    data=read_raw_checked(parent, member, entry.compressed_crc32, archive),
                 )
             except FdaVaultError as exc:  # raised while reading the parent, never writing
                 writer.rollback_to(mark)

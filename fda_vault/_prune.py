@@ -38,8 +38,15 @@ from fda_vault._fsio import describe_os_error
 from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, is_legacy_tar
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault._progress import NO_PROGRESS, Progress
-from fda_vault._storage import ALL_PROJECTS_LABEL, MULTI_PROJECT_LABEL, BackupsFolder
-from fda_vault._verified import VerificationRecords, file_identity
+from fda_vault._s3 import ArchivePath
+from fda_vault._storage import (
+    ALL_PROJECTS_LABEL,
+    MULTI_PROJECT_LABEL,
+    BackupsLocation,
+    StoredArchive,
+    open_location,
+)
+from fda_vault._verified import FileIdentity, VerificationRecords, file_identity
 
 __all__ = [
     "PruneDecision",
@@ -54,6 +61,9 @@ REASON_NEWEST = "newest"
 REASON_NO_INTACT_NEWER = "no newer intact backup"
 REASON_UNKNOWN_SET = "project set unreadable"
 REASON_NOT_CONFIRMED = "not in the confirmed plan"
+REASON_LOCKED = "locked until"  # + the date: S3 Object Lock retention still running
+# Failures of a remote store that say nothing about an archive: the prune stops.
+_UNREACHABLE = {"network", "access_denied", "no_such_bucket", "no_credentials", "server_error"}
 
 _DURATION_RE = re.compile(r"(?:\d+[ymdh])+")
 _DURATION_PART_RE = re.compile(r"(\d+)([ymdh])")
@@ -194,7 +204,7 @@ def _checked_policy(policy: RetentionPolicy) -> _Duration | None:
 
 @dataclass
 class _Archive:
-    path: Path
+    path: ArchivePath
     label: str
     group: str | None  # None: a multi_project archive whose project set cannot be read
     time: datetime
@@ -227,17 +237,25 @@ class _Checked(NamedTuple):
     format: str = FORMAT_FDA_VAULT
 
 
-def _check(path: Path, label: str, records: VerificationRecords, progress: Progress) -> _Checked:
+def _check(
+    path: ArchivePath,
+    label: str,
+    records: VerificationRecords,
+    progress: Progress,
+    identity: FileIdentity | None = None,
+) -> _Checked:
     """(manifest time, projects, first problem, check) with every member's data checked,
-    here (one open of the archive) or by a recorded full verify of the unchanged file."""
+    here (one open of the archive) or by a recorded full verify of the unchanged file.
+    An object store that cannot be reached fails the prune: nothing is judged by it."""
     try:
-        identity = file_identity(path)
-        earlier = records.earlier(path)
+        identity = identity or file_identity(path)
+        earlier = records.earlier(path, identity=identity)
         if earlier is not None and is_legacy_tar(path):
             # Its data is known intact: only its time and projects are needed, which its
             # headers give without converting it.
             from fda_vault._legacytar import scan_tar  # tarfile costs start-up
 
+            assert isinstance(path, Path)  # is_legacy_tar refuses an object
             scan = scan_tar(path)
             when, projects, source_format = scan.created_at, scan.projects, FORMAT_LEGACY_TAR
             problem = None
@@ -250,6 +268,16 @@ def _check(path: Path, label: str, records: VerificationRecords, progress: Progr
                 if not problems and earlier is None:
                     problems = opened.data_problems(progress=progress)[2]
                 problem = _first(problems)
+    except OperationError as exc:
+        if exc.reason in _UNREACHABLE:
+            raise
+        unreadable = exc.why or exc.message
+        return _Checked(None, None, unreadable, f"damaged: {unreadable}")
+    except UsageError as exc:
+        if exc.reason in _UNREACHABLE:
+            raise
+        unreadable = exc.why or exc.message
+        return _Checked(None, None, unreadable, f"damaged: {unreadable}")
     except FdaVaultError as exc:
         unreadable = exc.why or exc.message
         return _Checked(None, None, unreadable, f"damaged: {unreadable}")
@@ -279,14 +307,18 @@ def _first(problems: Sequence[Problem]) -> str | None:
 
 
 def _inspect(
-    path: Path, label: str, stamp: str, records: VerificationRecords, progress: Progress
+    stored: StoredArchive, records: VerificationRecords, progress: Progress
 ) -> _Archive | None:
-    try:
-        stamped = datetime.strptime(stamp, "%Y%m%d_%H%M%S").replace(tzinfo=timezone.utc)
-        st = path.lstat()
-    except (ValueError, OSError):
-        return None  # not a real date, or gone: not something we may touch
-    checked = _check(path, label, records, progress)
+    path, label = stored.path, stored.parsed.label
+    stamped = stored.parsed.time
+    if stamped is None:
+        return None  # not a real date: not something we may touch
+    if isinstance(path, Path):
+        try:
+            path.lstat()
+        except OSError:
+            return None  # gone
+    checked = _check(path, label, records, progress, stored.identity)
     group: str | None = label
     if label == MULTI_PROJECT_LABEL:
         projects = checked.projects
@@ -296,14 +328,14 @@ def _inspect(
         label=label,
         group=group,
         time=checked.time or stamped,
-        size=st.st_size,
+        size=stored.size,
         problem=checked.problem,
         check=checked.check,
         format=checked.format,
     )
 
 
-def _scan(folder: BackupsFolder, labels: Sequence[str], progress: Progress) -> list[_Archive]:
+def _scan(folder: BackupsLocation, labels: Sequence[str], progress: Progress) -> list[_Archive]:
     records = VerificationRecords()
     try:
         return _scan_with(folder, labels, records, progress)
@@ -312,10 +344,10 @@ def _scan(folder: BackupsFolder, labels: Sequence[str], progress: Progress) -> l
 
 
 def _scan_with(
-    folder: BackupsFolder, labels: Sequence[str], records: VerificationRecords, progress: Progress
+    folder: BackupsLocation, labels: Sequence[str], records: VerificationRecords, progress: Progress
 ) -> list[_Archive]:
     if not folder.exists():
-        raise UsageError(folder.path, "backups folder not found", reason="not_found")
+        raise UsageError(str(folder), "backups folder not found", reason="not_found")
     found: list[_Archive] = []
     seen_labels: set[str] = set()
     for stored in folder.archives():
@@ -323,7 +355,7 @@ def _scan_with(
         seen_labels.add(label)
         if labels and label not in labels:
             continue
-        archive = _inspect(stored.path, label, stored.parsed.stamp, records, progress)
+        archive = _inspect(stored, records, progress)
         if archive is not None:
             found.append(archive)
     unknown = [name for name in labels if name not in seen_labels]
@@ -416,19 +448,21 @@ def _decision(archive: _Archive, reasons: list[str]) -> PruneDecision:
 
 
 def plan_prune(
-    backups_dir: Path,
+    backups_dir: Path | str,
     policy: RetentionPolicy,
     *,
     labels: Sequence[str] = (),
     now: datetime | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> PrunePlan:
-    """Apply ``policy`` to the archives in ``backups_dir`` (only ``labels`` if given)."""
+    """Apply ``policy`` to the archives in ``backups_dir`` (a folder or ``s3://…``; only
+    ``labels`` if given). An archive under S3 Object Lock is kept until its date."""
     within = _checked_policy(policy)
     now = now or datetime.now(timezone.utc)
     groups: dict[str, list[_Archive]] = {}
     decisions: list[PruneDecision] = []
-    for archive in _scan(BackupsFolder(backups_dir), labels, progress):
+    folder = open_location(backups_dir)
+    for archive in _scan(folder, labels, progress):
         if archive.group is None:
             # Which projects it holds is unknown, so no other archive can stand in for it.
             decisions.append(_decision(archive, [REASON_UNKNOWN_SET]))
@@ -437,7 +471,19 @@ def plan_prune(
     for group in sorted(groups):
         newest_first = sorted(groups[group], key=lambda a: a.order, reverse=True)
         decisions.extend(_decide_group(newest_first, policy, within, now))
-    return PrunePlan(backups_dir=str(backups_dir), policy=policy, archives=decisions)
+    decisions = [_unless_locked(folder, d) for d in decisions]
+    return PrunePlan(backups_dir=str(folder), policy=policy, archives=decisions)
+
+
+def _unless_locked(folder: BackupsLocation, decision: PruneDecision) -> PruneDecision:
+    """A removal the store would refuse (Object Lock) becomes a keep, with its date."""
+    if decision.kept:
+        return decision
+    until = folder.locked_until(decision.file)
+    if until is None:
+        return decision
+    stamp = until.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return decision.model_copy(update={"kept": True, "reasons": [f"{REASON_LOCKED} {stamp}"]})
 
 
 def _restrict(plan: PrunePlan, approved: Collection[str]) -> PrunePlan:
@@ -451,7 +497,7 @@ def _restrict(plan: PrunePlan, approved: Collection[str]) -> PrunePlan:
     return plan.model_copy(update={"archives": archives})
 
 
-def _delete(folder: BackupsFolder, doomed: Sequence[PruneDecision]) -> None:
+def _delete(folder: BackupsLocation, doomed: Sequence[PruneDecision]) -> None:
     """Delete each archive, oldest first, then make the removals durable."""
     deleted = 0
     try:
@@ -462,7 +508,7 @@ def _delete(folder: BackupsFolder, doomed: Sequence[PruneDecision]) -> None:
             except OSError as exc:
                 done = f"; {deleted} older archive(s) were deleted before it" if deleted else ""
                 raise OperationError(
-                    folder.path / decision.file,
+                    folder.where(decision.file),
                     f"cannot delete: {describe_os_error(exc)}{done}",
                     reason=os_error_reason(exc),
                 ) from None
@@ -487,7 +533,7 @@ def _result(plan: PrunePlan, *, dry_run: bool) -> PruneResult:
 
 
 def prune(
-    backups_dir: Path,
+    backups_dir: Path | str,
     policy: RetentionPolicy,
     *,
     labels: Sequence[str] = (),
@@ -507,9 +553,9 @@ def prune(
     if dry_run:
         plan = plan_prune(backups_dir, policy, labels=labels, now=now, progress=progress)
         return _result(plan, dry_run=True)
-    folder = BackupsFolder(backups_dir)
-    if not backups_dir.is_dir():
-        raise UsageError(backups_dir, "backups folder not found", reason="not_found")
+    folder = open_location(backups_dir)
+    if not folder.exists():
+        raise UsageError(str(folder), "backups folder not found", reason="not_found")
     with folder.lock(lock_timeout):
         plan = plan_prune(backups_dir, policy, labels=labels, now=now, progress=progress)
         if approved is not None:

@@ -28,12 +28,11 @@ from typing import NamedTuple
 
 from fda_vault._diagnostics import Diagnostic
 from fda_vault._errors import FdaVaultError
-from fda_vault._fsio import sha256_file
 from fda_vault._legacy import FORMAT_FDA_VAULT
 from fda_vault._manifest import BackupManifest, FileEntry
 from fda_vault._members import DATA_PREFIX, open_archive, read_manifest
 from fda_vault._packer import PackSource
-from fda_vault._storage import BackupsFolder, StoredArchive
+from fda_vault._storage import BackupsLocation, StoredArchive, sha256_of
 from fda_vault._verified import VerificationRecords
 from fda_vault._zipindex import Member, ZipIndex
 
@@ -89,7 +88,7 @@ class ReusePlan:
 
 
 def find_parent(
-    folder: BackupsFolder, label: str, records: VerificationRecords
+    folder: BackupsLocation, label: str, records: VerificationRecords
 ) -> tuple[Parent | None, str | None, list[Diagnostic]]:
     """The newest archive of ``label`` known intact, opened: (parent, why there is none,
     warnings). An archive that cannot be read is passed over with a warning."""
@@ -102,7 +101,7 @@ def find_parent(
     if not candidates:
         return None, "first backup of this label", warnings
     for stored in reversed(candidates):  # names sort by time: newest last
-        if records.earlier(stored.path) is None:
+        if records.earlier(stored.path, identity=stored.identity) is None:
             continue
         try:
             index = open_archive(stored.path)
@@ -114,7 +113,7 @@ def find_parent(
             if manifest.source_format != FORMAT_FDA_VAULT:
                 index.close()
                 continue
-            digest = records.sha256(stored.path) or sha256_file(stored.path)
+            digest = records.sha256(stored.path, stored.identity) or sha256_of(stored.path)
         except FdaVaultError as exc:
             index.close()
             warnings.append(_passed_over(stored, exc.why))

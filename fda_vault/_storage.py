@@ -17,18 +17,24 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, NamedTuple, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, cast
 
 from fda_vault._errors import UsageError
 from fda_vault._fsio import fsync_path, make_backups_dir, os_failure, publish_no_clobber
 from fda_vault._journal import finish_interrupted
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT, folder_lock, tree_lock
 from fda_vault._manifest import RESERVED_PROJECT_NAME
+from fda_vault._s3 import TMP_MARK, ArchivePath, ObjectPath, S3Prefix, parse_s3
+from fda_vault._verified import FileIdentity
+
+if TYPE_CHECKING:
+    from fda_vault._s3 import MultipartSink
 
 __all__ = [
     "ALL_PROJECTS_LABEL",
@@ -37,12 +43,20 @@ __all__ = [
     "MULTI_PROJECT_LABEL",
     "TMP_SUFFIX",
     "ArchiveName",
+    "ArchivePath",
     "BackupsFolder",
     "BackupsLocation",
+    "ObjectLock",
+    "PendingArchive",
     "ProjectsFolder",
+    "S3Location",
     "StoredArchive",
     "archive_label",
+    "archive_path",
+    "open_location",
     "parse_archive_name",
+    "read_from",
+    "sha256_of",
 ]
 
 ALL_PROJECTS_LABEL = "all_projects"
@@ -99,7 +113,32 @@ class StoredArchive:
     name: str
     parsed: ArchiveName
     size: int
-    path: Path  # where readers open it (a local file today)
+    path: ArchivePath  # where readers open it: a local file or an object
+    identity: FileIdentity | None = None  # an object's, from the listing (files: lstat)
+
+
+class PendingArchive(Protocol):
+    """An archive being written under a temporary name (:meth:`BackupsLocation.new_archive`)."""
+
+    @property
+    def readable(self) -> ArchivePath:
+        """Where the written bytes can be read back before they are published."""
+
+    def open(self, expected_size: int) -> IO[bytes]:
+        """The file to write into (once); ``expected_size`` bounds the archive's size."""
+
+    def finish(self, fp: IO[bytes]) -> None:
+        """Writing is done: close ``fp`` (and, for an object, complete its upload)."""
+
+    def sync(self) -> None:
+        """Make the written bytes durable."""
+
+
+class ObjectLock(NamedTuple):
+    """S3 Object Lock retention for new archives."""
+
+    mode: Literal["COMPLIANCE", "GOVERNANCE"]
+    days: int
 
 
 class BackupsLocation(Protocol):
@@ -123,11 +162,18 @@ class BackupsLocation(Protocol):
     def unused_name(self, label: str, started: datetime) -> str:
         """A new archive name that replaces nothing."""
 
-    def new_archive(self, name: str) -> AbstractContextManager[Path]:
+    def new_archive(self, name: str) -> AbstractContextManager[PendingArchive]:
         """A temporary place to write ``name``; removed unless published."""
 
-    def publish(self, tmp: Path, name: str) -> Path:
-        """Give a written, verified archive its final name, never replacing one."""
+    def publish(self, pending: PendingArchive, name: str) -> ArchivePath:
+        """Give a written, verified archive its final name, never replacing one
+        (FileExistsError if the name was taken meanwhile)."""
+
+    def where(self, name: str) -> ArchivePath:
+        """Where the archive ``name`` is (or would be)."""
+
+    def locked_until(self, name: str) -> datetime | None:
+        """When an Object Lock on ``name`` ends, if it is locked now (folders: never)."""
 
     def delete(self, name: str) -> bool:
         """Delete one archive; False if it was gone."""
@@ -137,6 +183,28 @@ class BackupsLocation(Protocol):
 
     def remove_stale_temps(self) -> None:
         """Remove what a killed run left."""
+
+
+class _LocalPending:
+    """A ``<name>.tmp`` file in the backups folder."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+
+    @property
+    def readable(self) -> Path:
+        return self.tmp
+
+    def open(self, expected_size: int) -> IO[bytes]:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(self.tmp, flags, 0o600)
+        return open(fd, "wb", buffering=1 << 20)
+
+    def finish(self, fp: IO[bytes]) -> None:
+        fp.close()
+
+    def sync(self) -> None:
+        fsync_path(self.tmp)
 
 
 class BackupsFolder:
@@ -195,19 +263,29 @@ class BackupsFolder:
         return name
 
     @contextmanager
-    def new_archive(self, name: str) -> Iterator[Path]:
+    def new_archive(self, name: str) -> Iterator[_LocalPending]:
         """A temporary file to write ``name`` into; removed unless :meth:`publish`ed."""
         tmp = self.path / f"{name}{TMP_SUFFIX}"
         try:
-            yield tmp
+            yield _LocalPending(tmp)
         finally:
             tmp.unlink(missing_ok=True)
 
-    def publish(self, tmp: Path, name: str) -> Path:
-        """Give the written, verified ``tmp`` its final ``name``; never replaces a file."""
+    def publish(self, pending: PendingArchive, name: str) -> Path:
+        """Give the written, verified temporary file its final ``name``; never replaces a
+        file."""
+        assert isinstance(pending, _LocalPending)
         final = self.path / name
-        publish_no_clobber(tmp, final)
+        publish_no_clobber(pending.tmp, final)
         return final
+
+    def where(self, name: str) -> Path:
+        """The path of the archive ``name``."""
+        return self.path / name
+
+    def locked_until(self, name: str) -> datetime | None:
+        """Files have no Object Lock."""
+        return None
 
     def delete(self, name: str) -> bool:
         """Delete one archive; False if it was already gone."""
@@ -226,6 +304,280 @@ class BackupsFolder:
         for leftover in self.path.glob(f"*.zip{TMP_SUFFIX}"):
             with suppress(OSError):
                 leftover.unlink()
+
+
+class _ObjectPending:
+    """A temporary object ``<name>.tmp-<run>`` written by one multipart upload."""
+
+    def __init__(self, where: S3Prefix, name: str) -> None:
+        self.temp = where.object(f"{name}{TMP_MARK}{uuid.uuid4().hex[:16]}")
+        self.sink: MultipartSink | None = None
+        self.size = 0
+        self.etag = ""
+        self.completed = False
+
+    @property
+    def readable(self) -> ObjectPath:
+        return self.temp
+
+    def open(self, expected_size: int) -> IO[bytes]:
+        from fda_vault._s3 import MultipartSink, part_size_for
+
+        self.sink = MultipartSink(self.temp, part_size=part_size_for(expected_size))
+        return cast(IO[bytes], self.sink)
+
+    def finish(self, fp: IO[bytes]) -> None:
+        from fda_vault._s3 import head
+
+        sink = self.sink
+        assert sink is not None and fp is cast(IO[bytes], sink)
+        sink.complete()
+        self.completed = True
+        meta = head(self.temp)
+        self.size, self.etag = int(meta["ContentLength"]), str(meta["ETag"])
+
+    def sync(self) -> None:
+        """Durable once the upload is complete: nothing to do."""
+
+    def discard(self) -> None:
+        """Abort the upload, delete the temporary object (best effort)."""
+        from fda_vault._s3 import client
+
+        if self.sink is not None and not self.completed:
+            self.sink.abort()
+        if self.completed:
+            with suppress(Exception):
+                client().delete_object(Bucket=self.temp.bucket, Key=self.temp.key)
+
+
+class S3Location:
+    """A backups location in object storage: the objects directly under
+    ``s3://BUCKET/PREFIX/``. Archives are never overwritten (conditional writes), a
+    temporary object holds each archive until it is verified, and the lock is an object
+    (see :func:`fda_vault._s3.object_lock`)."""
+
+    def __init__(self, where: S3Prefix, object_lock: ObjectLock | None = None) -> None:
+        self.where_ = where
+        self.object_lock = object_lock
+        self.path = where  # what messages name
+
+    def __str__(self) -> str:
+        return str(self.where_)
+
+    def exists(self) -> bool:
+        """True when the bucket is there (a prefix with no objects has no archives yet)."""
+        from fda_vault._s3 import client, error_code, remote_error
+
+        try:
+            client().head_bucket(Bucket=self.where_.bucket)
+        except Exception as exc:
+            if error_code(exc) in {"404", "NoSuchBucket", "NotFound"}:
+                return False
+            raise remote_error(exc, self, "cannot read") from None
+        return True
+
+    def create(self) -> None:
+        """Buckets are never created here: a missing one is an error."""
+        if not self.exists():
+            raise UsageError(
+                f"s3://{self.where_.bucket}",
+                "no such bucket (create it first, with Object Lock if you want it)",
+                reason="no_such_bucket",
+            )
+
+    def _objects(self) -> Iterator[dict[str, Any]]:
+        from fda_vault._s3 import client, remote_error
+
+        prefix = f"{self.where_.prefix}/" if self.where_.prefix else ""
+        pages = (
+            client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.where_.bucket, Prefix=prefix, Delimiter="/")
+        )
+        iterator = iter(pages)
+        while True:
+            try:
+                page = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise remote_error(exc, self, "cannot list") from None
+            yield from page.get("Contents", [])
+
+    def archives(self) -> list[StoredArchive]:
+        """Every archive by name, sorted by name."""
+        from fda_vault._s3 import object_identity
+
+        found = []
+        for item in self._objects():
+            name = str(item["Key"]).rsplit("/", 1)[-1]
+            parsed = parse_archive_name(name)
+            if parsed is None:
+                continue
+            size = int(item["Size"])
+            identity = FileIdentity(*object_identity(size, str(item["ETag"]), item["LastModified"]))
+            found.append(StoredArchive(name, parsed, size, self.where_.object(name), identity))
+        return sorted(found, key=lambda a: a.name)
+
+    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> AbstractContextManager[None]:
+        """The location's lock object: one writer (backup, prune, copy) at a time."""
+        from fda_vault._s3 import object_lock
+
+        return object_lock(self.where_, timeout)
+
+    def unused_name(self, label: str, started: datetime) -> str:
+        """``<label>_backup_<UTC stamp>.zip``, with ``_1``, ``_2``… if taken."""
+        taken = {str(item["Key"]).rsplit("/", 1)[-1] for item in self._objects()}
+        stem = f"{label}_backup_{started.astimezone(timezone.utc):{_STAMP}}"
+        name, n = f"{stem}.zip", 0
+        while name in taken:
+            n += 1
+            name = f"{stem}_{n}.zip"
+        return name
+
+    @contextmanager
+    def new_archive(self, name: str) -> Iterator[_ObjectPending]:
+        """A temporary object to write ``name`` into; removed unless published."""
+        pending = _ObjectPending(self.where_, name)
+        try:
+            yield pending
+        finally:
+            pending.discard()
+
+    def publish(self, pending: PendingArchive, name: str) -> ObjectPath:
+        """Copy the verified temporary object to ``name`` on the server, created only if
+        absent (a multipart copy completed with ``If-None-Match: *``; a server that
+        ignores the condition is still checked with a HEAD just before)."""
+        from fda_vault._s3 import copy_object, error_code, head
+
+        assert isinstance(pending, _ObjectPending) and pending.completed
+        final = self.where_.object(name)
+        try:
+            head(final)
+        except UsageError:
+            pass  # not there: the name is free
+        else:
+            raise FileExistsError(17, "exists", str(final))
+        create: dict[str, Any] = {}
+        if self.object_lock is not None:
+            from fda_vault._s3 import lock_until
+
+            create = {
+                "ObjectLockMode": self.object_lock.mode,
+                "ObjectLockRetainUntilDate": lock_until(self.object_lock.days),
+            }
+        try:
+            copy_object(pending.temp, pending.size, pending.etag, final, **create)
+        except OSError:
+            raise
+        except Exception as exc:
+            if error_code(exc) is not None:
+                from fda_vault._s3 import remote_error
+
+                raise remote_error(exc, final, "cannot write") from None
+            raise
+        return final
+
+    def where(self, name: str) -> ObjectPath:
+        """The object of the archive ``name``."""
+        return self.where_.object(name)
+
+    def locked_until(self, name: str) -> datetime | None:
+        """The end of the Object Lock retention of ``name`` if it is in the future."""
+        from fda_vault._s3 import head
+
+        until = head(self.where_.object(name)).get("ObjectLockRetainUntilDate")
+        if isinstance(until, datetime) and until > datetime.now(timezone.utc):
+            return until
+        return None
+
+    def delete(self, name: str) -> bool:
+        """Delete one archive (in a versioned bucket: a delete marker hides it); False if
+        it was gone."""
+        from fda_vault._s3 import call, client, head
+
+        target = self.where_.object(name)
+        try:
+            head(target)
+        except UsageError:
+            return False
+        call(target, "cannot delete", client().delete_object, Bucket=target.bucket, Key=target.key)
+        return True
+
+    def sync(self) -> None:
+        """Object stores make each write durable before they answer it."""
+
+    def remove_stale_temps(self) -> None:
+        """Delete the temporary objects and abort the multipart uploads that killed runs
+        left under the prefix (call with the lock held: no other run's are live)."""
+        from fda_vault._s3 import call, client
+
+        s3 = client()
+        for item in self._objects():
+            key = str(item["Key"])
+            if TMP_MARK in key.rsplit("/", 1)[-1]:
+                call(self, "cannot clean up", s3.delete_object, Bucket=self.where_.bucket, Key=key)
+        prefix = f"{self.where_.prefix}/" if self.where_.prefix else ""
+        uploads = call(
+            self, "cannot clean up", s3.list_multipart_uploads,
+            Bucket=self.where_.bucket, Prefix=prefix,
+        )  # fmt: skip
+        for upload in uploads.get("Uploads", []):
+            name = str(upload["Key"]).removeprefix(prefix)
+            if "/" in name or not (TMP_MARK in name or parse_archive_name(name)):
+                continue  # not one of ours
+            with suppress(Exception):
+                s3.abort_multipart_upload(
+                    Bucket=self.where_.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+
+
+def open_location(spec: Path | str, object_lock: ObjectLock | None = None) -> BackupsLocation:
+    """The backups location ``spec`` names: ``s3://BUCKET/PREFIX`` or a local folder."""
+    parsed = parse_s3(str(spec))
+    if parsed is not None:
+        return S3Location(S3Prefix(*parsed), object_lock)
+    if object_lock is not None:
+        raise UsageError("--object-lock-days", "applies to s3:// locations only")
+    return BackupsFolder(Path(spec))
+
+
+def archive_path(spec: Path | str) -> ArchivePath:
+    """The archive ``spec`` names: ``s3://BUCKET/KEY`` or a local path."""
+    parsed = parse_s3(str(spec))
+    if parsed is None:
+        return Path(spec)
+    bucket, key = parsed
+    if not key:
+        raise UsageError(str(spec), "names a bucket, not an archive", reason="usage")
+    return ObjectPath(bucket, key)
+
+
+def sha256_of(path: ArchivePath) -> str:
+    """The SHA-256 of an archive's bytes (read whole)."""
+    import hashlib
+
+    hasher = hashlib.sha256()
+    for chunk in read_from(path, 0):
+        hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def read_from(path: ArchivePath, start: int) -> Iterator[bytes]:
+    """The bytes of an archive from ``start`` to its end, in 1 MiB pieces."""
+    if isinstance(path, ObjectPath):
+        from fda_vault._s3 import S3Object
+
+        source = S3Object(path)
+        try:
+            yield from source.read_from(start)
+        finally:
+            source.close()
+        return
+    with open(path, "rb") as fp:
+        fp.seek(start)
+        while chunk := fp.read(1 << 20):
+            yield chunk
 
 
 class ProjectsFolder:

@@ -20,7 +20,12 @@ import os
 from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+from fda_vault._errors import FdaVaultError
+
+if TYPE_CHECKING:
+    from fda_vault._s3 import ArchivePath
 
 __all__ = [
     "RECORD_MAX_AGE",
@@ -53,9 +58,21 @@ def identity_of(st: os.stat_result) -> FileIdentity:
     return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
-def file_identity(path: Path) -> FileIdentity:
-    """The identity of ``path`` (not following a symlink)."""
-    return identity_of(os.lstat(path))
+def file_identity(path: ArchivePath) -> FileIdentity:
+    """The identity of ``path`` (not following a symlink); of an object, from its HEAD
+    (size, time and ETag: a rewrite gives a new ETag). OSError when it is gone."""
+    if isinstance(path, Path):
+        return identity_of(os.lstat(path))
+    from fda_vault._errors import UsageError
+    from fda_vault._s3 import head, object_identity
+
+    try:
+        meta = head(path)
+    except UsageError as exc:
+        raise FileNotFoundError(2, exc.why, str(path)) from None
+    return FileIdentity(
+        *object_identity(int(meta["ContentLength"]), str(meta["ETag"]), meta["LastModified"])
+    )
 
 
 def records_path() -> Path:
@@ -64,8 +81,8 @@ def records_path() -> Path:
     return Path(base) / "fda-vault" / "verified.json"
 
 
-def _key(path: Path) -> str:
-    return os.path.realpath(path)
+def _key(path: ArchivePath) -> str:
+    return os.path.realpath(path) if isinstance(path, Path) else str(path)
 
 
 def _load(file: Path) -> dict[str, dict[str, object]]:
@@ -84,13 +101,21 @@ class VerificationRecords:
         self._on_disk = _load(records_path())
         self._new: dict[str, dict[str, object]] = {}
 
-    def earlier(self, path: Path, *, now: datetime | None = None) -> datetime | None:
-        """When ``path`` was last fully verified, if it is unchanged since and the record
-        is recent; None otherwise (the data must be read)."""
-        try:
-            identity = file_identity(path)
-        except OSError:
-            return None
+    def earlier(
+        self,
+        path: ArchivePath,
+        *,
+        now: datetime | None = None,
+        identity: FileIdentity | None = None,
+    ) -> datetime | None:
+        """When ``path`` was last fully verified, if it is unchanged since (``identity``:
+        as just listed, else looked up) and the record is recent; None otherwise (the data
+        must be read)."""
+        if identity is None:
+            try:
+                identity = file_identity(path)
+            except OSError:
+                return None
         key = _key(path)
         record = self._new.get(key) or self._on_disk.get(key)
         if not isinstance(record, dict) or record.get("identity") != list(identity):
@@ -106,22 +131,22 @@ class VerificationRecords:
             return None
         return when
 
-    def sha256(self, path: Path) -> str | None:
+    def sha256(self, path: ArchivePath, identity: FileIdentity | None = None) -> str | None:
         """The SHA-256 of ``path``'s bytes recorded with its check (by ``backup``, which
         hashes what it writes), while the file is unchanged; None if not recorded."""
-        if self.earlier(path) is None:
+        if self.earlier(path, identity=identity) is None:
             return None
         record = self._new.get(_key(path)) or self._on_disk.get(_key(path)) or {}
         digest = record.get("sha256")
         return digest if isinstance(digest, str) and len(digest) == 64 else None
 
     def add(
-        self, path: Path, identity: FileIdentity | None = None, sha256: str | None = None
+        self, path: ArchivePath, identity: FileIdentity | None = None, sha256: str | None = None
     ) -> None:
         """Note that ``path`` (``identity``: as it was when its check began, by default as
         it is now; ``sha256``: of its bytes, if known) passed a full check; kept until
         :meth:`save`. A SHA-256 recorded earlier for the same unchanged file is kept."""
-        with suppress(OSError):
+        with suppress(OSError, FdaVaultError):
             identity = identity or file_identity(path)
             key = _key(path)
             earlier = self._new.get(key) or self._on_disk.get(key) or {}
@@ -161,13 +186,13 @@ class VerificationRecords:
             self._on_disk, self._new = records, {}
 
 
-def verified_earlier(path: Path, *, now: datetime | None = None) -> datetime | None:
+def verified_earlier(path: ArchivePath, *, now: datetime | None = None) -> datetime | None:
     """:meth:`VerificationRecords.earlier` for one archive."""
     return VerificationRecords().earlier(path, now=now)
 
 
 def record_verified(
-    path: Path, identity: FileIdentity | None = None, sha256: str | None = None
+    path: ArchivePath, identity: FileIdentity | None = None, sha256: str | None = None
 ) -> None:
     """Record one passed full check (:meth:`VerificationRecords.add`, then save)."""
     records = VerificationRecords()

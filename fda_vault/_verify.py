@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -28,6 +27,7 @@ from fda_vault._members import (
     read_manifest,
 )
 from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._s3 import ArchivePath
 from fda_vault._verified import VerificationRecords, file_identity
 from fda_vault._zipindex import ZipIndex
 
@@ -74,7 +74,7 @@ class VerifyResult(BaseModel):
 
 
 def _unreadable_report(
-    path: Path, problem: Problem, status: Literal["damaged", "missing"] = "damaged"
+    path: ArchivePath, problem: Problem, status: Literal["damaged", "missing"] = "damaged"
 ) -> VerifyReport:
     """The report of an archive that could not even be opened or whose manifest is bad."""
     return VerifyReport(
@@ -83,7 +83,7 @@ def _unreadable_report(
     )  # fmt: skip
 
 
-def verify_archive(path: Path, *, progress: Progress = NO_PROGRESS) -> VerifyReport:
+def verify_archive(path: ArchivePath, *, progress: Progress = NO_PROGRESS) -> VerifyReport:
     """Check one archive fully; every problem is reported (a missing file too), none raised."""
     if is_legacy_tar(path):
         return _verify_legacy_tar(path, progress)
@@ -99,7 +99,7 @@ def verify_archive(path: Path, *, progress: Progress = NO_PROGRESS) -> VerifyRep
 
 
 def verify_written(
-    path: Path,
+    path: ArchivePath,
     manifest: BackupManifest,
     manifest_sha256: str,
     *,
@@ -129,7 +129,7 @@ def verify_written(
         return _check_archive(zf, manifest, path, progress, copied_as_stored=True)
 
 
-def _verify_legacy_tar(path: Path, progress: Progress) -> VerifyReport:
+def _verify_legacy_tar(path: ArchivePath, progress: Progress) -> VerifyReport:
     """A tar.gz of the original library: checked while :meth:`Archive.open` converts it
     (names, entry types, file list, gzip CRC-32), then as any archive."""
     try:
@@ -142,7 +142,7 @@ def _verify_legacy_tar(path: Path, progress: Progress) -> VerifyReport:
     return report.model_copy(update={"format": FORMAT_LEGACY_TAR, "notes": [TAR_NOTE]})
 
 
-def _open_or_report(path: Path) -> ZipIndex | VerifyReport:
+def _open_or_report(path: ArchivePath) -> ZipIndex | VerifyReport:
     """The open archive, or the report of one that is not a readable ZIP."""
     try:
         return open_archive(path)
@@ -153,14 +153,14 @@ def _open_or_report(path: Path) -> ZipIndex | VerifyReport:
         return _unreadable_report(path, Problem(path=str(path), kind="structure", detail=exc.why))
 
 
-def _manifest_report(path: Path, why: str) -> VerifyReport:
+def _manifest_report(path: ArchivePath, why: str) -> VerifyReport:
     return _unreadable_report(path, Problem(path=MANIFEST_NAME, kind="manifest", detail=why))
 
 
 def _check_archive(
     zf: ZipIndex,
     manifest: BackupManifest,
-    path: Path,
+    path: ArchivePath,
     progress: Progress,
     *,
     copied_as_stored: bool = False,
@@ -184,7 +184,7 @@ def _check_archive(
     )
 
 
-def verify(archives: Sequence[Path], *, progress: Progress = NO_PROGRESS) -> VerifyResult:
+def verify(archives: Sequence[ArchivePath], *, progress: Progress = NO_PROGRESS) -> VerifyResult:
     """Check every archive, each reported (intact, damaged or missing); ``ok`` only when all
     are intact. Each intact one is recorded (:mod:`fda_vault._verified`) for ``prune``."""
     reports = []

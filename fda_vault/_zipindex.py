@@ -159,12 +159,15 @@ def _zip64_values(extra: bytes, wanted: list[bool]) -> list[int]:
 class ZipIndex:
     """An open archive: its members by name, and the descriptor to read them from."""
 
-    def __init__(self, path: Path, source: RandomAccess | None = None) -> None:
+    def __init__(self, path: Path | object, source: RandomAccess | None = None) -> None:
         """Read the directory of the archive at ``path`` (through ``source`` if given, e.g.
-        ranged reads of a remote object): OSError as the system gives it, ZipFormatError
-        when it is not a readable ZIP."""
+        ranged reads of a remote object, ``path`` then only naming it): OSError as the
+        system gives it, ZipFormatError when it is not a readable ZIP."""
         self.path = path
-        self.source: RandomAccess = source if source is not None else LocalFile(path)
+        if source is None:
+            assert isinstance(path, Path)
+            source = LocalFile(path)
+        self.source: RandomAccess = source
         self.pread = self.source.pread  # bound once: the member readers call it per read
         try:
             self._members = self._read_directory()

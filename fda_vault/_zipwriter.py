@@ -13,7 +13,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from fda_vault._deflate import crc32, new_deflater
 from fda_vault._zipformat import (
@@ -111,14 +111,25 @@ class ZipWriter:
     (its CRC and sizes were not known when it began). :attr:`tapped` then says how far
     it got, so a hash of the whole file needs only the rest read back (0 when a rollback
     cut into bytes already tapped: the tap's result is void).
+
+    ``settle``, if given, is told each offset before which no byte will be written again
+    (the start of each new entry, and the end): the writer only ever seeks back into the
+    open entry, to patch its header or to cut it off. A file that streams its bytes away
+    (a multipart upload) keeps only what follows that offset.
     """
 
-    def __init__(self, fp: BinaryIO, tap: Callable[[bytes], None] | None = None) -> None:
+    def __init__(
+        self,
+        fp: IO[bytes],
+        tap: Callable[[bytes], None] | None = None,
+        settle: Callable[[int], None] | None = None,
+    ) -> None:
         self._fp = fp
         self._records: list[_Record] = []
         self._offset = fp.tell()
         self._open: _OpenEntry | None = None
         self._tap = tap
+        self._settle = settle
         self.tapped = self._offset if tap is None else 0
 
     def _emit(self, data: bytes) -> None:
@@ -248,6 +259,8 @@ class ZipWriter:
         header then carries them and :meth:`end_entry` has nothing to patch.
         """
         assert self._open is None, "an entry is already open"
+        if self._settle is not None:
+            self._settle(self._offset)
         encoded = name.encode("utf-8")
         zip64 = size_hint >= _ZIP64_THRESHOLD
         dos_time, dos_date = _dos_datetime(mtime)
@@ -406,3 +419,5 @@ class ZipWriter:
             )
         )
         self._offset = fp.tell()
+        if self._settle is not None:
+            self._settle(self._offset)

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from fda_vault._errors import UsageError
-from fda_vault._storage import BackupsFolder, ProjectsFolder, archive_label, parse_archive_name
+from fda_vault._storage import (
+    BackupsFolder,
+    PendingArchive,
+    ProjectsFolder,
+    archive_label,
+    parse_archive_name,
+)
 
 UTC = timezone.utc
 
@@ -52,19 +58,27 @@ def test_listing_takes_only_files_named_like_archives(tmp_path: Path) -> None:
         BackupsFolder(tmp_path / "file").archives()
 
 
+def write_pending(pending: PendingArchive, data: bytes) -> None:
+    """Write ``data`` as an archive being written is (open, write, finish)."""
+    fp = pending.open(len(data))
+    fp.write(data)
+    pending.finish(fp)
+
+
 def test_publish_never_replaces_and_temps_are_cleaned(tmp_path: Path) -> None:
     tmp_path = tmp_path / "backups"
     tmp_path.mkdir()
     folder = BackupsFolder(tmp_path)
     name = "K1_backup_20260101_000000.zip"
-    with folder.new_archive(name) as tmp:
-        tmp.write_bytes(b"new")
-        final = folder.publish(tmp, name)
+    with folder.new_archive(name) as pending:
+        write_pending(pending, b"new")
+        tmp = pending.readable
+        final = folder.publish(pending, name)
     assert final.read_bytes() == b"new" and not tmp.exists()
-    with folder.new_archive(name) as tmp:
-        tmp.write_bytes(b"other")
+    with folder.new_archive(name) as pending:
+        write_pending(pending, b"other")
         with pytest.raises(FileExistsError):
-            folder.publish(tmp, name)
+            folder.publish(pending, name)
     assert final.read_bytes() == b"new" and not tmp.exists()
     (tmp_path / "K9_backup_20260101_000000.zip.tmp").write_bytes(b"left by kill -9")
     folder.remove_stale_temps()

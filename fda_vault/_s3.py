@@ -1,0 +1,749 @@
+"""Object storage: ``s3://BUCKET/PREFIX`` as a backups location (AWS S3 and compatible
+servers: MinIO, Ceph, SeaweedFS, Wasabi, Backblaze B2, Cloudflare R2).
+
+Three pieces, each the object-storage twin of a local one:
+
+- :class:`S3Object` reads an object with ranged GETs (the ZIP layer's ``RandomAccess``):
+  1 MiB blocks, a small cache, read-ahead when reading runs forward, and ``If-Match`` on
+  the ETag seen first, so an object replaced under a reader is an error, never a mix.
+- :class:`MultipartSink` is the file the ZIP writer writes into: fixed-size parts
+  uploaded as soon as no byte of them can change, the part that holds the open entry's
+  header kept in memory until the header is patched, so memory stays a few parts
+  whatever the archive's size, and nothing is written to the local disk.
+- :class:`S3Location` is a backups location (``storage.BackupsLocation``): listing,
+  never-overwrite publishing (``If-None-Match: *``), deletion that respects Object Lock,
+  the location's lock (an object created with ``If-None-Match: *``), and the clean-up of
+  what a killed run left (its temporary objects, its incomplete multipart uploads).
+
+boto3 is imported on first use only (it costs ~0.3 s of start-up that local commands
+never pay). Credentials, region and endpoint come from the standard AWS chain
+(``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``…, ``~/.aws/config``, ``AWS_ENDPOINT_URL_S3``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, NoReturn
+
+from fda_vault._errors import (
+    FdaVaultError,
+    IntegrityError,
+    LockedError,
+    OperationError,
+    UsageError,
+)
+
+__all__ = [
+    "LOCK_KEY_NAME",
+    "TMP_MARK",
+    "ArchivePath",
+    "MultipartSink",
+    "ObjectPath",
+    "S3Object",
+    "S3Prefix",
+    "client",
+    "parse_s3",
+    "remote_error",
+]
+
+# s3://bucket/key; "s3:/bucket/key" too, which is what a path type makes of it.
+_S3_URL = re.compile(r"^s3:/{1,2}(?P<bucket>[^/]+)/*(?P<key>.*)$")
+LOCK_KEY_NAME = ".fda-vault.lock"
+TMP_MARK = ".tmp-"  # <name>.tmp-<run>: a temporary object of a run (never an archive name)
+
+BLOCK = 1 << 20  # ranged reads are whole, aligned 1 MiB blocks
+_CACHE_BLOCKS = 24
+_READ_AHEAD = 4
+PART_SIZE = 8 << 20  # at least 5 MiB (S3's minimum); 10,000 parts: 80 GB at this size
+_MAX_PARTS = 10_000
+_UPLOADS_IN_FLIGHT = 3
+_COPY_PART = 1 << 30  # server-side copy in pieces of 1 GiB (S3 allows 5 GiB)
+# The pinned region: a local header is 30 bytes + a name of up to 64 KiB + extra fields.
+_HEADER_ROOM = 30 + 0xFFFF + 64
+_LOCK_POLL = 0.5
+LOCK_REFRESH = 60.0  # a holder rewrites its lock object this often
+LOCK_STALE = 600.0  # a lock not refreshed for this long belongs to a dead run
+
+
+@dataclass(frozen=True)
+class ObjectPath:
+    """One object: what an archive's path is when it lives in object storage."""
+
+    bucket: str
+    key: str
+
+    @property
+    def name(self) -> str:
+        """The last segment of the key (the archive's file name)."""
+        return self.key.rsplit("/", 1)[-1]
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+# Where an archive is: a local file, or an object.
+ArchivePath = Path | ObjectPath
+
+
+@dataclass(frozen=True)
+class S3Prefix:
+    """A bucket and a prefix (no slash at either end; empty: the bucket's top)."""
+
+    bucket: str
+    prefix: str
+
+    def key(self, name: str) -> str:
+        """The key of ``name`` under the prefix."""
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def object(self, name: str) -> ObjectPath:
+        """The object ``name`` under the prefix."""
+        return ObjectPath(self.bucket, self.key(name))
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+
+def parse_s3(text: str) -> tuple[str, str] | None:
+    """(bucket, key or prefix without the slashes at its ends) of an ``s3://`` URL, or
+    None when ``text`` is not one. UsageError for an empty bucket name."""
+    match = _S3_URL.match(text)
+    if match is None:
+        return None
+    bucket, key = match["bucket"], match["key"].strip("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-_]{1,254}", bucket):
+        raise UsageError(text, "not a valid bucket name", reason="usage")
+    return bucket, re.sub("/+", "/", key)
+
+
+# --- the client ------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def client() -> Any:
+    """One S3 client per process (boto3 clients are thread-safe), configured from the
+    standard AWS chain; retries with backoff on throttling and 5xx (botocore's
+    ``standard`` mode, 6 attempts); path-style addressing when the endpoint is given by
+    ``AWS_ENDPOINT_URL(_S3)`` (as local and most non-AWS servers need), unless the profile
+    sets an addressing style of its own."""
+    import boto3
+    from botocore.config import Config
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    options: dict[str, Any] = {
+        "retries": {"mode": "standard", "max_attempts": 6},
+        "connect_timeout": 10,
+        "read_timeout": 60,
+        "max_pool_connections": 16,
+    }
+    session = boto3.session.Session()
+    if endpoint and not (session._session.get_scoped_config().get("s3") or {}).get(
+        "addressing_style"
+    ):
+        options["s3"] = {"addressing_style": "path"}
+    region = session.region_name or "us-east-1"  # most non-AWS servers accept any
+    return session.client("s3", region_name=region, config=Config(**options))
+
+
+_ACCESS_CODES = {
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AuthorizationHeaderMalformed",
+    "403",
+}
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The S3 error code of a botocore ``ClientError`` (None for anything else)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return str(code) if code is not None else None
+
+
+def remote_error(exc: Exception, where: object, doing: str) -> FdaVaultError:
+    """The fda-vault error for a failed S3 call on ``where`` (a bucket, prefix or object):
+    one line with the cause and a stable reason. Credentials never appear: botocore's
+    messages carry none, and only the code and the server's message are shown."""
+    from botocore import exceptions as bx
+
+    code = error_code(exc)
+    if code is not None:
+        message = str(getattr(exc, "response", {}).get("Error", {}).get("Message") or code)
+        if code in _ACCESS_CODES:
+            return OperationError(where, f"{doing}: access denied ({code})", reason="access_denied")
+        if code == "NoSuchBucket":
+            return UsageError(where, f"{doing}: no such bucket", reason="no_such_bucket")
+        if code in {"NoSuchKey", "404", "NotFound"}:
+            return UsageError(where, f"{doing}: no such object", reason="not_found")
+        if code in {"PreconditionFailed", "412"}:
+            return IntegrityError(
+                where, f"{doing}: the object changed while it was read", reason="damaged"
+            )
+        return OperationError(where, f"{doing}: {code}: {message}", reason="server_error")
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return UsageError(
+            where,
+            f"{doing}: no AWS credentials (set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)",
+            reason="no_credentials",
+        )
+    if isinstance(exc, bx.BotoCoreError | OSError):
+        return OperationError(where, f"{doing}: {_network_cause(exc)}", reason="network")
+    return OperationError(where, f"{doing}: {exc}", reason="network")
+
+
+def _network_cause(exc: BaseException) -> str:
+    from botocore import exceptions as bx
+
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError):
+        return "cannot reach the server (is AWS_ENDPOINT_URL right, is it running?)"
+    if isinstance(exc, bx.ReadTimeoutError):
+        return "the server stopped answering (timeout)"
+    if isinstance(exc, bx.ConnectionClosedError | bx.ResponseStreamingError):
+        return "the server closed the connection"
+    return f"network error ({type(exc).__name__})"
+
+
+def _is_client_error(exc: BaseException, *codes: str) -> bool:
+    return error_code(exc) in codes
+
+
+def call(where: object, doing: str, function: Callable[..., Any], **kwargs: Any) -> Any:
+    """``function(**kwargs)`` with any failure turned into :func:`remote_error`."""
+    try:
+        return function(**kwargs)
+    except FdaVaultError:
+        raise
+    except Exception as exc:
+        raise remote_error(exc, where, doing) from None
+
+
+def head(path: ObjectPath) -> dict[str, Any]:
+    """The object's HEAD (UsageError not_found when there is none)."""
+    result: dict[str, Any] = call(
+        path, "cannot read", client().head_object, Bucket=path.bucket, Key=path.key
+    )
+    return result
+
+
+def object_identity(size: int, etag: str, modified: datetime) -> tuple[int, int, int, int, int]:
+    """An object's identity in the shape of a file's (size, mtime_ns, ctime_ns, ino, dev):
+    the ETag stands for the inode (a new object under the same key has a new one)."""
+    import zlib
+
+    mtime_ns = int(modified.timestamp() * 1_000_000_000)
+    tag = zlib.crc32(etag.strip('"').encode()) << 32 | len(etag)
+    return (size, mtime_ns, mtime_ns, tag, 0)
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+class S3Object:
+    """An object read by ranged GETs (``RandomAccess``): whole aligned blocks, cached, with
+    read-ahead while the reading runs forward. Thread-safe. ``fetched`` counts the bytes
+    received (what ``list`` of a large archive is measured by)."""
+
+    _pool: ThreadPoolExecutor | None = None
+    _pool_lock = threading.Lock()
+
+    def __init__(self, path: ObjectPath, *, size: int | None = None, etag: str | None = None):
+        self.path = path
+        if size is None or etag is None:
+            meta = head(path)
+            size, etag = int(meta["ContentLength"]), str(meta["ETag"])
+        self.size = size
+        self.etag = etag
+        self.fetched = 0
+        self.requests = 0
+        self._blocks: OrderedDict[int, Future[bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._last = -2
+        self._closed = False
+
+    @classmethod
+    def _executor(cls) -> ThreadPoolExecutor:
+        with cls._pool_lock:
+            if cls._pool is None:
+                cls._pool = ThreadPoolExecutor(8, thread_name_prefix="s3-read")
+            return cls._pool
+
+    def _fetch(self, first: int, count: int) -> list[bytes]:
+        start = first * BLOCK
+        end = min(self.size, (first + count) * BLOCK) - 1
+        response = call(
+            self.path,
+            "cannot read",
+            client().get_object,
+            Bucket=self.path.bucket,
+            Key=self.path.key,
+            Range=f"bytes={start}-{end}",
+            IfMatch=self.etag,
+        )
+        try:
+            data: bytes = response["Body"].read()
+        except Exception as exc:
+            raise remote_error(exc, self.path, "cannot read") from None
+        with self._lock:
+            self.fetched += len(data)
+            self.requests += 1
+        if len(data) != end - start + 1:
+            raise IntegrityError(self.path, "the object ended early (truncated while read?)")
+        return [data[i : i + BLOCK] for i in range(0, len(data), BLOCK)]
+
+    def _future(self, index: int, pool: ThreadPoolExecutor | None) -> Future[bytes]:
+        """The block ``index`` (fetched now on this thread, or by ``pool``); the lock held."""
+        found = self._blocks.get(index)
+        if found is not None:
+            self._blocks.move_to_end(index)
+            return found
+        future: Future[bytes] = Future()
+        self._blocks[index] = future
+        while len(self._blocks) > _CACHE_BLOCKS:
+            self._blocks.popitem(last=False)
+        if pool is not None:
+            pool.submit(self._fill, future, index)
+        return future
+
+    def _fill(self, future: Future[bytes], index: int) -> None:
+        try:
+            future.set_result(self._fetch(index, 1)[0])
+        except BaseException as exc:  # handed to whoever waits for the block
+            future.set_exception(exc)
+
+    def pread(self, length: int, offset: int, /) -> bytes:
+        """Up to ``length`` bytes at ``offset``."""
+        if offset >= self.size or length <= 0:
+            return b""
+        end = min(self.size, offset + length)
+        first, last = offset // BLOCK, (end - 1) // BLOCK
+        mine: list[tuple[int, Future[bytes]]] = []
+        with self._lock:
+            futures = []
+            for index in range(first, last + 1):
+                known = index in self._blocks
+                future = self._future(index, None)
+                if not known:
+                    mine.append((index, future))
+                futures.append(future)
+            if first == self._last + 1 or first == self._last:
+                pool = self._executor()
+                for ahead in range(last + 1, min(last + 1 + _READ_AHEAD, self._block_count())):
+                    self._future(ahead, pool)
+            self._last = last
+        if mine:
+            self._fill_run(mine)
+        pieces = [future.result() for future in futures]
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        skip = offset - first * BLOCK
+        return data[skip : skip + (end - offset)]
+
+    def _fill_run(self, mine: list[tuple[int, Future[bytes]]]) -> None:
+        """Fetch the blocks this thread owns, consecutive ones in one GET."""
+        start = 0
+        while start < len(mine):
+            stop = start + 1
+            while stop < len(mine) and mine[stop][0] == mine[stop - 1][0] + 1:
+                stop += 1
+            run = mine[start:stop]
+            try:
+                blocks = self._fetch(run[0][0], len(run))
+            except BaseException as exc:
+                for index, future in run:
+                    future.set_exception(exc)
+                    with self._lock:
+                        self._blocks.pop(index, None)  # a later read tries again
+                raise
+            for (_, future), block in zip(run, blocks, strict=True):
+                future.set_result(block)
+            start = stop
+
+    def _block_count(self) -> int:
+        return (self.size + BLOCK - 1) // BLOCK
+
+    def read_from(self, offset: int) -> Iterator[bytes]:
+        """Every byte from ``offset`` to the end, in blocks (read ahead as it goes)."""
+        while offset < self.size:
+            data = self.pread(BLOCK - offset % BLOCK, offset)
+            if not data:
+                return
+            offset += len(data)
+            yield data
+
+    def close(self) -> None:
+        """Forget the cached blocks."""
+        with self._lock:
+            self._blocks.clear()
+            self._closed = True
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def part_size_for(expected: int) -> int:
+    """A part size that fits ``expected`` bytes into S3's 10,000 parts (whole MiB)."""
+    need = -(-expected // (_MAX_PARTS - 500))
+    return max(PART_SIZE, -(-need // (1 << 20)) << 20)
+
+
+class MultipartSink:
+    """A write-only, seekable file over one multipart upload, for the ZIP writer.
+
+    The file is cut into parts of ``part_size`` bytes at fixed offsets. A part is uploaded
+    once full and out of the pinned region: the bytes from :meth:`settle`'s offset (the
+    open entry's start, whose header the writer patches when the entry ends) through
+    the largest header. A part uploaded after the pin can be written again after a
+    rollback (the writer cuts back to the pin): it is uploaded again under its number,
+    and parts past the final end are left out of the completed object. Memory: the
+    pinned part(s), the part being filled and the uploads in flight.
+    """
+
+    def __init__(self, path: ObjectPath, *, part_size: int = PART_SIZE, **create: Any):
+        self.path = path
+        self.part_size = part_size
+        self._client = client()
+        self._upload_id: str = call(
+            path,
+            "cannot write",
+            self._client.create_multipart_upload,
+            Bucket=path.bucket,
+            Key=path.key,
+            **create,
+        )["UploadId"]
+        self._parts: dict[int, bytearray] = {}  # in memory, not (or no longer) uploaded
+        self._etags: dict[int, str] = {}
+        self._inflight: dict[int, Future[str]] = {}
+        self._pool = ThreadPoolExecutor(_UPLOADS_IN_FLIGHT, thread_name_prefix="s3-upload")
+        self._pos = 0
+        self._size = 0
+        self._settled = 0
+        self._completed = False
+        self.sent = 0
+
+    # file-like API used by the ZIP writer
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        assert whence == 0
+        self._pos = offset
+        return offset
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        return None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data)
+        size = self.part_size
+        while view:
+            index, at = divmod(self._pos, size)
+            part = self._part(index)
+            take = min(len(view), size - at)
+            if at > len(part):
+                part.extend(bytes(at - len(part)))
+            part[at : at + take] = view[:take]
+            view = view[take:]
+            self._pos += take
+            self._size = max(self._size, self._pos)
+        self._send_ready()
+        return len(data)
+
+    def truncate(self, size: int | None = None) -> int:
+        end = self._pos if size is None else size
+        index, at = divmod(end, self.part_size)
+        for stale in [i for i in self._parts if i > index]:
+            del self._parts[stale]
+        if at and index not in self._parts:
+            raise AssertionError(f"cannot cut into part {index + 1}: it was uploaded")
+        if index in self._parts:
+            del self._parts[index][at:]
+        self._size = end
+        return end
+
+    def settle(self, offset: int) -> None:
+        """No byte before ``offset`` will be written again."""
+        self._settled = max(self._settled, offset)
+        self._send_ready()
+
+    def _part(self, index: int) -> bytearray:
+        part = self._parts.get(index)
+        if part is None:
+            if index in self._etags or index in self._inflight:
+                # A rollback cut back into an uploaded part: only parts after the pin
+                # can be, and they are rewritten from their start.
+                if index * self.part_size < self._settled:
+                    raise AssertionError(f"part {index + 1} was uploaded and cannot change")
+                self._etags.pop(index, None)
+            part = self._parts[index] = bytearray()
+        return part
+
+    def _send_ready(self) -> None:
+        size = self.part_size
+        pinned_from = self._settled // size
+        pinned_to = (self._settled + _HEADER_ROOM) // size
+        for index in sorted(self._parts):
+            part = self._parts[index]
+            if len(part) < size or pinned_from <= index <= pinned_to:
+                continue
+            self._send(index)
+
+    def _send(self, index: int) -> None:
+        data = bytes(self._parts.pop(index))
+        earlier = self._inflight.pop(index, None)
+        if earlier is not None:
+            earlier.result()  # the same part number: the newer upload must land last
+        while len(self._inflight) >= _UPLOADS_IN_FLIGHT:
+            self._collect(min(self._inflight))
+        self._inflight[index] = self._pool.submit(self._upload, index, data)
+
+    def _collect(self, index: int) -> None:
+        future = self._inflight.pop(index)
+        self._etags[index] = future.result()
+
+    def _upload(self, index: int, data: bytes) -> str:
+        response = call(
+            self.path,
+            "cannot write",
+            self._client.upload_part,
+            Bucket=self.path.bucket,
+            Key=self.path.key,
+            UploadId=self._upload_id,
+            PartNumber=index + 1,
+            Body=data,
+        )
+        self.sent += len(data)
+        return str(response["ETag"])
+
+    def complete(self) -> None:
+        """Upload what is left and make the object (all of it or nothing)."""
+        last = (self._size - 1) // self.part_size
+        for index in sorted(self._parts):
+            if index <= last:
+                self._send(index)
+        for index in list(self._inflight):
+            self._collect(index)
+        missing = [i for i in range(last + 1) if i not in self._etags]
+        if missing:
+            raise AssertionError(f"part {missing[0] + 1} was never uploaded")
+        parts = [{"PartNumber": i + 1, "ETag": self._etags[i]} for i in range(last + 1)]
+        call(
+            self.path,
+            "cannot write",
+            self._client.complete_multipart_upload,
+            Bucket=self.path.bucket,
+            Key=self.path.key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": parts},
+            IfNoneMatch="*",
+        )
+        self._completed = True
+        self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        """Give up: the server drops every part (best effort; a kill -9 leaves the upload
+        to the next run's clean-up)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if not self._completed:
+            with suppress(Exception):
+                self._client.abort_multipart_upload(
+                    Bucket=self.path.bucket, Key=self.path.key, UploadId=self._upload_id
+                )
+
+    def close(self) -> None:
+        """Nothing to close: :meth:`complete` or :meth:`abort` ends the upload."""
+
+
+def copy_object(
+    source: ObjectPath, size: int, etag: str, target: ObjectPath, **create: Any
+) -> None:
+    """Server-side copy of ``source`` (as of ``etag``) to ``target``, which must not
+    exist: a multipart copy completed with ``If-None-Match: *`` (any size, never
+    replacing). FileExistsError when ``target`` exists."""
+    s3 = client()
+    upload_id = call(
+        target,
+        "cannot write",
+        s3.create_multipart_upload,
+        Bucket=target.bucket,
+        Key=target.key,
+        **create,
+    )["UploadId"]
+    try:
+        ranges = [
+            (start, min(size, start + _COPY_PART) - 1) for start in range(0, size, _COPY_PART)
+        ]
+
+        def copy_part(number: int, first: int, last: int) -> dict[str, Any]:
+            result = call(
+                target,
+                "cannot copy",
+                s3.upload_part_copy,
+                Bucket=target.bucket,
+                Key=target.key,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": source.bucket, "Key": source.key},
+                CopySourceRange=f"bytes={first}-{last}",
+                CopySourceIfMatch=etag,
+            )
+            return {"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]}
+
+        with ThreadPoolExecutor(2) as pool:
+            parts = list(pool.map(lambda r: copy_part(r[0] + 1, *r[1]), enumerate(ranges)))
+        try:
+            s3.complete_multipart_upload(
+                Bucket=target.bucket,
+                Key=target.key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
+            )
+        except Exception as exc:
+            if _is_client_error(exc, "PreconditionFailed", "412"):
+                raise FileExistsError(17, "exists", str(target)) from None
+            raise remote_error(exc, target, "cannot write") from None
+    except BaseException:
+        with suppress(Exception):
+            s3.abort_multipart_upload(Bucket=target.bucket, Key=target.key, UploadId=upload_id)
+        raise
+
+
+# --- the lock ------------------------------------------------------------------------
+
+
+def _holder_note() -> dict[str, Any]:
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "run": uuid.uuid4().hex,
+        "time": time.time(),
+    }
+
+
+def _stale(note: dict[str, Any], now: float) -> bool:
+    """A lock whose holder is gone: a dead process on this host, or no refresh lately."""
+    if note.get("host") == socket.gethostname() and isinstance(note.get("pid"), int):
+        try:
+            os.kill(note["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # alive, another user's
+    stamp = note.get("time")
+    return not isinstance(stamp, int | float) or now - stamp > LOCK_STALE
+
+
+@contextmanager
+def object_lock(where: S3Prefix, timeout: float) -> Iterator[None]:
+    """Hold the location's lock: the object ``<prefix>/.fda-vault.lock``, created only if
+    absent (``If-None-Match: *``), rewritten every minute while held, and taken over when
+    its holder is dead (same host, no such process) or silent for 10 minutes."""
+    s3 = client()
+    target = where.object(LOCK_KEY_NAME)
+    note = _holder_note()
+    deadline = time.monotonic() + timeout
+    etag = _acquire(s3, target, note, deadline, timeout)
+    stop = threading.Event()
+    current = {"etag": etag}
+
+    def refresh() -> None:
+        while not stop.wait(LOCK_REFRESH):
+            note["time"] = time.time()
+            with suppress(Exception):
+                response = s3.put_object(
+                    Bucket=target.bucket, Key=target.key, Body=json.dumps(note).encode()
+                )
+                current["etag"] = response["ETag"]
+
+    refresher = threading.Thread(target=refresh, name="s3-lock", daemon=True)
+    refresher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        refresher.join()
+        with suppress(Exception):
+            s3.delete_object(Bucket=target.bucket, Key=target.key, IfMatch=current["etag"])
+
+
+def _acquire(
+    s3: Any, target: ObjectPath, note: dict[str, Any], deadline: float, timeout: float
+) -> str:
+    while True:
+        try:
+            response = s3.put_object(
+                Bucket=target.bucket,
+                Key=target.key,
+                Body=json.dumps(note).encode(),
+                IfNoneMatch="*",
+            )
+            return str(response["ETag"])
+        except Exception as exc:
+            if not _is_client_error(exc, "PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise remote_error(exc, target, "cannot lock") from None
+        holder, etag = _read_holder(s3, target)
+        if holder is not None and etag is not None and _stale(holder, time.time()):
+            with suppress(Exception):  # another run may take it over first: then we wait
+                s3.delete_object(Bucket=target.bucket, Key=target.key, IfMatch=etag)
+            continue
+        if time.monotonic() >= deadline:
+            who = (
+                f"pid {holder.get('pid')} on host {holder.get('host')}"
+                if holder is not None
+                else "unknown"
+            )
+            _locked(target, who, timeout)
+        time.sleep(_LOCK_POLL)
+
+
+def _locked(target: ObjectPath, who: str, timeout: float) -> NoReturn:
+    prefix = target.key.rsplit("/", 1)[0] if "/" in target.key else ""
+    raise LockedError(
+        f"s3://{target.bucket}/{prefix}",
+        f"locked by another fda-vault run ({who}); waited {timeout:g} s",
+    )
+
+
+def _read_holder(s3: Any, target: ObjectPath) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        response = s3.get_object(Bucket=target.bucket, Key=target.key)
+        raw = response["Body"].read()
+        etag = str(response["ETag"])
+    except Exception as exc:
+        if _is_client_error(exc, "NoSuchKey", "404"):
+            return None, None  # released meanwhile: try again at once
+        raise remote_error(exc, target, "cannot lock") from None
+    try:
+        note = json.loads(raw)
+    except ValueError:
+        note = {}
+    return (note if isinstance(note, dict) else {}), etag
+
+
+def lock_until(days: int) -> datetime:
+    """The retain-until date of an archive locked for ``days`` from now."""
+    return datetime.now(timezone.utc) + timedelta(days=days)
