@@ -37,36 +37,48 @@ def resolve_projects_dir(flag: Path | None = None) -> Path:
     return DEFAULT_PROJECTS_DIR.expanduser().absolute()
 
 
-def resolve_backups_dir(flag: Path | None = None, projects_dir: Path | None = None) -> Path:
-    """The backups folder: its flag, ``$FDA_VAULT_BACKUP_DIR``, or ``<projects root>/backups``."""
+def resolve_backups_dir(flag: Path | None = None, projects_dir: Path | None = None) -> Path | str:
+    """The backups location: its flag, ``$FDA_VAULT_BACKUP_DIR``, or ``<projects
+    root>/backups``; a folder, or an ``s3://BUCKET/PREFIX`` URL (returned as text)."""
     if flag is not None:
-        return _local(str(flag), "--output-dir/--backups-dir").expanduser().absolute()
+        return _location(str(flag), "--output-dir/--backups-dir")
     env = os.environ.get(BACKUPS_ENV)
     if env:
-        return _local(env, BACKUPS_ENV).expanduser().absolute()
+        return _location(env, BACKUPS_ENV)
     return resolve_projects_dir(projects_dir) / "backups"
 
 
-# s3://bucket/prefix (Typer's Path has already folded "//" into "/"); two letters at
-# least, so that a Windows drive letter (C:/) is not taken for a scheme.
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+# A scheme: two letters at least, so that a Windows drive letter (C:/) is not one.
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):/+(?P<rest>.*)$")
 
 
-def _local(location: str, given_as: str) -> Path:
-    """A local path; an object-storage URL is refused plainly (rather than becoming a
-    folder named ``s3:`` in the current folder)."""
-    if _URL.match(location):
+def _location(location: str, given_as: str) -> Path | str:
+    """A local path, or ``s3://…`` (a path type folds its ``//`` into ``/``: restored
+    here); any other URL is refused plainly (rather than becoming a folder named
+    ``gs:`` in the current folder)."""
+    match = _URL.match(location)
+    if match is None:
+        return Path(location).expanduser().absolute()
+    if match["scheme"].lower() != "s3":
         raise UsageError(
             f"{given_as} {location}",
-            "object storage locations are not supported yet; give a local or mounted folder",
+            "only s3:// URLs are supported (for other stores, their S3-compatible endpoint "
+            "with AWS_ENDPOINT_URL_S3, or a mounted folder)",
         )
-    return Path(location)
+    return f"s3://{match['rest']}"
 
 
-def find_archive(path: Path, backups_dir: Path) -> Path:
-    """``path`` if it exists; a bare file name that does not exist here but does in
-    ``backups_dir`` is that file (``restore all_projects_backup_…zip`` from any folder)."""
+def find_archive(path: Path, backups_dir: Path | str) -> Path | str:
+    """``path`` if it exists (or an ``s3://`` URL); a bare file name that does not exist
+    here is that name in ``backups_dir`` (``restore all_projects_backup_…zip`` from any
+    folder), if it is there (in object storage: assumed, the read tells)."""
+    text = str(path)
+    match = _URL.match(text)
+    if match is not None and match["scheme"].lower() == "s3":
+        return f"s3://{match['rest']}"
     if path.exists() or path.parent != Path():
         return path
+    if isinstance(backups_dir, str):
+        return f"{backups_dir.rstrip('/')}/{path.name}"
     candidate = backups_dir / path.name
     return candidate if candidate.is_file() else path

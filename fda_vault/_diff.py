@@ -27,6 +27,7 @@ from fda_vault._fsio import sha256_file
 from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
 from fda_vault._manifest import BackupManifest, FileEntry, project_of
 from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._s3 import ArchivePath
 
 __all__ = ["DiffResult", "ProjectDiff", "diff"]
 
@@ -75,7 +76,7 @@ class _Side:
     exclude: list[str]
 
 
-def _checked_manifest(path: Path, stack: ExitStack, progress: Progress) -> BackupManifest:
+def _checked_manifest(path: ArchivePath, stack: ExitStack, progress: Progress) -> BackupManifest:
     """An archive's manifest with names and manifest checked (no data read); a tar.gz of
     the original library is converted first (it records no SHA-256 to compare)."""
     opened = stack.enter_context(Archive.open(path, progress=progress))
@@ -83,7 +84,7 @@ def _checked_manifest(path: Path, stack: ExitStack, progress: Progress) -> Backu
     return opened.manifest
 
 
-def _archive_side(path: Path, stack: ExitStack, progress: Progress) -> _Side:
+def _archive_side(path: ArchivePath, stack: ExitStack, progress: Progress) -> _Side:
     manifest = _checked_manifest(path, stack, progress)
     return _Side(
         files={entry.path: entry for entry in manifest.files},
@@ -93,7 +94,7 @@ def _archive_side(path: Path, stack: ExitStack, progress: Progress) -> _Side:
     )
 
 
-def _select(sides: Sequence[_Side], projects: Sequence[str], archive: Path) -> list[str]:
+def _select(sides: Sequence[_Side], projects: Sequence[str], archive: ArchivePath) -> list[str]:
     return select_projects(projects, sorted({n for side in sides for n in side.projects}), archive)
 
 
@@ -122,8 +123,8 @@ def _live_files(
 
 
 def diff(
-    old: Path,
-    new: Path | None = None,
+    old: ArchivePath,
+    new: ArchivePath | None = None,
     *,
     projects_dir: Path,
     projects: Sequence[str] = (),

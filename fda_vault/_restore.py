@@ -42,6 +42,7 @@ from fda_vault._manifest import BackupManifest, FileEntry, project_of
 from fda_vault._members import DATA_PREFIX, iter_member
 from fda_vault._parallel import batches, map_in_threads, workers_for
 from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._s3 import ArchivePath
 from fda_vault._zipindex import ZipIndex
 
 __all__ = [
@@ -188,7 +189,9 @@ def _plan_project(
     )
 
 
-def _check_target(target: Path, archive: Path, selected: Sequence[str]) -> None:
+def _check_target(target: Path, archive: ArchivePath, selected: Sequence[str]) -> None:
+    if not isinstance(archive, Path):
+        return  # an object is in no project folder
     archive_real = os.path.realpath(archive)
     for name in selected:
         live = os.path.realpath(target / name)
@@ -246,7 +249,7 @@ def _prepare_target(target: Path) -> None:
 
 
 def _build_plan(
-    archive: Path,
+    archive: ArchivePath,
     target: Path,
     manifest: BackupManifest,
     selected: Sequence[str],
@@ -271,7 +274,7 @@ def _build_plan(
 
 
 def plan_restore(
-    archive: Path,
+    archive: ArchivePath,
     *,
     target_dir: Path,
     projects: Sequence[str] | None = None,
@@ -327,7 +330,7 @@ class _Folders:
 
 def _extract_file(
     zf: ZipIndex,
-    archive: Path,
+    archive: ArchivePath,
     entry: FileEntry,
     root: str,
     folders: _Folders,
@@ -377,7 +380,7 @@ _before_each_file: Callable[[int], None] | None = None
 
 def _stage(
     zf: ZipIndex,
-    archive: Path,
+    archive: ArchivePath,
     manifest: BackupManifest,
     journal: Journal,
     progress: Progress,
@@ -415,7 +418,7 @@ def _stage(
 
 
 def restore(
-    archive: Path,
+    archive: ArchivePath,
     *,
     target_dir: Path,
     projects: Sequence[str] | None = None,
@@ -472,7 +475,7 @@ def restore(
 
 def _apply(
     zf: ZipIndex,
-    archive: Path,
+    archive: ArchivePath,
     manifest: BackupManifest,
     target: Path,
     changing: Sequence[ProjectPlan],
@@ -480,7 +483,8 @@ def _apply(
 ) -> int:
     journal = Journal(
         target=target,
-        archive=str(archive.absolute()),  # recovery may run from another folder
+        # Recovery may run from another folder.
+        archive=str(archive.absolute() if isinstance(archive, Path) else archive),
         projects=[p.name for p in changing],
         existed=[p.name for p in changing if p.action == "overwrite"],
     )

@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 import typer.core
@@ -34,6 +34,10 @@ from fda_vault._errors import (
     UsageError,
 )
 from fda_vault._output import Terminal
+
+if TYPE_CHECKING:
+    from fda_vault._s3 import ArchivePath
+    from fda_vault._storage import ObjectLock
 
 # Each command imports the library module it needs when it runs: a `list` should not pay
 # for building every pydantic model of backup, restore and prune at start-up.
@@ -118,6 +122,57 @@ LockTimeoutOpt = Annotated[
         "--lock-timeout", min=0, metavar="SECONDS", help="Seconds to wait for another run's lock."
     ),
 ]
+
+
+ObjectLockDaysOpt = Annotated[
+    int,
+    typer.Option(
+        "--object-lock-days",
+        min=0,
+        metavar="DAYS",
+        help="s3:// only: S3 Object Lock retention of each new archive (bucket with Object "
+        "Lock enabled); 0: none.",
+    ),
+]
+ObjectLockModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--object-lock-mode",
+        metavar="MODE",
+        help="compliance (nobody can delete it early) or governance (users with "
+        "s3:BypassGovernanceRetention can).",
+    ),
+]
+
+
+def _object_lock(days: int, mode: str) -> ObjectLock | None:
+    """The Object Lock of new archives asked for (None: none)."""
+    from fda_vault._storage import ObjectLock
+
+    if mode not in {"compliance", "governance"}:
+        raise UsageError(f"--object-lock-mode {mode}", "must be compliance or governance")
+    if not days:
+        return None
+    return ObjectLock("COMPLIANCE" if mode == "compliance" else "GOVERNANCE", days)
+
+
+def _archive_at(path: Path, backups: Path | str) -> ArchivePath:
+    """The archive an argument names: a file, a bare name in the backups location, or
+    ``s3://BUCKET/KEY``."""
+    from fda_vault._storage import archive_path
+
+    return archive_path(find_archive(path, backups))
+
+
+def _local_only(location: Path | str, command: str) -> Path:
+    """A local backups folder, or UsageError for a command that needs one."""
+    if isinstance(location, str):
+        raise UsageError(
+            location,
+            f"{command} needs a local backups folder; copy to object storage afterwards "
+            "(fda-vault copy)",
+        )
+    return location
 
 
 def _project_names(values: Optional[list[str]]) -> Optional[list[str]]:
@@ -275,6 +330,8 @@ def backup(
             help="Write no archive when nothing changed since the last backup.",
         ),
     ] = False,
+    object_lock_days: ObjectLockDaysOpt = 0,
+    object_lock_mode: ObjectLockModeOpt = "governance",
     lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -313,6 +370,7 @@ def backup(
                 rehash=rehash,
                 full_every_days=full_every,
                 skip_if_unchanged=skip_if_unchanged,
+                object_lock=_object_lock(object_lock_days, object_lock_mode),
             )
         term.backup_result(result)
 
@@ -345,7 +403,7 @@ def verify(
     with _reporting(term, debug):
         from fda_vault._verify import verify as run_verify
 
-        archives = [find_archive(path, resolve_backups_dir()) for path in backups]
+        archives = [_archive_at(path, resolve_backups_dir()) for path in backups]
         with term.progress() as progress:
             result = run_verify(archives, progress=progress)
         term.verify_result(result)
@@ -389,7 +447,7 @@ def list_command(
             term.backup_list(list_backups(folder))
         else:
             term.archive_contents(
-                describe_archive(find_archive(backup_file, folder), with_files=files)
+                describe_archive(_archive_at(backup_file, folder), with_files=files)
             )
 
 
@@ -447,7 +505,7 @@ def restore(
 
         target = target_dir.expanduser().absolute() if target_dir else None
         target = target or resolve_projects_dir(projects_dir)
-        backup_file = find_archive(backup_file, resolve_backups_dir(None, projects_dir))
+        archive = _archive_at(backup_file, resolve_backups_dir(None, projects_dir))
         overwrite = force or yes
         # The plan (which verifies the data first) is for showing and asking; with
         # --force/--yes there is nothing to ask, and restore() verifies every byte as it
@@ -455,7 +513,7 @@ def restore(
         if dry_run or not overwrite:
             with term.progress() as progress:
                 plan = plan_restore(
-                    backup_file,
+                    archive,
                     target_dir=target,
                     projects=project,
                     lock_timeout=lock_timeout,
@@ -481,7 +539,7 @@ def restore(
             del plan  # its file lists are not needed while restoring
         with term.progress() as progress:
             result = run_restore(
-                backup_file,
+                archive,
                 target_dir=target,
                 projects=project,
                 overwrite=overwrite,
@@ -671,7 +729,7 @@ def guard(
                 projects=project or [],
                 all_projects=all_projects,
                 projects_dir=root,
-                backups_dir=resolve_backups_dir(output_dir, root),
+                backups_dir=_local_only(resolve_backups_dir(output_dir, root), "guard"),
                 keep_on_success=keep_on_success,
                 rollback=not no_rollback,
                 stdout_to_stderr=as_json,
@@ -742,8 +800,8 @@ def diff(
         folder = resolve_backups_dir(None, projects_dir)
         with term.progress() as progress:
             result = run_diff(
-                find_archive(old, folder),
-                find_archive(new, folder) if new is not None else None,
+                _archive_at(old, folder),
+                _archive_at(new, folder) if new is not None else None,
                 projects_dir=root,
                 projects=project or [],
                 content=content,
@@ -789,7 +847,7 @@ def import_command(
         with term.progress() as progress:
             result = import_legacy(
                 legacy,
-                output_dir=resolve_backups_dir(output_dir, projects_dir),
+                output_dir=_local_only(resolve_backups_dir(output_dir, projects_dir), "import"),
                 lock_timeout=lock_timeout,
                 progress=progress,
             )

@@ -21,6 +21,7 @@ from hypothesis import settings
 from typer.testing import CliRunner, Result  # noqa: TID251 (tests drive the CLI)
 
 from fda_vault.cli import app
+from tests.s3servers import moto_server, s3, s3_locked, seaweed_server  # noqa: F401
 from tests.zipbytes import flip_member_byte
 
 # Property tests draw the same examples on every run by default, so that CI is repeatable;
@@ -123,6 +124,9 @@ def backups_dir(tmp_path: Path) -> Path:
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FDA_VAULT_PROJECTS_DIR", "FDA_VAULT_BACKUP_DIR", "FDA_VAULT_DEBUG"):
         monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("AWS_"):  # no test may reach a real account
+            monkeypatch.delenv(name, raising=False)
     for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "XDG_CACHE_HOME", "COLUMNS"):
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"

@@ -1,0 +1,225 @@
+"""Real S3 servers on loopback, started by the tests: moto's server and SeaweedFS.
+
+``s3`` is parametrised over both: each test gets a fresh bucket on a running server and
+the environment a user would set (``AWS_ENDPOINT_URL_S3``, keys, region). A server that
+does not start fails the tests that need it; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fda_vault import _s3
+
+ACCESS_KEY = "fda-vault-test"
+SECRET_KEY = "fda-vault-test-secret"  # noqa: S105 (a test server's)
+
+
+@dataclass
+class Server:
+    name: str
+    endpoint: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(endpoint: str, process: subprocess.Popen[bytes] | None, log: Path | None) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log else ""
+            raise RuntimeError(f"the S3 server exited ({process.returncode}): {tail}")
+        try:
+            urllib.request.urlopen(endpoint, timeout=2)  # noqa: S310 (loopback)
+        except urllib.error.HTTPError:
+            return  # it answers (403 without credentials): it is up
+        except OSError:
+            time.sleep(0.2)
+            continue
+        return
+    raise RuntimeError(f"the S3 server at {endpoint} did not answer within 60 s")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Server]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    _wait_for(endpoint, None, None)
+    yield Server("moto", endpoint)
+    server.stop()
+
+
+def weed_binary() -> str:
+    beside = Path(sys.executable).with_name("weed")
+    return str(beside) if beside.exists() else "weed"
+
+
+@pytest.fixture(scope="session")
+def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("seaweedfs")
+    config = root / "s3.json"
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "test",
+                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
+    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    grpc = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    log = root / "weed.log"
+    (root / "data").mkdir()
+    command = [
+        weed_binary(), "server", f"-dir={root / 'data'}", "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1", "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
+        f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",
+        f"-volume.port={ports['volume']}", f"-volume.port.grpc={grpc['volume']}",
+        f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
+        "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={grpc['s3']}",
+        f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+    ]  # fmt: skip
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    try:
+        _wait_for(endpoint, process, log)
+        _wait_until_writable(endpoint)
+        yield Server("seaweedfs", endpoint)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def boto_client(endpoint: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+    )
+
+
+def _wait_until_writable(endpoint: str) -> None:
+    """SeaweedFS answers before its volume server has joined: wait for a first write."""
+    s3 = boto_client(endpoint)
+    deadline = time.monotonic() + 60
+    bucket = "fda-vault-probe"
+    while True:
+        try:
+            s3.create_bucket(Bucket=bucket)
+            s3.put_object(Bucket=bucket, Key="probe", Body=b"ok")
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@dataclass
+class Bucket:
+    """A fresh bucket on a running server, and a client to look at it directly."""
+
+    server: str
+    endpoint: str
+    name: str
+    client: Any
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.name}"
+
+    def keys(self) -> list[str]:
+        listed = self.client.list_objects_v2(Bucket=self.name)
+        return sorted(item["Key"] for item in listed.get("Contents", []))
+
+    def uploads(self) -> list[str]:
+        listed = self.client.list_multipart_uploads(Bucket=self.name)
+        return sorted(item["Key"] for item in listed.get("Uploads", []))
+
+    def read(self, key: str) -> bytes:
+        data: bytes = self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+        return data
+
+    def env(self) -> dict[str, str]:
+        """The environment of a child process that uses this server."""
+        return {**os.environ, **server_env(self.endpoint)}
+
+
+def server_env(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+
+
+def _bucket(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, object_lock: bool
+) -> Bucket:
+    server: Server = request.getfixturevalue(f"{request.param}_server")
+    for key, value in server_env(server.endpoint).items():
+        monkeypatch.setenv(key, value)
+    _s3.client.cache_clear()
+    client = boto_client(server.endpoint)
+    name = f"t-{uuid.uuid4().hex[:20]}"
+    if object_lock:
+        client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    else:
+        client.create_bucket(Bucket=name)
+    return Bucket(server.name, server.endpoint, name, client)
+
+
+@pytest.fixture(params=["moto", "seaweed"])
+def s3(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
+    """A fresh bucket on each real server in turn."""
+    yield _bucket(request, monkeypatch, object_lock=False)
+    _s3.client.cache_clear()
+
+
+@pytest.fixture(params=["moto", "seaweed"])
+def s3_locked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
+    """A fresh bucket with Object Lock enabled (versioned) on each real server."""
+    yield _bucket(request, monkeypatch, object_lock=True)
+    _s3.client.cache_clear()
