@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         list_backups,
     )
     from fda_vault._checks import Problem
+    from fda_vault._copy import CopiedArchive, CopyResult, copy_archives
     from fda_vault._errors import (
         ExitCode,
         FdaVaultError,
@@ -52,6 +53,8 @@ __all__ = [
     "BackupManifest",
     "BackupResult",
     "BackupSummary",
+    "CopiedArchive",
+    "CopyResult",
     "ExitCode",
     "FdaVaultError",
     "FileEntry",
@@ -76,6 +79,7 @@ __all__ = [
     "VerifyResult",
     "__version__",
     "backup",
+    "copy_archives",
     "describe_archive",
     "list_backups",
     "list_projects",
@@ -95,6 +99,8 @@ _EXPORTS: dict[str, str] = {
     "BackupManifest": "fda_vault._manifest",
     "BackupResult": "fda_vault._backup",
     "BackupSummary": "fda_vault._catalog",
+    "CopiedArchive": "fda_vault._copy",
+    "CopyResult": "fda_vault._copy",
     "ExitCode": "fda_vault._errors",
     "FdaVaultError": "fda_vault._errors",
     "FileEntry": "fda_vault._manifest",
@@ -118,6 +124,7 @@ _EXPORTS: dict[str, str] = {
     "VerifyReport": "fda_vault._verify",
     "VerifyResult": "fda_vault._verify",
     "backup": "fda_vault._backup",
+    "copy_archives": "fda_vault._copy",
     "describe_archive": "fda_vault._catalog",
     "list_backups": "fda_vault._catalog",
     "list_projects": "fda_vault._backup",

@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
     "PROJECTS_ENV",
     "find_archive",
+    "location_of",
     "resolve_backups_dir",
     "resolve_projects_dir",
 ]
@@ -41,10 +42,10 @@ def resolve_backups_dir(flag: Path | None = None, projects_dir: Path | None = No
     """The backups location: its flag, ``$FDA_VAULT_BACKUP_DIR``, or ``<projects
     root>/backups``; a folder, or an ``s3://BUCKET/PREFIX`` URL (returned as text)."""
     if flag is not None:
-        return _location(str(flag), "--output-dir/--backups-dir")
+        return location_of(str(flag), "--output-dir/--backups-dir")
     env = os.environ.get(BACKUPS_ENV)
     if env:
-        return _location(env, BACKUPS_ENV)
+        return location_of(env, BACKUPS_ENV)
     return resolve_projects_dir(projects_dir) / "backups"
 
 
@@ -52,7 +53,7 @@ def resolve_backups_dir(flag: Path | None = None, projects_dir: Path | None = No
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):/+(?P<rest>.*)$")
 
 
-def _location(location: str, given_as: str) -> Path | str:
+def location_of(location: str, given_as: str) -> Path | str:
     """A local path, or ``s3://…`` (a path type folds its ``//`` into ``/``: restored
     here); any other URL is refused plainly (rather than becoming a folder named
     ``gs:`` in the current folder)."""

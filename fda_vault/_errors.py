@@ -62,6 +62,11 @@ REASONS: dict[str, str] = {
     "unsafe": "an archive holds an unsafe name or entry (traversal, symlink, bomb)",
     "refused": "a restore would overwrite, or a prune delete, without consent",
     "interrupted": "Ctrl-C, SIGTERM or SIGHUP; what was begun was rolled back",
+    "access_denied": "the object store refused the credentials or the permission",
+    "no_such_bucket": "the s3:// bucket does not exist",
+    "no_credentials": "no AWS credentials were found for an s3:// location",
+    "network": "the object store could not be reached, or the connection broke",
+    "server_error": "the object store answered with an error (after retries)",
     "unexpected": "an unexpected error (a bug: please report it)",
     # Warnings (the run went on):
     "left_out": "a file was not backed up (a symlink, a special file, unreadable with "

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # rendering needs only attribute access; importing them costs
 
     from fda_vault._backup import BackupResult
     from fda_vault._catalog import ArchiveContents, BackupList
+    from fda_vault._copy import CopyResult
     from fda_vault._diff import DiffResult
     from fda_vault._guard import GuardResult
     from fda_vault._importer import ImportResult
@@ -406,6 +407,30 @@ class Terminal:
                     f"imported {item.source} ({item.source_format}) -> {item.archive}: "
                     f"{item.files} files, {human_bytes(item.bytes)}, verified"
                 )
+
+    def copy_result(self, result: CopyResult) -> None:
+        """Render a copy: one line per archive copied (or to be), failures on stderr."""
+        for item in result.archives:
+            if item.status == "failed":
+                self.err.print(one_line(f"error: {item.file} — {item.detail}"), style="red")
+        if self.as_json:
+            self.emit_json(result)
+            return
+        if not self._human():
+            return
+        for item in result.archives:
+            if item.status in {"copied", "would copy"}:
+                self.out.print(f"{item.status} {item.file} ({human_bytes(item.bytes)})")
+            elif item.status == "skipped":
+                self.out.print(f"skipped {item.file}: {item.detail}")
+        present = sum(1 for item in result.archives if item.status == "present")
+        verb = "to copy" if result.dry_run else "copied, each verified at the destination"
+        count = sum(1 for i in result.archives if i.status in {"copied", "would copy"})
+        self.out.print(
+            f"{result.source} -> {result.destination}: {count} {verb} "
+            f"({human_bytes(result.bytes_copied) if not result.dry_run else 'dry run'}), "
+            f"{present} already there"
+        )
 
     def restore_result(self, result: RestoreResult) -> None:
         """Render a finished restore."""

@@ -252,7 +252,8 @@ def object_identity(size: int, etag: str, modified: datetime) -> tuple[int, int,
     the ETag stands for the inode (a new object under the same key has a new one)."""
     import zlib
 
-    mtime_ns = int(modified.timestamp() * 1_000_000_000)
+    # Whole seconds: a HEAD gives them (an HTTP date), a listing gives milliseconds.
+    mtime_ns = int(modified.timestamp()) * 1_000_000_000
     tag = zlib.crc32(etag.strip('"').encode()) << 32 | len(etag)
     return (size, mtime_ns, mtime_ns, tag, 0)
 

@@ -476,7 +476,24 @@ class S3Location:
 
                 raise remote_error(exc, final, "cannot write") from None
             raise
+        if self.object_lock is not None:
+            self._retain(final, self.object_lock)
         return final
+
+    @staticmethod
+    def _retain(final: ObjectPath, lock: ObjectLock) -> None:
+        """Set the retention again on the object itself: some servers (moto) ignore it
+        on a multipart upload; a later date than the first is always allowed."""
+        from fda_vault._s3 import call, client, lock_until
+
+        call(
+            final,
+            "cannot set the Object Lock (is Object Lock enabled on the bucket?)",
+            client().put_object_retention,
+            Bucket=final.bucket,
+            Key=final.key,
+            Retention={"Mode": lock.mode, "RetainUntilDate": lock_until(lock.days)},
+        )
 
     def where(self, name: str) -> ObjectPath:
         """The object of the archive ``name``."""

@@ -164,6 +164,13 @@ def _archive_at(path: Path, backups: Path | str) -> ArchivePath:
     return archive_path(find_archive(path, backups))
 
 
+def _location_arg(path: Path, name: str) -> Path | str:
+    """A location argument: a folder (absolute) or ``s3://BUCKET/PREFIX``."""
+    from fda_vault._config import location_of
+
+    return location_of(str(path), name)
+
+
 def _local_only(location: Path | str, command: str) -> Path:
     """A local backups folder, or UsageError for a command that needs one."""
     if isinstance(location, str):
@@ -810,6 +817,74 @@ def diff(
         term.diff_result(result)
         if exit_code and result.differences:
             raise typer.Exit(int(ExitCode.DIFFERENCES))
+
+
+@app.command("copy", cls=_Command)
+def copy_command(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="Backups location to copy from: a folder or s3://BUCKET/PREFIX.",
+            metavar="SOURCE",
+            show_default=False,
+        ),
+    ],
+    destination: Annotated[
+        Path,
+        typer.Argument(
+            help="Backups location to copy to: a folder or s3://BUCKET/PREFIX.",
+            metavar="DEST",
+            show_default=False,
+        ),
+    ],
+    label: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--label",
+            "-l",
+            help="Only archives with this label (a project, all_projects; repeatable).",
+            metavar="LABEL",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Show what would be copied; copy nothing.")
+    ] = False,
+    object_lock_days: ObjectLockDaysOpt = 0,
+    object_lock_mode: ObjectLockModeOpt = "governance",
+    lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Copy the archives that DEST lacks from SOURCE, each verified at DEST.
+
+    Each is streamed, hashed (SHA-256) on the way, read back at the destination and
+    hashed again, and published only when both agree; nothing is ever overwritten.
+    Encrypted archives are copied without their key.
+
+    \b
+    Examples:
+      fda-vault copy ~/fda-510k-data/projects/backups s3://acme-fda-backups/lap1
+      fda-vault copy --dry-run s3://acme-fda-backups/lap1 ~/usb-backups
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault._copy import copy_archives
+
+        with term.progress() as progress:
+            result = copy_archives(
+                _location_arg(source, "SOURCE"),
+                _location_arg(destination, "DEST"),
+                labels=label or [],
+                dry_run=dry_run,
+                object_lock=_object_lock(object_lock_days, object_lock_mode),
+                lock_timeout=lock_timeout,
+                progress=progress,
+            )
+        term.copy_result(result)
+        if result.exit_code:
+            raise typer.Exit(int(result.exit_code))
 
 
 @app.command("import", cls=_Command)

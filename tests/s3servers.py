@@ -102,6 +102,7 @@ def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     command = [
         weed_binary(), "server", f"-dir={root / 'data'}", "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1", "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
+        "-volume.max=64",
         f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",
         f"-volume.port={ports['volume']}", f"-volume.port.grpc={grpc['volume']}",
         f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
@@ -156,28 +157,44 @@ def _wait_until_writable(endpoint: str) -> None:
 
 @dataclass
 class Bucket:
-    """A fresh bucket on a running server, and a client to look at it directly."""
+    """A fresh place on a running server (a prefix of its own in a bucket of the session:
+    SeaweedFS gives each bucket volumes of its own, which a bucket per test would exhaust),
+    and a client to look at it directly."""
 
     server: str
     endpoint: str
     name: str
+    prefix: str
     client: Any
 
     @property
     def url(self) -> str:
-        return f"s3://{self.name}"
+        return f"s3://{self.name}/{self.prefix}"
+
+    def key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}"
 
     def keys(self) -> list[str]:
-        listed = self.client.list_objects_v2(Bucket=self.name)
-        return sorted(item["Key"] for item in listed.get("Contents", []))
+        """The keys under this test's prefix, relative to it."""
+        listed = self.client.list_objects_v2(Bucket=self.name, Prefix=f"{self.prefix}/")
+        return sorted(
+            item["Key"].removeprefix(f"{self.prefix}/") for item in listed.get("Contents", [])
+        )
 
     def uploads(self) -> list[str]:
-        listed = self.client.list_multipart_uploads(Bucket=self.name)
-        return sorted(item["Key"] for item in listed.get("Uploads", []))
+        listed = self.client.list_multipart_uploads(Bucket=self.name, Prefix=f"{self.prefix}/")
+        return sorted(
+            item["Key"].removeprefix(f"{self.prefix}/") for item in listed.get("Uploads", [])
+        )
 
-    def read(self, key: str) -> bytes:
-        data: bytes = self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+    def read(self, relative: str) -> bytes:
+        data: bytes = self.client.get_object(Bucket=self.name, Key=self.key(relative))[
+            "Body"
+        ].read()
         return data
+
+    def put(self, relative: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.name, Key=self.key(relative), Body=data)
 
     def env(self) -> dict[str, str]:
         """The environment of a child process that uses this server."""
@@ -195,6 +212,9 @@ def server_env(endpoint: str) -> dict[str, str]:
     }
 
 
+_SESSION_BUCKETS: dict[tuple[str, bool], str] = {}
+
+
 def _bucket(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, object_lock: bool
 ) -> Bucket:
@@ -203,23 +223,26 @@ def _bucket(
         monkeypatch.setenv(key, value)
     _s3.client.cache_clear()
     client = boto_client(server.endpoint)
-    name = f"t-{uuid.uuid4().hex[:20]}"
-    if object_lock:
-        client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    else:
-        client.create_bucket(Bucket=name)
-    return Bucket(server.name, server.endpoint, name, client)
+    name = _SESSION_BUCKETS.get((server.endpoint, object_lock))
+    if name is None:
+        name = f"fda-vault-{'locked' if object_lock else 'tests'}-{uuid.uuid4().hex[:8]}"
+        if object_lock:
+            client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+        else:
+            client.create_bucket(Bucket=name)
+        _SESSION_BUCKETS[server.endpoint, object_lock] = name
+    return Bucket(server.name, server.endpoint, name, f"t-{uuid.uuid4().hex[:12]}", client)
 
 
 @pytest.fixture(params=["moto", "seaweed"])
 def s3(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
-    """A fresh bucket on each real server in turn."""
+    """A fresh prefix on each real server in turn."""
     yield _bucket(request, monkeypatch, object_lock=False)
     _s3.client.cache_clear()
 
 
 @pytest.fixture(params=["moto", "seaweed"])
 def s3_locked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
-    """A fresh bucket with Object Lock enabled (versioned) on each real server."""
+    """A fresh prefix in a bucket with Object Lock enabled (versioned), on each server."""
     yield _bucket(request, monkeypatch, object_lock=True)
     _s3.client.cache_clear()

@@ -65,14 +65,31 @@ def test_backups_environment_and_flag(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
-def test_an_object_storage_url_is_refused_not_made_a_folder(
-    cli: CliCall, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+@pytest.mark.parametrize(
+    ("url", "reason", "says"),
+    [
+        ("gs://bucket/fda", "usage", "only s3:// URLs are supported"),
+        # Understood as object storage (not a folder named "s3:"); no keys in this test.
+        ("s3://bucket/fda", "no_credentials", "no AWS credentials"),
+    ],
+)
+def test_a_url_is_never_made_a_folder(
+    cli: CliCall,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+    url: str,
+    reason: str,
+    says: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    args = ["list", "--json"] + (["--backups-dir", "s3://bucket/fda"] if how == "flag" else [])
-    env = {"FDA_VAULT_BACKUP_DIR": "s3://bucket/fda"} if how == "env" else None
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    args = ["list", "--json"] + (["--backups-dir", url] if how == "flag" else [])
+    env = {"FDA_VAULT_BACKUP_DIR": url} if how == "env" else None
     result = cli(*args, env=env)
     assert result.exit_code == 2
-    assert json.loads(result.stdout)["error"]["reason"] == "usage"
-    assert "not supported yet" in result.stderr
+    assert json.loads(result.stdout)["error"]["reason"] == reason
+    assert says in result.stderr
     assert list(tmp_path.iterdir()) == [tmp_path / "home"]

@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import CliCall, backup_json
-from tests.s3servers import Bucket
+import pytest
+
+import fda_vault
+from fda_vault import _s3
+from fda_vault._members import open_archive, read_manifest
+from fda_vault._s3 import ObjectPath
+from tests.conftest import CARDIAC, CliCall, FrozenClock, backup_json
+from tests.s3servers import Bucket, free_port
 from tests.tree import snapshot
+from tests.zipbytes import flip_member_byte
 
 
 def _json(cli: CliCall, *args: str | Path, code: int = 0) -> Any:
@@ -50,3 +64,164 @@ def test_round_trip_backup_list_verify_restore(
     assert sorted(restored["restored"]) == sorted(made["projects"])
     for project in made["projects"]:
         assert snapshot(target / project) == snapshot(projects_dir / project)
+
+
+def test_copy_offsite_and_back_only_what_is_missing(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path, s3: Bucket
+) -> None:
+    first = backup_json(cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir)
+    offsite = f"{s3.url}/offsite"
+    planned = _json(cli, "copy", "--dry-run", backups_dir, offsite)
+    assert [(a["file"], a["status"]) for a in planned["archives"]] == [
+        (Path(first["archive"]).name, "would copy")
+    ]
+    assert s3.keys() == []  # a dry run writes nothing, not even a lock
+    copied = _json(cli, "copy", backups_dir, offsite)
+    item = copied["archives"][0]
+    assert item["status"] == "copied" and item["sha256"] == first["archive_sha256"]
+    assert s3.keys() == [f"offsite/{item['file']}"]
+    assert hashlib.sha256(s3.read(f"offsite/{item['file']}")).hexdigest() == first["archive_sha256"]
+    # A second copy finds it there and copies nothing.
+    again = _json(cli, "copy", backups_dir, offsite)
+    assert [a["status"] for a in again["archives"]] == ["present"] and again["copied"] == 0
+    # Back from S3 to a new disk: the same bytes, and they verify.
+    usb = tmp_path / "usb"
+    back = _json(cli, "copy", offsite, usb)
+    assert back["copied"] == 1
+    restored = usb / item["file"]
+    assert hashlib.sha256(restored.read_bytes()).hexdigest() == first["archive_sha256"]
+    assert _json(cli, "verify", restored)["ok"]
+
+
+def test_a_damaged_object_is_refused_by_verify_and_restore(
+    cli: CliCall, projects_dir: Path, tmp_path: Path, s3: Bucket
+) -> None:
+    made = backup_json(cli, "--all", "--projects-dir", projects_dir, "--output-dir", s3.url)
+    name = Path(made["archive"]).name
+    local = tmp_path / name
+    local.write_bytes(s3.read(name))
+    member = next(n for n in zipfile.ZipFile(local).namelist() if n.endswith(".pdf"))
+    s3.put(name, flip_member_byte(local, member).read_bytes())  # one bit, by a direct PUT
+    checked = _json(cli, "verify", made["archive"], code=3)
+    assert checked["archives"][0]["status"] == "damaged"
+    target = tmp_path / "target"
+    target.mkdir()
+    refused = cli("restore", made["archive"], "--target-dir", target, "--yes")
+    assert refused.exit_code == 3 and member.removeprefix("data/") in refused.stderr
+    assert list(target.iterdir()) == []
+
+
+def test_prune_on_s3_keeps_the_newest_and_deletes_the_rest(
+    cli: CliCall, projects_dir: Path, s3: Bucket, frozen_clock: FrozenClock
+) -> None:
+    names = []
+    for day in (1, 2, 3):
+        frozen_clock.now = datetime(2026, 11, day, 2, 0, tzinfo=timezone.utc)
+        made = backup_json(
+            cli, "-p", CARDIAC, "--projects-dir", projects_dir, "--output-dir", s3.url, "--rehash"
+        )
+        names.append(Path(made["archive"]).name)
+    result = _json(cli, "prune", "--backups-dir", s3.url, "--keep-last", "1", "--yes")
+    assert result["removed"] == 2
+    assert s3.keys() == [names[-1]]
+
+
+def test_an_archive_under_object_lock_survives_prune(
+    cli: CliCall, projects_dir: Path, s3_locked: Bucket, frozen_clock: FrozenClock
+) -> None:
+    s3 = s3_locked
+    names = []
+    for day, lock in ((1, "1"), (2, "0")):
+        frozen_clock.now = datetime(2026, 11, day, 2, 0, tzinfo=timezone.utc)
+        made = backup_json(
+            cli, "-p", CARDIAC, "--projects-dir", projects_dir, "--output-dir", s3.url,
+            "--object-lock-days", lock, "--object-lock-mode", "governance", "--rehash",
+        )  # fmt: skip
+        names.append(Path(made["archive"]).name)
+    head = s3.client.head_object(Bucket=s3.name, Key=s3.key(names[0]))
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    result = _json(cli, "prune", "--backups-dir", s3.url, "--keep-last", "1", "--yes")
+    kept = {a["file"]: a for a in result["archives"]}
+    assert kept[names[0]]["kept"] and kept[names[0]]["reasons"][0].startswith("locked until ")
+    assert result["removed"] == 0 and s3.keys() == sorted(names)
+
+
+def test_s3_failures_are_one_line_with_their_reason(
+    cli: CliCall, projects_dir: Path, s3: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = cli("list", "--backups-dir", "s3://fda-vault-no-such-bucket/x", "--json")
+    assert missing.exit_code == 2
+    assert json.loads(missing.stdout)["error"]["reason"] == "no_such_bucket"
+    gone = cli("verify", f"{s3.url}/all_projects_backup_20260101_000000.zip")
+    assert gone.exit_code == 2 and "MISSING" in gone.stdout
+    if s3.server == "seaweedfs":  # moto's server accepts any key: only SeaweedFS checks them
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+        _s3.client.cache_clear()
+        denied = cli(
+            "backup", "--all", "--projects-dir", projects_dir, "--output-dir", s3.url, "--json"
+        )
+        assert denied.exit_code == 1, denied.stderr
+        assert json.loads(denied.stdout)["error"]["reason"] == "access_denied"
+        assert "wrong-secret" not in denied.stdout + denied.stderr
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
+    _s3.client.cache_clear()
+    down = cli("list", "--backups-dir", s3.url, "--json")
+    assert down.exit_code == 1 and json.loads(down.stdout)["error"]["reason"] == "network"
+    assert down.stderr.count("\n") == 1 and "Traceback" not in down.stderr
+
+
+def test_list_of_an_archive_reads_only_its_end(
+    projects_dir: Path, tmp_path: Path, s3: Bucket
+) -> None:
+    big = projects_dir / CARDIAC / "scans"
+    big.mkdir()
+    rng = random.Random(5)
+    for i in range(12):
+        (big / f"scan_{i}.pdf").write_bytes(rng.randbytes(4 << 20))
+    made = fda_vault.backup(all_projects=True, projects_dir=projects_dir, output_dir=s3.url)
+    path = ObjectPath(s3.name, s3.key(Path(made.archive).name))
+    with open_archive(path) as index:
+        read_manifest(index, path)
+        fetched = index.source.fetched  # type: ignore[attr-defined]
+    assert made.archive_size > 48 << 20
+    assert fetched < made.archive_size * 0.05, (fetched, made.archive_size)
+
+
+def test_a_repeat_backup_to_s3_copies_unchanged_members_from_the_parent(
+    cli: CliCall, projects_dir: Path, s3: Bucket, frozen_clock: FrozenClock
+) -> None:
+    # Later than the files' ctime by more than the race window of 3 s.
+    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
+    frozen_clock.now = start
+    first = backup_json(cli, "--all", "--projects-dir", projects_dir, "--output-dir", s3.url)
+    frozen_clock.now = start + timedelta(days=1)
+    second = backup_json(cli, "--all", "--projects-dir", projects_dir, "--output-dir", s3.url)
+    assert second["parent"] == Path(first["archive"]).name
+    assert second["reused_files"] == first["files"] > 0
+    assert _json(cli, "verify", second["archive"])["ok"]
+
+
+@pytest.mark.slow
+def test_kill_9_during_an_s3_backup_leaves_no_archive_and_the_next_run_cleans_up(
+    tmp_path: Path, s3: Bucket
+) -> None:
+    projects = tmp_path / "projects"
+    rng = random.Random(3)
+    for i in range(16):
+        path = projects / "K9" / f"scan_{i:02d}.pdf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(3 << 20))
+    cmd = [sys.executable, "-m", "fda_vault", "backup", "--all", "--projects-dir",
+           str(projects), "--output-dir", s3.url, "-q"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=s3.env())
+    deadline = time.monotonic() + 60
+    while not s3.uploads() and time.monotonic() < deadline:
+        time.sleep(0.05)  # killed once its upload is under way
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not [key for key in s3.keys() if key.endswith(".zip")]  # noqa: SIM118
+    left = s3.keys() + s3.uploads()
+    assert left, "the kill came too late to leave anything"
+    subprocess.run(cmd, env=s3.env(), check=True, timeout=120)
+    archives = [key for key in s3.keys() if key.endswith(".zip")]  # noqa: SIM118
+    assert len(archives) == 1 and s3.keys() == archives and s3.uploads() == []

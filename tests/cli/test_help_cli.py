@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from fda_vault import _s3
 from tests.conftest import CliCall, FrozenClock, backup_json
 from tests.legacy_archives import make_legacy_tar
+from tests.s3servers import Server, boto_client, server_env
 from tests.test_runbook import copy_examples
 from tools.clidoc import command_names
 
@@ -70,10 +72,19 @@ def test_every_command_shows_an_example(cli: CliCall) -> None:
 
 @pytest.mark.slow
 def test_every_example_in_help_runs(
-    cli: CliCall, frozen_clock: FrozenClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: CliCall,
+    frozen_clock: FrozenClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    moto_server: Server,
 ) -> None:
     """Run as the examples assume: the projects in ~/fda-510k-data/projects, a backup
-    made on 2026-11-26 at 02:00 UTC, and an update_manager.py in the current folder."""
+    made on 2026-11-26 at 02:00 UTC, an update_manager.py in the current folder, and a
+    bucket acme-fda-backups on the S3 server of the environment."""
+    for key, value in server_env(moto_server.endpoint).items():
+        monkeypatch.setenv(key, value)
+    _s3.client.cache_clear()
+    boto_client(moto_server.endpoint).create_bucket(Bucket="acme-fda-backups")
     root = copy_examples(Path.home() / "fda-510k-data" / "projects")
     legacy = Path.home() / ".claude" / "fda-510k-data" / "backups"  # the original library's
     legacy.mkdir(parents=True)
