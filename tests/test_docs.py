@@ -18,7 +18,17 @@ REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 RUNBOOK = REPO / "docs" / "DATA_BACKUP_RECOVERY.md"
 SECURITY = REPO / "docs" / "SECURITY.md"
-EXPECTED_COMMANDS = {"backup", "verify", "list", "restore", "prune", "guard", "import", "diff", "copy"}
+EXPECTED_COMMANDS = {
+    "backup",
+    "verify",
+    "list",
+    "restore",
+    "prune",
+    "guard",
+    "import",
+    "diff",
+    "copy",
+}
 # DESIGN.md's migration table: each original command, and where users find it now.
 MIGRATION = [
     ("`backup_project.py --project P` / `--all`", "`fda-vault backup -p P` / `--all`"),
