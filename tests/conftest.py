@@ -20,6 +20,7 @@ import pytest
 from hypothesis import settings
 from typer.testing import CliRunner, Result  # noqa: TID251 (tests drive the CLI)
 
+from fda_vault import _s3
 from fda_vault.cli import app
 from tests.s3servers import moto_server, s3, s3_locked, seaweed_server  # noqa: F401
 from tests.zipbytes import flip_member_byte
@@ -127,6 +128,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("AWS_"):  # no test may reach a real account
             monkeypatch.delenv(name, raising=False)
+    _s3.client.cache_clear()  # nor a client another test configured
     for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "XDG_CACHE_HOME", "COLUMNS"):
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
