@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 JOURNAL_NAME = ".fda-vault-journal.json"
+_JOURNAL_TMP = JOURNAL_NAME + ".tmp"  # a journal being written (renamed when whole)
 STAGING_PREFIX = ".fda-vault-staging-"
 
 STAGING = "staging"
@@ -80,7 +81,7 @@ class Journal:
     def write(self, state: str) -> None:
         """Record ``state`` durably (temp file, fsync, rename, fsync the folder)."""
         path = self.target / JOURNAL_NAME
-        tmp = self.target / (JOURNAL_NAME + ".tmp")
+        tmp = self.target / _JOURNAL_TMP
         payload = {
             "state": state,
             "archive": self.archive,
@@ -183,13 +184,18 @@ class Journal:
         if self.staging.exists():
             remove_tree(self.staging)
         (self.target / JOURNAL_NAME).unlink(missing_ok=True)
-        (self.target / (JOURNAL_NAME + ".tmp")).unlink(missing_ok=True)
+        (self.target / _JOURNAL_TMP).unlink(missing_ok=True)
         fsync_path(self.target)
 
 
 def needs_recovery(target: Path) -> bool:
-    """True when an interrupted restore left a journal or staging folder in ``target``."""
-    return (target / JOURNAL_NAME).exists() or any(target.glob(f"{STAGING_PREFIX}*"))
+    """True when an interrupted restore left a journal (or a half-written one) or a
+    staging folder in ``target``."""
+    return (
+        (target / JOURNAL_NAME).exists()
+        or (target / _JOURNAL_TMP).exists()
+        or any(target.glob(f"{STAGING_PREFIX}*"))
+    )
 
 
 def recover_interrupted(target: Path) -> list[str]:
@@ -215,7 +221,10 @@ def recover_interrupted(target: Path) -> list[str]:
                     f"rolled back an interrupted restore of {names} from {journal.archive}; "
                     "the projects are as they were before it"
                 )
-        # Staging folders without a journal were never visible: just remove them.
+        # A journal write killed before its rename never took effect (the journal on
+        # disk, if any, was just followed); staging folders without a journal were
+        # never visible: both are only removed.
+        (target / _JOURNAL_TMP).unlink(missing_ok=True)
         for leftover in target.glob(f"{STAGING_PREFIX}*"):
             remove_tree(leftover)
             messages.append(f"removed the leftover staging folder {leftover.name}")

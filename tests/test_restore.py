@@ -20,7 +20,13 @@ from fda_vault._errors import (
     RefusedError,
     UsageError,
 )
-from fda_vault._journal import JOURNAL_NAME, STAGING_PREFIX, Journal, recover_interrupted
+from fda_vault._journal import (
+    JOURNAL_NAME,
+    STAGING_PREFIX,
+    Journal,
+    finish_interrupted,
+    recover_interrupted,
+)
 from fda_vault._locking import tree_lock
 from fda_vault._restore import plan_restore, restore
 from tests.conftest import CARDIAC, GLUCOSE, ORTHO, rewrite_archive
@@ -364,3 +370,14 @@ def test_a_short_write_is_finished_not_dropped(
         os.close(fd)
     assert target.read_bytes() == payload
     assert len(calls) == 10
+
+
+def test_a_journal_write_killed_before_its_rename_is_removed_by_the_next_run(
+    projects_dir: Path,
+) -> None:
+    # A kill between the first journal write and its rename: nothing else had happened.
+    before = {n: snapshot(projects_dir / n) for n in (CARDIAC, ORTHO)}
+    (projects_dir / f"{JOURNAL_NAME}.tmp").write_text('{"state": "stag', encoding="utf-8")
+    assert finish_interrupted(projects_dir, lock_timeout=1) == []
+    assert _leftovers(projects_dir) == []
+    assert {n: snapshot(projects_dir / n) for n in (CARDIAC, ORTHO)} == before
