@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Literal
 
 from fda_vault._checks import (
@@ -71,7 +70,6 @@ class Archive:
             if is_legacy_tar(path):
                 from fda_vault._legacytar import converted  # tarfile costs start-up
 
-                assert isinstance(path, Path)  # is_legacy_tar refuses an object
                 zip_path, manifest, _digest, _scan = stack.enter_context(
                     converted(path, progress=progress)
                 )

@@ -9,7 +9,13 @@ from pydantic import BaseModel, Field
 
 from fda_vault._archive import Archive
 from fda_vault._errors import FdaVaultError
-from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, format_notes, is_legacy_tar
+from fda_vault._legacy import (
+    FORMAT_FDA_VAULT,
+    FORMAT_LEGACY_TAR,
+    format_notes,
+    is_legacy_tar,
+    local_tar,
+)
 from fda_vault._manifest import FileEntry, SkippedEntry, project_of
 from fda_vault._members import open_archive, read_manifest
 from fda_vault._s3 import ArchivePath
@@ -104,9 +110,7 @@ def list_backups(backups_dir: Path | str) -> BackupList:
             if archive.parsed.kind == "legacy-tar":
                 from fda_vault._legacytar import scan_tar  # tarfile costs start-up
 
-                is_legacy_tar(path)  # refuses one in object storage, saying why
-                assert isinstance(path, Path)
-                scan = scan_tar(path)
+                scan = scan_tar(local_tar(path))
                 summary.created, summary.projects = scan.created_at, scan.projects
                 summary.files, summary.data_bytes = len(scan.files), scan.total_bytes
                 summary.format = FORMAT_LEGACY_TAR
@@ -133,7 +137,6 @@ _TAR_VERSION = "(tar.gz)"  # the format has no version field
 def describe_archive(path: ArchivePath, *, with_files: bool = False) -> ArchiveContents:
     """Per-project counts (and optionally every file) of one archive, from its manifest."""
     if is_legacy_tar(path) and not with_files:
-        assert isinstance(path, Path)  # is_legacy_tar refuses an object
         return _describe_legacy_tar(path)
     with Archive.open(path) as opened:
         # Names only (no data is read): a hostile archive is refused even when just listed.

@@ -70,13 +70,12 @@ def location_of(location: str, given_as: str) -> Path | str:
 
 
 def find_archive(path: Path, backups_dir: Path | str) -> Path | str:
-    """``path`` if it exists (or an ``s3://`` URL); a bare file name that does not exist
-    here is that name in ``backups_dir`` (``restore all_projects_backup_…zip`` from any
-    folder), if it is there (in object storage: assumed, the read tells)."""
-    text = str(path)
-    match = _URL.match(text)
-    if match is not None and match["scheme"].lower() == "s3":
-        return f"s3://{match['rest']}"
+    """``path`` if it exists (an ``s3://`` URL as such; any other URL is refused); a bare
+    file name that does not exist here is that name in ``backups_dir`` (``restore
+    all_projects_backup_…zip`` from any folder), if it is there (in object storage:
+    assumed, the read tells)."""
+    if _URL.match(str(path)):
+        return location_of(str(path), "archive")
     if path.exists() or path.parent != Path():
         return path
     if isinstance(backups_dir, str):

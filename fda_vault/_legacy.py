@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
+from typing import TypeGuard
 
 from fda_vault._errors import UsageError
 from fda_vault._manifest import BackupManifest, FileEntry
@@ -41,6 +43,7 @@ __all__ = [
     "is_legacy_tar",
     "is_legacy_zip_manifest",
     "legacy_zip_manifest",
+    "local_tar",
 ]
 
 FORMAT_FDA_VAULT = "fda-vault"
@@ -67,17 +70,24 @@ _DATA_PREFIX = "projects/"  # the same layout as ours (fda_vault.members.DATA_PR
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def is_legacy_tar(path: ArchivePath) -> bool:
-    """True when ``path`` is a gzip file (judged by its content, not its name). The
-    original library's tar.gz is read from local folders only: one in object storage is
-    refused (UsageError) with the way round it."""
+def local_tar(path: ArchivePath) -> Path:
+    """``path`` of a tar.gz of the original library, which is read from local folders
+    only: one in object storage is refused (UsageError) with the way round it."""
+    if isinstance(path, Path):
+        return path
+    raise UsageError(
+        path,
+        "tar.gz archives of the original library are read from a local folder only: "
+        "download it first, or import it (fda-vault import) before copying it",
+    )
+
+
+def is_legacy_tar(path: ArchivePath) -> TypeGuard[Path]:
+    """True when ``path`` is a gzip file (judged by its content, not its name); an object
+    named ``*.tar.gz`` is refused (:func:`local_tar`), any other object is no tar.gz."""
     if isinstance(path, ObjectPath):
         if path.name.endswith(".tar.gz"):
-            raise UsageError(
-                path,
-                "tar.gz archives of the original library are read from a local folder only: "
-                "download it first, or import it (fda-vault import) before copying it",
-            )
+            local_tar(path)
         return False
     try:
         with open(path, "rb") as fp:

@@ -255,7 +255,6 @@ def _check(
             # headers give without converting it.
             from fda_vault._legacytar import scan_tar  # tarfile costs start-up
 
-            assert isinstance(path, Path)  # is_legacy_tar refuses an object
             scan = scan_tar(path)
             when, projects, source_format = scan.created_at, scan.projects, FORMAT_LEGACY_TAR
             problem = None
@@ -268,17 +267,9 @@ def _check(
                 if not problems and earlier is None:
                     problems = opened.data_problems(progress=progress)[2]
                 problem = _first(problems)
-    except OperationError as exc:
-        if exc.reason in _UNREACHABLE:
-            raise
-        unreadable = exc.why or exc.message
-        return _Checked(None, None, unreadable, f"damaged: {unreadable}")
-    except UsageError as exc:
-        if exc.reason in _UNREACHABLE:
-            raise
-        unreadable = exc.why or exc.message
-        return _Checked(None, None, unreadable, f"damaged: {unreadable}")
     except FdaVaultError as exc:
+        if exc.reason in _UNREACHABLE:
+            raise
         unreadable = exc.why or exc.message
         return _Checked(None, None, unreadable, f"damaged: {unreadable}")
     except OSError as exc:

@@ -46,6 +46,7 @@ from fda_vault._errors import (
     OperationError,
     UsageError,
 )
+from fda_vault._verified import FileIdentity
 
 __all__ = [
     "LOCK_KEY_NAME",
@@ -66,11 +67,11 @@ LOCK_KEY_NAME = ".fda-vault.lock"
 TMP_MARK = ".tmp-"  # <name>.tmp-<run>: a temporary object of a run (never an archive name)
 
 BLOCK = 1 << 20  # ranged reads are whole, aligned 1 MiB blocks
-_CACHE_BLOCKS = 24
-_READ_AHEAD = 4
+_CACHE_BLOCKS = 12
+_READ_AHEAD = 3
 PART_SIZE = 8 << 20  # at least 5 MiB (S3's minimum); 10,000 parts: 80 GB at this size
 _MAX_PARTS = 10_000
-_UPLOADS_IN_FLIGHT = 3
+_UPLOADS_IN_FLIGHT = 2
 _COPY_PART = 1 << 30  # server-side copy in pieces of 1 GiB (S3 allows 5 GiB)
 # The pinned region: a local header is 30 bytes + a name of up to 64 KiB + extra fields.
 _HEADER_ROOM = 30 + 0xFFFF + 64
@@ -105,6 +106,11 @@ class S3Prefix:
 
     bucket: str
     prefix: str
+
+    @property
+    def listed(self) -> str:
+        """What a listing of the objects directly under the prefix asks for."""
+        return f"{self.prefix}/" if self.prefix else ""
 
     def key(self, name: str) -> str:
         """The key of ``name`` under the prefix."""
@@ -247,7 +253,7 @@ def head(path: ObjectPath) -> dict[str, Any]:
     return result
 
 
-def object_identity(size: int, etag: str, modified: datetime) -> tuple[int, int, int, int, int]:
+def object_identity(size: int, etag: str, modified: datetime) -> FileIdentity:
     """An object's identity in the shape of a file's (size, mtime_ns, ctime_ns, ino, dev):
     the ETag stands for the inode (a new object under the same key has a new one)."""
     import zlib
@@ -255,7 +261,7 @@ def object_identity(size: int, etag: str, modified: datetime) -> tuple[int, int,
     # Whole seconds: a HEAD gives them (an HTTP date), a listing gives milliseconds.
     mtime_ns = int(modified.timestamp()) * 1_000_000_000
     tag = zlib.crc32(etag.strip('"').encode()) << 32 | len(etag)
-    return (size, mtime_ns, mtime_ns, tag, 0)
+    return FileIdentity(size, mtime_ns, mtime_ns, tag, 0)
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -277,17 +283,15 @@ class S3Object:
         self.size = size
         self.etag = etag
         self.fetched = 0
-        self.requests = 0
         self._blocks: OrderedDict[int, Future[bytes]] = OrderedDict()
         self._lock = threading.Lock()
         self._last = -2
-        self._closed = False
 
     @classmethod
     def _executor(cls) -> ThreadPoolExecutor:
         with cls._pool_lock:
             if cls._pool is None:
-                cls._pool = ThreadPoolExecutor(8, thread_name_prefix="s3-read")
+                cls._pool = ThreadPoolExecutor(4, thread_name_prefix="s3-read")
             return cls._pool
 
     def _fetch(self, first: int, count: int) -> list[bytes]:
@@ -308,7 +312,6 @@ class S3Object:
             raise remote_error(exc, self.path, "cannot read") from None
         with self._lock:
             self.fetched += len(data)
-            self.requests += 1
         if len(data) != end - start + 1:
             raise IntegrityError(self.path, "the object ended early (truncated while read?)")
         return [data[i : i + BLOCK] for i in range(0, len(data), BLOCK)]
@@ -396,7 +399,6 @@ class S3Object:
         """Forget the cached blocks."""
         with self._lock:
             self._blocks.clear()
-            self._closed = True
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -440,7 +442,6 @@ class MultipartSink:
         self._size = 0
         self._settled = 0
         self._completed = False
-        self.sent = 0
 
     # file-like API used by the ZIP writer
     def tell(self) -> int:
@@ -513,7 +514,7 @@ class MultipartSink:
             self._send(index)
 
     def _send(self, index: int) -> None:
-        data = bytes(self._parts.pop(index))
+        data = self._parts.pop(index)  # never written again: a rewrite starts a new one
         earlier = self._inflight.pop(index, None)
         if earlier is not None:
             earlier.result()  # the same part number: the newer upload must land last
@@ -525,7 +526,7 @@ class MultipartSink:
         future = self._inflight.pop(index)
         self._etags[index] = future.result()
 
-    def _upload(self, index: int, data: bytes) -> str:
+    def _upload(self, index: int, data: bytearray) -> str:
         response = call(
             self.path,
             "cannot write",
@@ -536,11 +537,15 @@ class MultipartSink:
             PartNumber=index + 1,
             Body=data,
         )
-        self.sent += len(data)
         return str(response["ETag"])
 
-    def complete(self) -> None:
-        """Upload what is left and make the object (all of it or nothing)."""
+    @property
+    def size(self) -> int:
+        """The file's size so far (after :meth:`complete`: the object's)."""
+        return self._size
+
+    def complete(self) -> str:
+        """Upload what is left and make the object (all of it or nothing): its ETag."""
         last = (self._size - 1) // self.part_size
         for index in sorted(self._parts):
             if index <= last:
@@ -551,7 +556,7 @@ class MultipartSink:
         if missing:
             raise AssertionError(f"part {missing[0] + 1} was never uploaded")
         parts = [{"PartNumber": i + 1, "ETag": self._etags[i]} for i in range(last + 1)]
-        call(
+        response = call(
             self.path,
             "cannot write",
             self._client.complete_multipart_upload,
@@ -563,6 +568,7 @@ class MultipartSink:
         )
         self._completed = True
         self._pool.shutdown(wait=True)
+        return str(response["ETag"])
 
     def abort(self) -> None:
         """Give up: the server drops every part (best effort; a kill -9 leaves the upload

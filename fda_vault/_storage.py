@@ -327,14 +327,12 @@ class _ObjectPending:
         return cast(IO[bytes], self.sink)
 
     def finish(self, fp: IO[bytes]) -> None:
-        from fda_vault._s3 import head
 
         sink = self.sink
         assert sink is not None and fp is cast(IO[bytes], sink)
-        sink.complete()
+        self.etag = sink.complete()
+        self.size = sink.size
         self.completed = True
-        meta = head(self.temp)
-        self.size, self.etag = int(meta["ContentLength"]), str(meta["ETag"])
 
     def sync(self) -> None:
         """Durable once the upload is complete: nothing to do."""
@@ -357,19 +355,18 @@ class S3Location:
     (see :func:`fda_vault._s3.object_lock`)."""
 
     def __init__(self, where: S3Prefix, object_lock: ObjectLock | None = None) -> None:
-        self.where_ = where
+        self.prefix = where
         self.object_lock = object_lock
-        self.path = where  # what messages name
 
     def __str__(self) -> str:
-        return str(self.where_)
+        return str(self.prefix)
 
     def exists(self) -> bool:
         """True when the bucket is there (a prefix with no objects has no archives yet)."""
         from fda_vault._s3 import client, error_code, remote_error
 
         try:
-            client().head_bucket(Bucket=self.where_.bucket)
+            client().head_bucket(Bucket=self.prefix.bucket)
         except Exception as exc:
             if error_code(exc) in {"404", "NoSuchBucket", "NotFound"}:
                 return False
@@ -380,7 +377,7 @@ class S3Location:
         """Buckets are never created here: a missing one is an error."""
         if not self.exists():
             raise UsageError(
-                f"s3://{self.where_.bucket}",
+                f"s3://{self.prefix.bucket}",
                 "no such bucket (create it first, with Object Lock if you want it)",
                 reason="no_such_bucket",
             )
@@ -388,11 +385,10 @@ class S3Location:
     def _objects(self) -> Iterator[dict[str, Any]]:
         from fda_vault._s3 import client, remote_error
 
-        prefix = f"{self.where_.prefix}/" if self.where_.prefix else ""
         pages = (
             client()
             .get_paginator("list_objects_v2")
-            .paginate(Bucket=self.where_.bucket, Prefix=prefix, Delimiter="/")
+            .paginate(Bucket=self.prefix.bucket, Prefix=self.prefix.listed, Delimiter="/")
         )
         iterator = iter(pages)
         while True:
@@ -415,15 +411,15 @@ class S3Location:
             if parsed is None:
                 continue
             size = int(item["Size"])
-            identity = FileIdentity(*object_identity(size, str(item["ETag"]), item["LastModified"]))
-            found.append(StoredArchive(name, parsed, size, self.where_.object(name), identity))
+            identity = object_identity(size, str(item["ETag"]), item["LastModified"])
+            found.append(StoredArchive(name, parsed, size, self.where(name), identity))
         return sorted(found, key=lambda a: a.name)
 
     def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> AbstractContextManager[None]:
         """The location's lock object: one writer (backup, prune, copy) at a time."""
         from fda_vault._s3 import object_lock
 
-        return object_lock(self.where_, timeout)
+        return object_lock(self.prefix, timeout)
 
     def unused_name(self, label: str, started: datetime) -> str:
         """``<label>_backup_<UTC stamp>.zip``, with ``_1``, ``_2``… if taken."""
@@ -438,7 +434,7 @@ class S3Location:
     @contextmanager
     def new_archive(self, name: str) -> Iterator[_ObjectPending]:
         """A temporary object to write ``name`` into; removed unless published."""
-        pending = _ObjectPending(self.where_, name)
+        pending = _ObjectPending(self.prefix, name)
         try:
             yield pending
         finally:
@@ -448,62 +444,42 @@ class S3Location:
         """Copy the verified temporary object to ``name`` on the server, created only if
         absent (a multipart copy completed with ``If-None-Match: *``; a server that
         ignores the condition is still checked with a HEAD just before)."""
-        from fda_vault._s3 import copy_object, error_code, head
+        from fda_vault._s3 import call, client, copy_object, head, lock_until
 
         assert isinstance(pending, _ObjectPending) and pending.completed
-        final = self.where_.object(name)
+        final = self.where(name)
         try:
             head(final)
         except UsageError:
             pass  # not there: the name is free
         else:
             raise FileExistsError(17, "exists", str(final))
-        create: dict[str, Any] = {}
-        if self.object_lock is not None:
-            from fda_vault._s3 import lock_until
-
-            create = {
-                "ObjectLockMode": self.object_lock.mode,
-                "ObjectLockRetainUntilDate": lock_until(self.object_lock.days),
-            }
-        try:
-            copy_object(pending.temp, pending.size, pending.etag, final, **create)
-        except OSError:
-            raise
-        except Exception as exc:
-            if error_code(exc) is not None:
-                from fda_vault._s3 import remote_error
-
-                raise remote_error(exc, final, "cannot write") from None
-            raise
-        if self.object_lock is not None:
-            self._retain(final, self.object_lock)
+        lock = self.object_lock
+        until = lock_until(lock.days) if lock is not None else None
+        create = {"ObjectLockMode": lock.mode, "ObjectLockRetainUntilDate": until} if lock else {}
+        copy_object(pending.temp, pending.size, pending.etag, final, **create)
+        if lock is not None:
+            # Again on the object itself: some servers (moto) ignore the retention of a
+            # multipart upload.
+            call(
+                final,
+                "cannot set the Object Lock (is Object Lock enabled on the bucket?)",
+                client().put_object_retention,
+                Bucket=final.bucket,
+                Key=final.key,
+                Retention={"Mode": lock.mode, "RetainUntilDate": until},
+            )
         return final
-
-    @staticmethod
-    def _retain(final: ObjectPath, lock: ObjectLock) -> None:
-        """Set the retention again on the object itself: some servers (moto) ignore it
-        on a multipart upload; a later date than the first is always allowed."""
-        from fda_vault._s3 import call, client, lock_until
-
-        call(
-            final,
-            "cannot set the Object Lock (is Object Lock enabled on the bucket?)",
-            client().put_object_retention,
-            Bucket=final.bucket,
-            Key=final.key,
-            Retention={"Mode": lock.mode, "RetainUntilDate": lock_until(lock.days)},
-        )
 
     def where(self, name: str) -> ObjectPath:
         """The object of the archive ``name``."""
-        return self.where_.object(name)
+        return self.prefix.object(name)
 
     def locked_until(self, name: str) -> datetime | None:
         """The end of the Object Lock retention of ``name`` if it is in the future."""
         from fda_vault._s3 import head
 
-        until = head(self.where_.object(name)).get("ObjectLockRetainUntilDate")
+        until = head(self.where(name)).get("ObjectLockRetainUntilDate")
         if isinstance(until, datetime) and until > datetime.now(timezone.utc):
             return until
         return None
@@ -513,7 +489,7 @@ class S3Location:
         it was gone."""
         from fda_vault._s3 import call, client, head
 
-        target = self.where_.object(name)
+        target = self.where(name)
         try:
             head(target)
         except UsageError:
@@ -533,11 +509,11 @@ class S3Location:
         for item in self._objects():
             key = str(item["Key"])
             if TMP_MARK in key.rsplit("/", 1)[-1]:
-                call(self, "cannot clean up", s3.delete_object, Bucket=self.where_.bucket, Key=key)
-        prefix = f"{self.where_.prefix}/" if self.where_.prefix else ""
+                call(self, "cannot clean up", s3.delete_object, Bucket=self.prefix.bucket, Key=key)
+        prefix = self.prefix.listed
         uploads = call(
             self, "cannot clean up", s3.list_multipart_uploads,
-            Bucket=self.where_.bucket, Prefix=prefix,
+            Bucket=self.prefix.bucket, Prefix=prefix,
         )  # fmt: skip
         for upload in uploads.get("Uploads", []):
             name = str(upload["Key"]).removeprefix(prefix)
@@ -545,7 +521,7 @@ class S3Location:
                 continue  # not one of ours
             with suppress(Exception):
                 s3.abort_multipart_upload(
-                    Bucket=self.where_.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    Bucket=self.prefix.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                 )
 
 

@@ -70,9 +70,7 @@ def file_identity(path: ArchivePath) -> FileIdentity:
         meta = head(path)
     except UsageError as exc:
         raise FileNotFoundError(2, exc.why, str(path)) from None
-    return FileIdentity(
-        *object_identity(int(meta["ContentLength"]), str(meta["ETag"]), meta["LastModified"])
-    )
+    return object_identity(int(meta["ContentLength"]), str(meta["ETag"]), meta["LastModified"])
 
 
 def records_path() -> Path:

@@ -22,10 +22,13 @@ import pytest
 
 import fda_vault
 from fda_vault import _s3
+from fda_vault._errors import IntegrityError
 from fda_vault._members import open_archive, read_manifest
-from fda_vault._s3 import ObjectPath
+from fda_vault._s3 import ObjectPath, S3Object, S3Prefix
+from fda_vault._storage import S3Location
 from tests.conftest import CARDIAC, CliCall, FrozenClock, backup_json
 from tests.s3servers import Bucket, free_port
+from tests.test_storage import write_pending
 from tests.tree import snapshot
 from tests.zipbytes import flip_member_byte
 
@@ -225,3 +228,24 @@ def test_kill_9_during_an_s3_backup_leaves_no_archive_and_the_next_run_cleans_up
     subprocess.run(cmd, env=s3.env(), check=True, timeout=120)
     archives = [key for key in s3.keys() if key.endswith(".zip")]  # noqa: SIM118
     assert len(archives) == 1 and s3.keys() == archives and s3.uploads() == []
+
+
+def test_publish_never_replaces_an_object(s3: Bucket) -> None:
+    location = S3Location(S3Prefix(s3.name, s3.prefix))
+    name = "K1_backup_20260101_000000.zip"
+    s3.put(name, b"the archive that was there first")
+    with location.new_archive(name) as pending:
+        write_pending(pending, b"x" * 1000)
+        with pytest.raises(FileExistsError):
+            location.publish(pending, name)
+    assert s3.read(name) == b"the archive that was there first"
+    assert s3.keys() == [name] and s3.uploads() == []  # the temporary object is gone
+
+
+def test_an_object_replaced_under_a_reader_is_an_error_not_a_mix(s3: Bucket) -> None:
+    s3.put("a.zip", bytes(range(256)) * (12 << 12))  # 12 MiB: more than one block
+    reader = S3Object(ObjectPath(s3.name, s3.key("a.zip")))
+    assert reader.pread(4, 0) == bytes(range(4))
+    s3.put("a.zip", b"\xff" * (12 << 20))
+    with pytest.raises(IntegrityError, match="changed while it was read"):
+        reader.pread(4, 11 << 20)  # a block not read yet
