@@ -142,27 +142,46 @@ def parse_s3(text: str) -> tuple[str, str] | None:
 @lru_cache(maxsize=1)
 def client() -> Any:
     """One S3 client per process (boto3 clients are thread-safe), configured from the
-    standard AWS chain; retries with backoff on throttling and 5xx (botocore's
-    ``standard`` mode, 6 attempts); path-style addressing when the endpoint is given by
+    standard AWS chain; retries with backoff on throttling, 5xx and dropped connections
+    (botocore's ``standard`` mode, 6 attempts, unless ``AWS_RETRY_MODE`` /
+    ``AWS_MAX_ATTEMPTS`` or the profile's ``retry_mode`` / ``max_attempts`` say
+    otherwise); path-style addressing when the endpoint is given by
     ``AWS_ENDPOINT_URL(_S3)`` (as local and most non-AWS servers need), unless the profile
     sets an addressing style of its own."""
     import boto3
     from botocore.config import Config
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    session = boto3.session.Session()
+    profile = session._session.get_scoped_config()
     options: dict[str, Any] = {
-        "retries": {"mode": "standard", "max_attempts": 6},
+        "retries": {
+            "mode": os.environ.get("AWS_RETRY_MODE") or profile.get("retry_mode") or "standard",
+            "total_max_attempts": _attempts(
+                os.environ.get("AWS_MAX_ATTEMPTS") or profile.get("max_attempts") or "6"
+            ),
+        },
         "connect_timeout": 10,
         "read_timeout": 60,
         "max_pool_connections": 16,
     }
-    session = boto3.session.Session()
-    if endpoint and not (session._session.get_scoped_config().get("s3") or {}).get(
-        "addressing_style"
-    ):
+    if endpoint and not (profile.get("s3") or {}).get("addressing_style"):
         options["s3"] = {"addressing_style": "path"}
     region = session.region_name or "us-east-1"  # most non-AWS servers accept any
     return session.client("s3", region_name=region, config=Config(**options))
+
+
+def _attempts(value: str) -> int:
+    try:
+        attempts = int(value)
+    except ValueError:
+        attempts = 0
+    if attempts < 1:
+        raise UsageError(
+            f"max_attempts {value!r} (AWS_MAX_ATTEMPTS or the profile)",
+            "not a whole number of at least 1",
+        )
+    return attempts
 
 
 _ACCESS_CODES = {
@@ -267,6 +286,9 @@ def object_identity(size: int, etag: str, modified: datetime) -> FileIdentity:
 # --- reading -----------------------------------------------------------------------------
 
 
+_READ_BACKOFF = 0.5  # seconds before the first retry of a cut-off read, doubled each time
+
+
 class S3Object:
     """An object read by ranged GETs (``RandomAccess``): whole aligned blocks, cached, with
     read-ahead while the reading runs forward. Thread-safe. ``fetched`` counts the bytes
@@ -297,24 +319,41 @@ class S3Object:
     def _fetch(self, first: int, count: int) -> list[bytes]:
         start = first * BLOCK
         end = min(self.size, (first + count) * BLOCK) - 1
-        response = call(
-            self.path,
-            "cannot read",
-            client().get_object,
-            Bucket=self.path.bucket,
-            Key=self.path.key,
-            Range=f"bytes={start}-{end}",
-            IfMatch=self.etag,
-        )
-        try:
-            data: bytes = response["Body"].read()
-        except Exception as exc:
-            raise remote_error(exc, self.path, "cannot read") from None
+        data = self._get(start, end)
         with self._lock:
             self.fetched += len(data)
         if len(data) != end - start + 1:
             raise IntegrityError(self.path, "the object ended early (truncated while read?)")
         return [data[i : i + BLOCK] for i in range(0, len(data), BLOCK)]
+
+    def _get(self, start: int, end: int) -> bytes:
+        """The bytes ``start..end`` (inclusive). botocore retries a request that fails, but
+        not a body cut off while it is read: that is retried here, with the same number of
+        attempts and a backoff."""
+        from botocore.exceptions import ResponseStreamingError
+
+        s3 = client()
+        attempts = int(s3.meta.config.retries.get("total_max_attempts") or 1)
+        for attempt in range(1, attempts + 1):
+            response = call(
+                self.path,
+                "cannot read",
+                s3.get_object,
+                Bucket=self.path.bucket,
+                Key=self.path.key,
+                Range=f"bytes={start}-{end}",
+                IfMatch=self.etag,
+            )
+            try:
+                data: bytes = response["Body"].read()
+                return data
+            except ResponseStreamingError as exc:
+                if attempt == attempts:
+                    raise remote_error(exc, self.path, "cannot read") from None
+                time.sleep(min(_READ_BACKOFF * 2 ** (attempt - 1), 20))
+            except Exception as exc:
+                raise remote_error(exc, self.path, "cannot read") from None
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def _future(self, index: int, pool: ThreadPoolExecutor | None) -> Future[bytes]:
         """The block ``index`` (fetched now on this thread, or by ``pool``); the lock held."""

@@ -22,7 +22,7 @@ from typer.testing import CliRunner, Result  # noqa: TID251 (tests drive the CLI
 
 from fda_vault import _s3
 from fda_vault.cli import app
-from tests.s3servers import moto_server, s3, s3_locked, seaweed_server  # noqa: F401
+from tests.s3servers import dropping_proxy, moto_server, s3, s3_locked, seaweed_server  # noqa: F401
 from tests.zipbytes import flip_member_byte
 
 # Property tests draw the same examples on every run by default, so that CI is repeatable;

@@ -7,12 +7,15 @@ does not start fails the tests that need it; nothing is skipped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -246,3 +249,103 @@ def s3_locked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     """A fresh prefix in a bucket with Object Lock enabled (versioned), on each server."""
     yield _bucket(request, monkeypatch, object_lock=True)
     _s3.client.cache_clear()
+
+
+class DroppingProxy:
+    """A TCP proxy on loopback in front of a server, which drops connections on demand.
+
+    Armed with ``drop_after(n)``, it forwards ``n`` more bytes from clients to the server
+    and then resets every open connection (RST, as a crashed load balancer or a lost
+    network does); with ``stay_down`` it resets each new connection too until ``heal()``.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("http://").rsplit(":", 1)
+        self._upstream = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._budget: int | None = None
+        self._stay_down = False
+        self.down = False
+        self.drops = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def drop_after(self, size: int, *, stay_down: bool = False) -> None:
+        with self._lock:
+            self._budget, self._stay_down = size, stay_down
+
+    def heal(self) -> None:
+        with self._lock:
+            self._budget, self.down = None, False
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            self._reset_all()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                downstream, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            with self._lock:
+                if self.down:
+                    _reset(downstream)
+                    continue
+            upstream = socket.create_connection(self._upstream)
+            with self._lock:
+                self._open |= {downstream, upstream}
+            threading.Thread(target=self._pump, args=(downstream, upstream, True)).start()
+            threading.Thread(target=self._pump, args=(upstream, downstream, False)).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, counted: bool) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                if counted and self._spend(len(data)):
+                    return
+                sink.sendall(data)
+        except OSError:
+            pass
+        with self._lock:
+            for sock in (source, sink):
+                if sock in self._open:
+                    self._open.discard(sock)
+                    _reset(sock)
+
+    def _spend(self, size: int) -> bool:
+        """Count bytes going up; True when they ran out (every connection is then reset)."""
+        with self._lock:
+            if self._budget is None:
+                return False
+            self._budget -= size
+            if self._budget > 0:
+                return False
+            self._budget, self.down = None, self._stay_down
+            self.drops += 1
+            self._reset_all()
+            return True
+
+    def _reset_all(self) -> None:
+        for sock in self._open:
+            _reset(sock)
+        self._open.clear()
+
+
+def _reset(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+@pytest.fixture
+def dropping_proxy(s3: Bucket, monkeypatch: pytest.MonkeyPatch) -> Iterator[DroppingProxy]:
+    """A proxy in front of the ``s3`` server; fda-vault (not the test's client) uses it."""
+    proxy = DroppingProxy(s3.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint)
+    _s3.client.cache_clear()
+    yield proxy
+    proxy.close()

@@ -27,7 +27,7 @@ from fda_vault._members import open_archive, read_manifest
 from fda_vault._s3 import ObjectPath, S3Object, S3Prefix
 from fda_vault._storage import S3Location
 from tests.conftest import CARDIAC, CliCall, FrozenClock, backup_json
-from tests.s3servers import Bucket, free_port
+from tests.s3servers import Bucket, DroppingProxy, free_port
 from tests.test_storage import write_pending
 from tests.tree import snapshot
 from tests.zipbytes import flip_member_byte
@@ -249,3 +249,67 @@ def test_an_object_replaced_under_a_reader_is_an_error_not_a_mix(s3: Bucket) -> 
     s3.put("a.zip", b"\xff" * (12 << 20))
     with pytest.raises(IntegrityError, match="changed while it was read"):
         reader.pread(4, 11 << 20)  # a block not read yet
+
+
+def _scans(root: Path, count: int, size: int, seed: int) -> Path:
+    """A projects root with one project of incompressible files (uploads of many parts)."""
+    rng = random.Random(seed)
+    for i in range(count):
+        path = root / "K9" / f"scan_{i:02d}.pdf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(size))
+    return root
+
+
+def test_a_connection_dropped_mid_upload_is_retried_and_the_archive_is_whole(
+    cli: CliCall, tmp_path: Path, s3: Bucket, dropping_proxy: DroppingProxy
+) -> None:
+    projects = _scans(tmp_path / "projects", 6, 4 << 20, seed=7)
+    dropping_proxy.drop_after(10 << 20)  # while the second 8 MiB part goes up
+    made = backup_json(cli, "--all", "--projects-dir", projects, "--output-dir", s3.url)
+    assert dropping_proxy.drops == 1
+    name = Path(made["archive"]).name
+    assert s3.keys() == [name] and s3.uploads() == []
+    assert hashlib.sha256(s3.read(name)).hexdigest() == made["archive_sha256"]
+    assert _json(cli, "verify", made["archive"])["ok"]
+
+
+def test_a_server_that_keeps_dropping_the_connection_is_a_network_error_and_no_archive(
+    cli: CliCall, tmp_path: Path, s3: Bucket, dropping_proxy: DroppingProxy
+) -> None:
+    projects = _scans(tmp_path / "projects", 6, 4 << 20, seed=8)
+    dropping_proxy.drop_after(10 << 20, stay_down=True)
+    env = {**s3.env(), "AWS_ENDPOINT_URL_S3": dropping_proxy.endpoint, "AWS_MAX_ATTEMPTS": "2"}
+    cmd = [sys.executable, "-m", "fda_vault", "backup", "--all", "--projects-dir",
+           str(projects), "--output-dir", s3.url, "--json"]  # fmt: skip
+    failed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1, (failed.stdout, failed.stderr)
+    assert json.loads(failed.stdout)["error"]["reason"] == "network"
+    line = failed.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert f"s3://{s3.name}/{s3.prefix}/" in line  # names the object it was writing
+    assert not [key for key in s3.keys() if key.endswith(".zip")]  # noqa: SIM118
+    # The network comes back: the next run takes over the lock the dead run could not
+    # release, and cleans up the upload it could not abort.
+    dropping_proxy.heal()
+    made = backup_json(cli, "--all", "--projects-dir", projects, "--output-dir", s3.url)
+    assert s3.keys() == [Path(made["archive"]).name] and s3.uploads() == []
+
+
+def test_two_backups_racing_on_one_prefix_both_land_under_their_own_names(
+    tmp_path: Path, s3: Bucket
+) -> None:
+    projects = _scans(tmp_path / "projects", 4, 3 << 20, seed=9)
+    cmd = [sys.executable, "-m", "fda_vault", "backup", "--all", "--projects-dir",
+           str(projects), "--output-dir", s3.url, "--json", "-q"]  # fmt: skip
+    racers = [
+        subprocess.Popen(cmd, env=s3.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [racer.communicate(timeout=120) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0, 0], outputs
+    made = [json.loads(out) for out, _err in outputs]
+    names = sorted(Path(m["archive"]).name for m in made)
+    assert len(set(names)) == 2 and s3.keys() == names and s3.uploads() == []
+    for m in made:
+        assert hashlib.sha256(s3.read(Path(m["archive"]).name)).hexdigest() == m["archive_sha256"]
