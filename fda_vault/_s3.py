@@ -67,8 +67,11 @@ LOCK_KEY_NAME = ".fda-vault.lock"
 TMP_MARK = ".tmp-"  # <name>.tmp-<run>: a temporary object of a run (never an archive name)
 
 BLOCK = 1 << 20  # ranged reads are whole, aligned 1 MiB blocks
-_CACHE_BLOCKS = 12
-_READ_AHEAD = 3
+_CACHE_BLOCKS = 24
+_STREAMS = 6  # readers running forward through one object side by side (threads)
+_READ_AHEAD = 8  # blocks read ahead while the reading runs forward...
+_AHEAD_RUN = 4  # ...by GETs of this many blocks (measured on SeaweedFS on loopback:
+# ranges of 1 MiB gave 180-350 MB/s, of 4 MiB 540-760 MB/s, with 1-4 threads)
 PART_SIZE = 8 << 20  # at least 5 MiB (S3's minimum); 10,000 parts: 80 GB at this size
 _MAX_PARTS = 10_000
 _UPLOADS_IN_FLIGHT = 2
@@ -307,7 +310,7 @@ class S3Object:
         self.fetched = 0
         self._blocks: OrderedDict[int, Future[bytes]] = OrderedDict()
         self._lock = threading.Lock()
-        self._last = -2
+        self._streams: list[int] = []  # the last block of each recent forward reader
 
     @classmethod
     def _executor(cls) -> ThreadPoolExecutor:
@@ -355,8 +358,8 @@ class S3Object:
                 raise remote_error(exc, self.path, "cannot read") from None
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
-    def _future(self, index: int, pool: ThreadPoolExecutor | None) -> Future[bytes]:
-        """The block ``index`` (fetched now on this thread, or by ``pool``); the lock held."""
+    def _future(self, index: int) -> Future[bytes]:
+        """The block ``index``, a new future if it is not cached or coming; the lock held."""
         found = self._blocks.get(index)
         if found is not None:
             self._blocks.move_to_end(index)
@@ -365,15 +368,34 @@ class S3Object:
         self._blocks[index] = future
         while len(self._blocks) > _CACHE_BLOCKS:
             self._blocks.popitem(last=False)
-        if pool is not None:
-            pool.submit(self._fill, future, index)
         return future
 
-    def _fill(self, future: Future[bytes], index: int) -> None:
-        try:
-            future.set_result(self._fetch(index, 1)[0])
-        except BaseException as exc:  # handed to whoever waits for the block
-            future.set_exception(exc)
+    def _runs_forward(self, first: int, last: int) -> bool:
+        """Whether a read of blocks ``first..last`` continues one of the recent readers
+        (each thread reading its own stretch, as verify and restore do, is one); it is
+        recorded as that reader's new end, or as a new reader. The lock held."""
+        for i, end in enumerate(self._streams):
+            if end <= first <= end + 1:
+                self._streams[i] = last
+                return True
+        self._streams.append(last)
+        del self._streams[:-_STREAMS]
+        return False
+
+    def _read_ahead(self, after: int) -> None:
+        """Start fetching the blocks after ``after`` that are not cached or coming, on the
+        read pool, in whole aligned runs of ``_AHEAD_RUN`` blocks (one GET each: a window
+        that slid by one block would otherwise fetch one block at a time); the lock held."""
+        count = self._block_count()
+        end = after + _READ_AHEAD
+        end = count if end >= count else end - end % _AHEAD_RUN  # whole runs only
+        runs: dict[int, list[tuple[int, Future[bytes]]]] = {}
+        for index in range(after + 1, end):
+            if index not in self._blocks:
+                runs.setdefault(index // _AHEAD_RUN, []).append((index, self._future(index)))
+        pool = self._executor()
+        for run in runs.values():
+            pool.submit(self._fill_run, run)
 
     def pread(self, length: int, offset: int, /) -> bytes:
         """Up to ``length`` bytes at ``offset``."""
@@ -386,15 +408,12 @@ class S3Object:
             futures = []
             for index in range(first, last + 1):
                 known = index in self._blocks
-                future = self._future(index, None)
+                future = self._future(index)
                 if not known:
                     mine.append((index, future))
                 futures.append(future)
-            if first == self._last + 1 or first == self._last:
-                pool = self._executor()
-                for ahead in range(last + 1, min(last + 1 + _READ_AHEAD, self._block_count())):
-                    self._future(ahead, pool)
-            self._last = last
+            if self._runs_forward(first, last):
+                self._read_ahead(last)
         if mine:
             self._fill_run(mine)
         pieces = [future.result() for future in futures]
@@ -403,7 +422,8 @@ class S3Object:
         return data[skip : skip + (end - offset)]
 
     def _fill_run(self, mine: list[tuple[int, Future[bytes]]]) -> None:
-        """Fetch the blocks this thread owns, consecutive ones in one GET."""
+        """Fetch the blocks this thread owns, consecutive ones in one GET (a failure is
+        handed to whoever waits for them, and raised)."""
         start = 0
         while start < len(mine):
             stop = start + 1

@@ -81,9 +81,11 @@ def weed_binary() -> str:
     return str(beside) if beside.exists() else "weed"
 
 
-@pytest.fixture(scope="session")
-def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("seaweedfs")
+@contextlib.contextmanager
+def seaweedfs(root: Path) -> Iterator[Server]:
+    """A SeaweedFS server (master, volume, filer, S3 gateway) on free loopback ports, its
+    data and log under ``root``, with the test keys; stopped on exit. The benchmark uses
+    it too."""
     config = root / "s3.json"
     config.write_text(
         json.dumps(
@@ -126,6 +128,12 @@ def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 def boto_client(endpoint: str) -> Any:

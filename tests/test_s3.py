@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,24 @@ def test_two_backups_racing_on_one_prefix_both_land_under_their_own_names(
     assert len(set(names)) == 2 and s3.keys() == names and s3.uploads() == []
     for m in made:
         assert hashlib.sha256(s3.read(Path(m["archive"]).name)).hexdigest() == m["archive_sha256"]
+
+
+def test_readers_running_forward_side_by_side_get_exactly_the_object_bytes(s3: Bucket) -> None:
+    data = random.Random(11).randbytes(23 << 20 | 12345)  # not a whole number of blocks
+    s3.put("o.bin", data)
+    reader = S3Object(ObjectPath(s3.name, s3.key("o.bin")))
+
+    def stretch(start: int, step: int) -> bytes:
+        got, offset = [], start
+        while offset < min(len(data), start + (9 << 20)):
+            got.append(reader.pread(step, offset))
+            offset += step
+        return b"".join(got)
+
+    starts = [(0, 65536), (7 << 20, 300_001), (15 << 20, 1 << 20)]
+    with ThreadPoolExecutor(3) as pool:
+        pieces = list(pool.map(lambda a: stretch(*a), starts))
+    for (start, _step), piece in zip(starts, pieces, strict=True):
+        assert piece == data[start : start + len(piece)] and len(piece) >= 8 << 20
+    assert b"".join(reader.read_from(0)) == data
+    assert reader.pread(10, len(data) - 4) == data[-4:]
