@@ -539,7 +539,8 @@ def s3_server(work: Path, say: Callable[[str], None]) -> Iterator[str]:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     wipe(work / "seaweedfs")
     (work / "seaweedfs").mkdir()
-    with seaweedfs(work / "seaweedfs") as server:
+    # Room for every run's archives (temporary, final, copies): 200 volumes of 1 GB.
+    with seaweedfs(work / "seaweedfs", volume_mb=1024, volumes=200) as server:
         boto_client(server.endpoint).create_bucket(Bucket=S3_BUCKET)
         say(f"SeaweedFS: {server.endpoint}, bucket {S3_BUCKET}")
         yield server.endpoint

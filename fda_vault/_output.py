@@ -424,13 +424,17 @@ class Terminal:
             elif item.status == "skipped":
                 self.out.print(f"skipped {item.file}: {item.detail}")
         present = sum(1 for item in result.archives if item.status == "present")
-        verb = "to copy" if result.dry_run else "copied, each verified at the destination"
         count = sum(1 for i in result.archives if i.status in {"copied", "would copy"})
-        self.out.print(
-            f"{result.source} -> {result.destination}: {count} {verb} "
-            f"({human_bytes(result.bytes_copied) if not result.dry_run else 'dry run'}), "
-            f"{present} already there"
-        )
+        if count == 0:
+            done = "nothing to copy"
+        elif result.dry_run:
+            done = f"{count} to copy (dry run)"
+        else:
+            done = (
+                f"{count} copied, each verified at the destination "
+                f"({human_bytes(result.bytes_copied)})"
+            )
+        self.out.print(f"{result.source} -> {result.destination}: {done}, {present} already there")
 
     def restore_result(self, result: RestoreResult) -> None:
         """Render a finished restore."""

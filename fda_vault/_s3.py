@@ -151,8 +151,15 @@ def client() -> Any:
     otherwise); path-style addressing when the endpoint is given by
     ``AWS_ENDPOINT_URL(_S3)`` (as local and most non-AWS servers need), unless the profile
     sets an addressing style of its own."""
-    import boto3
-    from botocore.config import Config
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise UsageError(
+            "s3:// locations",
+            "need boto3, which this installation lacks: install fda-vault with its s3 "
+            "extra (pipx install '.[s3]' in a checkout, or pip install boto3 beside it)",
+        ) from None
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     session = boto3.session.Session()
@@ -308,7 +315,7 @@ class S3Object:
         self.size = size
         self.etag = etag
         self.fetched = 0
-        self._blocks: OrderedDict[int, Future[bytes]] = OrderedDict()
+        self._blocks: OrderedDict[int, Future[memoryview]] = OrderedDict()
         self._lock = threading.Lock()
         self._streams: list[int] = []  # the last block of each recent forward reader
 
@@ -319,7 +326,7 @@ class S3Object:
                 cls._pool = ThreadPoolExecutor(4, thread_name_prefix="s3-read")
             return cls._pool
 
-    def _fetch(self, first: int, count: int) -> list[bytes]:
+    def _fetch(self, first: int, count: int) -> list[memoryview]:
         start = first * BLOCK
         end = min(self.size, (first + count) * BLOCK) - 1
         data = self._get(start, end)
@@ -327,7 +334,8 @@ class S3Object:
             self.fetched += len(data)
         if len(data) != end - start + 1:
             raise IntegrityError(self.path, "the object ended early (truncated while read?)")
-        return [data[i : i + BLOCK] for i in range(0, len(data), BLOCK)]
+        whole = memoryview(data)  # blocks share the response's bytes (no copy each)
+        return [whole[i : i + BLOCK] for i in range(0, len(data), BLOCK)]
 
     def _get(self, start: int, end: int) -> bytes:
         """The bytes ``start..end`` (inclusive). botocore retries a request that fails, but
@@ -358,13 +366,13 @@ class S3Object:
                 raise remote_error(exc, self.path, "cannot read") from None
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
-    def _future(self, index: int) -> Future[bytes]:
+    def _future(self, index: int) -> Future[memoryview]:
         """The block ``index``, a new future if it is not cached or coming; the lock held."""
         found = self._blocks.get(index)
         if found is not None:
             self._blocks.move_to_end(index)
             return found
-        future: Future[bytes] = Future()
+        future: Future[memoryview] = Future()
         self._blocks[index] = future
         while len(self._blocks) > _CACHE_BLOCKS:
             self._blocks.popitem(last=False)
@@ -389,7 +397,7 @@ class S3Object:
         count = self._block_count()
         end = after + _READ_AHEAD
         end = count if end >= count else end - end % _AHEAD_RUN  # whole runs only
-        runs: dict[int, list[tuple[int, Future[bytes]]]] = {}
+        runs: dict[int, list[tuple[int, Future[memoryview]]]] = {}
         for index in range(after + 1, end):
             if index not in self._blocks:
                 runs.setdefault(index // _AHEAD_RUN, []).append((index, self._future(index)))
@@ -403,7 +411,7 @@ class S3Object:
             return b""
         end = min(self.size, offset + length)
         first, last = offset // BLOCK, (end - 1) // BLOCK
-        mine: list[tuple[int, Future[bytes]]] = []
+        mine: list[tuple[int, Future[memoryview]]] = []
         with self._lock:
             futures = []
             for index in range(first, last + 1):
@@ -416,12 +424,14 @@ class S3Object:
                 self._read_ahead(last)
         if mine:
             self._fill_run(mine)
+        skip, stop = offset - first * BLOCK, end - last * BLOCK
+        if len(futures) == 1:
+            return futures[0].result()[skip:stop].tobytes()
         pieces = [future.result() for future in futures]
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        skip = offset - first * BLOCK
-        return data[skip : skip + (end - offset)]
+        pieces[0], pieces[-1] = pieces[0][skip:], pieces[-1][:stop]
+        return b"".join(pieces)
 
-    def _fill_run(self, mine: list[tuple[int, Future[bytes]]]) -> None:
+    def _fill_run(self, mine: list[tuple[int, Future[memoryview]]]) -> None:
         """Fetch the blocks this thread owns, consecutive ones in one GET (a failure is
         handed to whoever waits for them, and raised)."""
         start = 0

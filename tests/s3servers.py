@@ -82,10 +82,11 @@ def weed_binary() -> str:
 
 
 @contextlib.contextmanager
-def seaweedfs(root: Path) -> Iterator[Server]:
+def seaweedfs(root: Path, volume_mb: int = 64, volumes: int = 64) -> Iterator[Server]:
     """A SeaweedFS server (master, volume, filer, S3 gateway) on free loopback ports, its
-    data and log under ``root``, with the test keys; stopped on exit. The benchmark uses
-    it too."""
+    data and log under ``root``, with the test keys; stopped on exit. It holds at most
+    ``volumes`` volumes of ``volume_mb`` MB (deleted objects free their space only when a
+    volume is vacuumed). The benchmark uses it too, with larger volumes."""
     config = root / "s3.json"
     config.write_text(
         json.dumps(
@@ -106,8 +107,8 @@ def seaweedfs(root: Path) -> Iterator[Server]:
     (root / "data").mkdir()
     command = [
         weed_binary(), "server", f"-dir={root / 'data'}", "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1", "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
-        "-volume.max=64",
+        "-ip.bind=127.0.0.1", "-master.telemetry=false", f"-master.volumeSizeLimitMB={volume_mb}",
+        f"-volume.max={volumes}",
         f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",
         f"-volume.port={ports['volume']}", f"-volume.port.grpc={grpc['volume']}",
         f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",

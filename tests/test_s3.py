@@ -23,7 +23,7 @@ import pytest
 
 import fda_vault
 from fda_vault import _s3
-from fda_vault._errors import IntegrityError
+from fda_vault._errors import FdaVaultError, IntegrityError
 from fda_vault._members import open_archive, read_manifest
 from fda_vault._s3 import ObjectPath, S3Object, S3Prefix
 from fda_vault._storage import S3Location
@@ -88,6 +88,8 @@ def test_copy_offsite_and_back_only_what_is_missing(
     # A second copy finds it there and copies nothing.
     again = _json(cli, "copy", backups_dir, offsite)
     assert [a["status"] for a in again["archives"]] == ["present"] and again["copied"] == 0
+    said = cli("copy", backups_dir, offsite)
+    assert said.stdout == f"{backups_dir} -> {offsite}: nothing to copy, 1 already there\n"
     # Back from S3 to a new disk: the same bytes, and they verify.
     usb = tmp_path / "usb"
     back = _json(cli, "copy", offsite, usb)
@@ -335,3 +337,26 @@ def test_readers_running_forward_side_by_side_get_exactly_the_object_bytes(s3: B
         assert piece == data[start : start + len(piece)] and len(piece) >= 8 << 20
     assert b"".join(reader.read_from(0)) == data
     assert reader.pread(10, len(data) - 4) == data[-4:]
+
+
+def test_an_object_deleted_under_a_reader_is_an_error_naming_it(s3: Bucket) -> None:
+    s3.put("a.zip", bytes(range(256)) * (12 << 12))
+    reader = S3Object(ObjectPath(s3.name, s3.key("a.zip")))
+    assert reader.pread(4, 0) == bytes(range(4))
+    s3.client.delete_object(Bucket=s3.name, Key=s3.key("a.zip"))  # a prune elsewhere
+    with pytest.raises(FdaVaultError) as caught:
+        reader.pread(4, 11 << 20)
+    assert caught.value.what == f"s3://{s3.name}/{s3.key('a.zip')}"
+
+
+def test_without_boto3_an_s3_location_is_one_line_saying_what_to_install(tmp_path: Path) -> None:
+    run = (
+        "import sys; sys.modules['boto3'] = None; from fda_vault.entry import main; "
+        "sys.argv = ['fda-vault', 'list', '--backups-dir', 's3://acme-fda-backups/x']; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", run], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "s3 extra" in done.stderr and "boto3" in done.stderr
