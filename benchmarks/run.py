@@ -1455,7 +1455,9 @@ def main(argv: list[str] | None = None) -> int:
         fda_vault = find_fda_vault(args.fda_vault)
         args.measured = str(fda_vault)
     (args.work / "logs").mkdir(exist_ok=True)
-    corpus_root = args.work / f"corpus-{mode.replace('-repeat', '')}"  # the same files
+    # The repeat and S3 runs read the same files as their base mode.
+    base = mode.replace("-repeat", "").replace("-s3", "").replace("s3", "default", 1)
+    corpus_root = args.work / f"corpus-{base}"
     if args.big_file:
         summary = big_file_corpus(corpus_root, args.scale, say)
     else:
