@@ -13,7 +13,9 @@ import hashlib
 import itertools
 import unicodedata
 import zipfile
-from collections.abc import Collection, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 
 from pydantic import BaseModel
@@ -341,16 +343,17 @@ def check_file_data(
                     files += 1
                     bytes_done += entry.size
                     continue
-                hasher = hashlib.sha256()
-                for chunk in iter_member(zf, info, entry.size, archive):
-                    hasher.update(chunk)
-                    progress.advance(len(chunk))
+                digest = sha256_of_chunks(
+                    iter_member(zf, info, entry.size, archive),
+                    progress.advance,
+                    beside=entry.size >= _HASH_BESIDE_FROM,
+                )
             except IntegrityError as exc:
                 problems.append(Problem(path=name, kind="corrupt", detail=exc.why))
                 continue
             files += 1
             bytes_done += entry.size
-            if hasher.hexdigest() != entry.sha256:
+            if digest != entry.sha256:
                 problems.append(
                     Problem(path=name, kind="sha256", detail="content does not match its SHA-256")
                 )
@@ -366,6 +369,41 @@ def check_file_data(
         all_problems.extend(problems)
     progress.finish()
     return total_files, total_bytes, all_problems
+
+
+# A member this large is hashed on a thread of its own while the next chunks are read
+# and inflated (SHA-256 is the larger half of the work: on a 4.7 GB member, 3.4 s of
+# the 5.7 s verify took); smaller ones are hashed where they are read.
+_HASH_BESIDE_FROM = 16 << 20
+_HASH_QUEUE = 4  # chunks waiting for the hashing thread (memory: a few READ_CHUNKs)
+
+
+def sha256_of_chunks(
+    chunks: Iterable[bytes], advance: Callable[[int], None], *, beside: bool
+) -> str:
+    """The SHA-256 of ``chunks`` (``advance`` told each one's length); ``beside``: computed
+    on a thread of its own, in order, while the next chunks are produced."""
+    hasher = hashlib.sha256()
+    if not beside:
+        for chunk in chunks:
+            hasher.update(chunk)
+            advance(len(chunk))
+        return hasher.hexdigest()
+    with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hashing:  # one: in order
+        queued: deque[Future[None]] = deque()
+        try:
+            for chunk in chunks:
+                queued.append(hashing.submit(hasher.update, chunk))
+                advance(len(chunk))
+                while len(queued) > _HASH_QUEUE:
+                    queued.popleft().result()
+        except BaseException:
+            for waiting in queued:  # the data failed its checks: no need to hash the rest
+                waiting.cancel()
+            raise
+        for waiting in queued:
+            waiting.result()
+    return hasher.hexdigest()
 
 
 def _check_copied(

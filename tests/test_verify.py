@@ -397,3 +397,20 @@ def test_verify_written_checks_the_manifest_bytes_and_everything_else(stored: Pa
     _flip_byte(stored, PROFILE)
     damaged = verify_written(stored, manifest, digest)
     assert _kinds(damaged) == {(PROFILE, "corrupt")}  # its CRC-32 no longer matches
+
+
+def test_a_large_member_is_hashed_whole_and_a_forged_one_fails_sha256(
+    projects_dir: Path, backups_dir: Path, tmp_path: Path
+) -> None:
+    """Members of 16 MiB and more are hashed on a thread beside the reading: every byte."""
+    big = projects_dir / CARDIAC / "scans" / "device_history.img"
+    big.parent.mkdir()
+    data = bytearray(b"%PDF-1.7 scan\n" * (24 << 16))  # 21 MiB: deflated, several chunks
+    big.write_bytes(data)
+    result = backup(all_projects=True, projects_dir=projects_dir, output_dir=backups_dir)
+    archive = Path(result.archive)
+    assert verify_archive(archive).ok
+    member = f"projects/{CARDIAC}/scans/device_history.img"
+    data[len(data) - 3] ^= 0x20  # the last chunk: hashed last
+    forged = rewrite_archive(archive, tmp_path / "forged.zip", replace={member: bytes(data)})
+    assert _kinds(verify_archive(forged)) == {(member, "sha256")}
