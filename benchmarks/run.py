@@ -835,7 +835,7 @@ OPS: list[Op] = [
 OPS_BY_KEY = {op.key: op for op in OPS}
 
 
-def select(only: list[str], big_file: bool, s3: bool = False) -> list[Op]:
+def select(only: list[str], big_file: bool, s3: bool = False, repetitive: bool = False) -> list[Op]:
     """The operations named by --only (a category, a tool or a key); all by default.
 
     The --big-file mode measures fda-vault alone unless --only names peers; the --s3 mode
@@ -844,6 +844,8 @@ def select(only: list[str], big_file: bool, s3: bool = False) -> list[Op]:
     tokens = [t.strip() for item in only for t in item.split(",") if t.strip()]
     if s3 and not tokens:
         return [op for op in OPS if op.category == "s3" or op.key in S3_LOCAL_PEERS]
+    if repetitive and not tokens:  # the first backup and its reads, against every peer
+        return [op for op in OPS if op.category in {"backup", "verify", "restore", "list"}]
     if not tokens:
         return [
             op for op in OPS if op.category != "s3" and (not big_file or op.tool == "fda-vault")
@@ -983,7 +985,12 @@ def tables(results: list[Result], corpus_bytes: int) -> str:
     return "\n".join(lines)
 
 
-def targets(results: list[Result], big_file: bool, changed_fraction: float = 0.0) -> str:
+def targets(
+    results: list[Result],
+    big_file: bool,
+    changed_fraction: float = 0.0,
+    repetitive_bytes: int | None = None,
+) -> str:
     """The issues' targets, measured: ratio (or value), limit, met or missed by how much.
 
     ``changed_fraction``: the share of the corpus's bytes the 1%-changed repeat backup
@@ -996,6 +1003,10 @@ def targets(results: list[Result], big_file: bool, changed_fraction: float = 0.0
         return by_key[key].median("wall") if key in by_key else None
 
     rows: list[tuple[str, float | None, float, str]] = []
+    if repetitive_bytes:  # issue 20: at least 1 GB/s of input, i.e. at most 1 s per GB
+        backup_wall = wall("fda-backup")
+        per_gb = backup_wall / (repetitive_bytes / 1e9) if backup_wall is not None else None
+        rows.append(("backup of repeated data: seconds per GB of input", per_gb, 1.0, "s"))
     if not big_file:
         for fda_key, peer_key, limit, text in [
             ("fda-backup", "zip-backup", 0.25, "backup ÷ `zip -r -6` wall time"),
@@ -1205,7 +1216,12 @@ def section(
         lines += [
             "### targets (issues 7 and 14)",
             "",
-            targets(results, args.big_file, changed_fraction),
+            targets(
+                results,
+                args.big_file,
+                changed_fraction,
+                summary.bytes if args.repetitive else None,
+            ),
         ]
     return "\n".join(lines)
 
@@ -1217,6 +1233,8 @@ def reproduce_args(args: argparse.Namespace) -> list[str]:
         parts.append("--big-file")
     if args.many_small:
         parts.append("--many-small")
+    if args.repetitive:
+        parts.append("--repetitive")
     if args.s3:
         parts.append("--s3")
     if args.scale != 1.0:
@@ -1233,6 +1251,8 @@ def mode_name(args: argparse.Namespace) -> str:
     """The docs section id: variant and scale (and "-repeat" for a run of the repeat
     backups alone, which has a section of its own)."""
     base = "big-file" if args.big_file else "many-small" if args.many_small else "default"
+    if args.repetitive:
+        base = "repetitive"
     if args.s3:
         base = "s3" if base == "default" else f"{base}-s3"
     if [t for item in args.only for t in item.split(",") if t.strip()] == ["repeat"]:
@@ -1248,6 +1268,8 @@ def mode_title(mode: str, args: argparse.Namespace, summary: corpus.Summary) -> 
         return f"Object storage: SeaweedFS on loopback, {what}, {size} — `{mode}`"
     if mode.endswith("-repeat") or "-repeat-" in mode:
         return f"Repeat backups, {summary.files:,} files, {size} — `{mode}`"
+    if args.repetitive:
+        return f"Long runs of repeated data (zeros, repeated lines; {size}) — `{mode}`"
     if args.big_file:
         return f"One large incompressible file ({size}) — `{mode}`"
     if args.many_small:
@@ -1306,7 +1328,7 @@ def write_docs(mode: str, text: str) -> None:
     # hand-written "notes" block (kept as it is: the runner never rewrites it).
     order = {
         "default": 0, "default-repeat": 0.5, "many-small": 1, "many-small-repeat": 1.5,
-        "big-file": 2, "s3": 2.5, "big-file-s3": 2.6, "notes": 4,
+        "big-file": 2, "repetitive": 2.2, "s3": 2.5, "big-file-s3": 2.6, "notes": 4,
     }  # fmt: skip
     names = sorted(kept, key=lambda n: (order.get(n, 3), n))
     DOCS.parent.mkdir(parents=True, exist_ok=True)
@@ -1347,6 +1369,58 @@ def big_file_corpus(root: Path, scale: float, say: Callable[[str], None]) -> cor
     summary.seconds = round(time.perf_counter() - started, 2)
     marker.write_text(json.dumps(asdict(summary), indent=2) + "\n")
     say(f"corpus: generated 1 file of {size / MB:.0f} MB in {summary.seconds:.1f} s")
+    return summary
+
+
+def _fixed_width(i: int) -> bytes:
+    return f"{i:010d} K{240000 + i % 9000:06d} {'INFUSION PUMP':<40}{'':<50}\n".encode()
+
+
+def _selftest_line(i: int) -> bytes:
+    return b"2026-11-30T02:00:00Z INFO selftest flow 25.0 ml/h: ok\n"
+
+
+def _write_lines(path: Path, size: int, line: Callable[[int], bytes] | None) -> None:
+    """``size`` bytes of zeros (``line`` None) or of ``line(0)``, ``line(1)``, …"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        left, number = size, 0
+        while left > 0:
+            if line is None:
+                chunk = bytes(min(left, 4 * MIB))
+            else:
+                lines = [line(number + k) for k in range(4 * MIB // len(line(number)) + 1)]
+                number += len(lines)
+                chunk = b"".join(lines)[:left]
+            fh.write(chunk)
+            left -= len(chunk)
+
+
+def repetitive_corpus(root: Path, scale: float, say: Callable[[str], None]) -> corpus.Summary:
+    """Long runs of repeated data (issue 20): one project with a zero-filled disk image of
+    2 GiB × scale, and a fixed-width export and a self-test log (one line again and again)
+    of 256 MiB × scale each."""
+    params = corpus.Params(seed=corpus.DEFAULT_SEED, scale=scale, many_small=False)
+    zeros, text = int(2 * 1024 * MIB * scale), int(256 * MIB * scale)
+    shapes: dict[str, tuple[int, Callable[[int], bytes] | None]] = {
+        "images/device_disk.img": (zeros, None),
+        "exports/registry_fixed_width.txt": (text, _fixed_width),
+        "logs/pump_selftest.log": (text, _selftest_line),
+    }
+    size = zeros + 2 * text
+    existing = corpus.read_marker(root)
+    if existing is not None and existing.params == params and existing.bytes == size:
+        say(f"corpus: up to date in {root} ({len(shapes)} files, {size / MB:.0f} MB)")
+        return existing
+    wipe(root)
+    started = time.perf_counter()
+    for relative, (length, line) in shapes.items():
+        _write_lines(root / "projects" / "K249998_pump_logs" / relative, length, line)
+    summary = corpus.Summary(params=params, files=len(shapes), bytes=size, folders=5)
+    summary.by_kind = {"zeros": [1, zeros], "repeated lines": [2, 2 * text]}
+    summary.seconds = round(time.perf_counter() - started, 2)
+    (root / corpus.MARKER).write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    say(f"corpus: generated {len(shapes)} files of {size / MB:.0f} MB in {summary.seconds:.1f} s")
     return summary
 
 
@@ -1408,6 +1482,11 @@ def main(argv: list[str] | None = None) -> int:
         "--big-file", action="store_true", help="one 2 GiB file (× --scale): fda-vault RSS"
     )
     parser.add_argument(
+        "--repetitive",
+        action="store_true",
+        help="zeros and repeated lines (2.5 GiB × --scale): compression speed on such data",
+    )
+    parser.add_argument(
         "--s3",
         action="store_true",
         help="backup, copy, verify, list and restore on S3 (a SeaweedFS server on loopback) "
@@ -1436,8 +1515,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.scale <= 0:
         parser.error("--repeats must be at least 1 and --scale positive")
-    if args.big_file and args.many_small:
-        parser.error("--big-file and --many-small are separate modes")
+    if args.big_file + args.many_small + args.repetitive > 1:
+        parser.error("--big-file, --many-small and --repetitive are separate modes")
     args.work = args.work.resolve()
     if args.work == REPO or REPO in args.work.parents:
         parser.error("--work must be outside the repository")
@@ -1445,7 +1524,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(text, flush=True)
 
-    ops = select(args.only, args.big_file, args.s3)
+    ops = select(args.only, args.big_file, args.s3, args.repetitive)
     mode = mode_name(args)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.commit:
@@ -1460,6 +1539,8 @@ def main(argv: list[str] | None = None) -> int:
     corpus_root = args.work / f"corpus-{base}"
     if args.big_file:
         summary = big_file_corpus(corpus_root, args.scale, say)
+    elif args.repetitive:
+        summary = repetitive_corpus(corpus_root, args.scale, say)
     else:
         summary = corpus.generate(
             corpus_root, scale=args.scale, many_small=args.many_small, log=say
@@ -1494,7 +1575,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.s3:
         say(s3_targets(results, ctx.s3_list_read))
     else:
-        say(targets(results, args.big_file, changed_fraction))
+        say(
+            targets(
+                results, args.big_file, changed_fraction, summary.bytes if args.repetitive else None
+            )
+        )
     raw = {
         "mode": mode,
         "corpus": asdict(summary),
