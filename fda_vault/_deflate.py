@@ -24,8 +24,8 @@ __all__ = [
     "Inflater",
     "compress_block",
     "crc32",
+    "fastest_level_fits",
     "looks_incompressible",
-    "looks_repetitive",
     "new_deflater",
     "new_inflater",
 ]
@@ -74,12 +74,11 @@ def new_deflater(level: int) -> Deflater:
 _SMALL_BLOCK = 16 << 10
 
 
-def compress_block(data: bytes, level: int, final: bool, *, repetitive: bool = False) -> bytes:
+def compress_block(data: bytes, level: int, final: bool, *, fastest: bool = False) -> bytes:
     """Deflate ``data`` as a self-contained run of blocks; ``final`` ends the stream.
-    ``repetitive`` (see :func:`looks_repetitive`): ISA-L's fastest level, which packs such
-    data as small as the level asked for."""
+    ``fastest`` (see :func:`fastest_level_fits`): at ISA-L's fastest level."""
     use_isal, engine_level = _engine_level(level)
-    if use_isal and repetitive:
+    if use_isal and fastest:
         engine_level = 1
     if final and use_isal:  # one call: whole small files are most of the calls
         small = engine_level == 3 and len(data) < _SMALL_BLOCK
@@ -97,20 +96,29 @@ def compress_block(data: bytes, level: int, final: bool, *, repetitive: bool = F
 
 _TRIAL = 4 << 10
 # ISA-L's fastest level on three 4 KiB samples of 1 MiB blocks, measured: zeros 0.02,
-# one log line repeated 0.03, fixed-width records 0.11; varied log lines 0.20, JSON 0.32,
-# Markdown 0.44, PDF-like 1.24. Below 0.15, ISA-L's level 1 packed the block as small as
-# its level 3 (zeros 0.29x, fixed-width 0.99x level 3's size; the repeated line 2.1x, but
-# 0.7% of the input either way) at 3.7-28x the speed (17 GB/s on zeros, one core).
+# one log line repeated 0.03, fixed-width records 0.09-0.11; varied log lines 0.20, JSON
+# 0.32, Markdown 0.44, PDF-like 1.24. Below 0.15 the data is long runs of repeats, which
+# ISA-L's level 1 deflates at 1.8-17 GB/s against level 3's 0.5-0.6 GB/s...
 _REPETITIVE = 0.15
+# ...and, for some of them, as small: zeros 0.29x and fixed-width records 1.00x level 3's
+# size, but a repeated log line 2-10x (level 1 finds shorter matches). The samples tell
+# them apart (level 1 ÷ level 3 on them: zeros 0.55, fixed-width 1.00, repeated lines
+# 1.23-1.36): level 1 is used only where its samples are at most this much larger.
+_FASTEST_FITS = 1.1
 
 
-def looks_repetitive(block: bytes) -> bool:
-    """A quick trial, three 4 KiB samples (start, middle, end) deflated at the fastest
-    level (1-25 µs), showing that ``block`` is long runs of repeated data."""
+def fastest_level_fits(block: bytes) -> bool:
+    """Whether ``block`` is long runs of repeated data that ISA-L's fastest level packs as
+    small as level 3: a trial on three 4 KiB samples (start, middle, end) at level 0
+    (1-25 µs), then, for repetitive ones only, at levels 1 and 3 (30-50 µs)."""
+    if not HAVE_ISAL:
+        return False
     middle = len(block) // 2
     sample = block[:_TRIAL] + block[middle : middle + _TRIAL] + block[-_TRIAL:]
-    packed = isal_zlib.compress(sample, 0, -15) if HAVE_ISAL else zlib.compress(sample, 1, -15)
-    return len(packed) < len(sample) * _REPETITIVE
+    if len(isal_zlib.compress(sample, 0, -15)) >= len(sample) * _REPETITIVE:
+        return False
+    fastest = len(isal_zlib.compress(sample, 1, -15))
+    return fastest <= len(isal_zlib.compress(sample, 3, -15)) * _FASTEST_FITS
 
 
 _SAMPLE = 16 << 10

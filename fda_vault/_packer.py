@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fda_vault._deflate import compress_block, crc32, looks_incompressible, looks_repetitive
+from fda_vault._deflate import compress_block, crc32, fastest_level_fits, looks_incompressible
 from fda_vault._diagnostics import Diagnostic
 from fda_vault._errors import FdaVaultError, OperationError, os_error_reason
 from fda_vault._fsio import describe_os_error
@@ -44,7 +44,7 @@ _INCOMPRESSIBLE_RATIO = 0.97
 # A first block at least this large is judged from samples before it is compressed: most
 # large incompressible files (PDFs, images) then cost no deflate at all.
 _SAMPLE_FROM = 256 << 10
-_TRIAL_FROM = 64 << 10  # blocks this large get the repetitive-data trial (~1% of their cost)
+_TRIAL_FROM = 64 << 10  # blocks this large get the fastest-level trial (~1% of their cost)
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -261,10 +261,10 @@ class Packer:
             job.stored = True
             return None
         # Each block on its own: a file of text may go on with zeros (padding, a disk image).
-        repetitive = len(block) >= _TRIAL_FROM and looks_repetitive(block)
+        fastest = len(block) >= _TRIAL_FROM and fastest_level_fits(block)
         if self._pool is None or len(block) < _INLINE_BELOW:
-            return compress_block(block, self.level, last, repetitive=repetitive)
-        return self._pool.submit(compress_block, block, self.level, last, repetitive=repetitive)
+            return compress_block(block, self.level, last, fastest=fastest)
+        return self._pool.submit(compress_block, block, self.level, last, fastest=fastest)
 
     def _queue(self, block: _Block) -> None:
         self._pending.append(block)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault._deflate import compress_block, looks_repetitive
+from fda_vault._deflate import compress_block, fastest_level_fits
 from fda_vault._errors import IntegrityError
 from fda_vault._members import READ_CHUNK, iter_member, open_archive, read_member
 
@@ -113,18 +113,20 @@ def test_blocks_around_the_small_block_size_inflate_back(size: int, level: int) 
     assert zlib.decompress(joined, -15) == data
 
 
-def test_repetitive_blocks_pack_at_the_fastest_level_no_larger_and_inflate_back() -> None:
+def test_the_fastest_level_is_chosen_only_where_it_packs_as_small() -> None:
     zeros = bytes(1 << 20)
     records = b"".join(f"{i:010d} {'K240001':<20}{'':<60}\n".encode() for i in range(9000))
+    line = b"2026-11-30T02:00:00Z INFO selftest flow 25.0 ml/h: ok\n"
+    repeated_line = (line * 20000)[: 1 << 20]  # level 1 packs it 10x larger than level 3
     rng = random.Random(4)
-    words = [
-        bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 11))) for _ in range(900)
-    ]
+    letters = b"abcdefghijklmnopqrstuvwxyz"
+    words = [bytes(rng.choices(letters, k=rng.randint(2, 11))) for _ in range(900)]
     prose = b" ".join(rng.choices(words, k=180_000))[: 1 << 20]  # a draft's vocabulary
-    assert looks_repetitive(zeros) and looks_repetitive(records)
-    assert not looks_repetitive(prose) and not looks_repetitive(os.urandom(1 << 20))
+    assert fastest_level_fits(zeros) and fastest_level_fits(records)
+    assert not fastest_level_fits(repeated_line)
+    assert not fastest_level_fits(prose) and not fastest_level_fits(os.urandom(1 << 20))
     for data in (zeros, records):
         for final in (True, False):
-            fast = compress_block(data, 6, final, repetitive=True)
+            fast = compress_block(data, 6, final, fastest=True)
             assert zlib.decompressobj(-15).decompress(fast) == data
             assert len(fast) <= len(compress_block(data, 6, final)) * 1.05
