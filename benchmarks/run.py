@@ -845,6 +845,7 @@ def select(only: list[str], big_file: bool, s3: bool = False, repetitive: bool =
     if s3 and not tokens:
         return [op for op in OPS if op.category == "s3" or op.key in S3_LOCAL_PEERS]
     if repetitive and not tokens:  # the first backup and its reads, against every peer
+        # (also --small-json)
         return [op for op in OPS if op.category in {"backup", "verify", "restore", "list"}]
     if not tokens:
         return [
@@ -1235,6 +1236,8 @@ def reproduce_args(args: argparse.Namespace) -> list[str]:
         parts.append("--many-small")
     if args.repetitive:
         parts.append("--repetitive")
+    if args.small_json:
+        parts.append("--small-json")
     if args.s3:
         parts.append("--s3")
     if args.scale != 1.0:
@@ -1253,6 +1256,8 @@ def mode_name(args: argparse.Namespace) -> str:
     base = "big-file" if args.big_file else "many-small" if args.many_small else "default"
     if args.repetitive:
         base = "repetitive"
+    if args.small_json:
+        base = "small-json"
     if args.s3:
         base = "s3" if base == "default" else f"{base}-s3"
     if [t for item in args.only for t in item.split(",") if t.strip()] == ["repeat"]:
@@ -1268,6 +1273,8 @@ def mode_title(mode: str, args: argparse.Namespace, summary: corpus.Summary) -> 
         return f"Object storage: SeaweedFS on loopback, {what}, {size} — `{mode}`"
     if mode.endswith("-repeat") or "-repeat-" in mode:
         return f"Repeat backups, {summary.files:,} files, {size} — `{mode}`"
+    if args.small_json:
+        return f"Small JSON records ({summary.files:,} files, {size}) — `{mode}`"
     if args.repetitive:
         return f"Long runs of repeated data (zeros, repeated lines; {size}) — `{mode}`"
     if args.big_file:
@@ -1328,7 +1335,8 @@ def write_docs(mode: str, text: str) -> None:
     # hand-written "notes" block (kept as it is: the runner never rewrites it).
     order = {
         "default": 0, "default-repeat": 0.5, "many-small": 1, "many-small-repeat": 1.5,
-        "big-file": 2, "repetitive": 2.2, "s3": 2.5, "big-file-s3": 2.6, "notes": 4,
+        "big-file": 2, "small-json": 2.1, "repetitive": 2.2, "s3": 2.5, "big-file-s3": 2.6,
+        "notes": 4,
     }  # fmt: skip
     names = sorted(kept, key=lambda n: (order.get(n, 3), n))
     DOCS.parent.mkdir(parents=True, exist_ok=True)
@@ -1424,6 +1432,76 @@ def repetitive_corpus(root: Path, scale: float, say: Callable[[str], None]) -> c
     return summary
 
 
+_WORDS = [
+    "pump",
+    "infusion",
+    "monitor",
+    "cardiac",
+    "glucose",
+    "meter",
+    "orthopedic",
+    "screw",
+    "catheter",
+    "sensor",
+    "implant",
+    "wireless",
+    "battery",
+    "alarm",
+    "occlusion",
+    "flow",
+    "rate",
+    "software",
+    "substantially",
+    "equivalent",
+    "predicate",
+    "indications",
+    "biocompatibility",
+    "sterilization",
+    "labeling",
+    "performance",
+    "testing",
+    "clinical",
+]
+
+
+def small_json_corpus(root: Path, scale: float, say: Callable[[str], None]) -> corpus.Summary:
+    """Many small JSON records (issue 20): 20,000 × scale openFDA-like records of 1-5 KB,
+    one file per K-number, in 4 projects (about 80 MB at scale 1)."""
+    params = corpus.Params(seed=corpus.DEFAULT_SEED, scale=scale, many_small=True)
+    count = max(4, int(20_000 * scale))
+    existing = corpus.read_marker(root)
+    if existing is not None and existing.params == params and existing.files == count:
+        say(f"corpus: up to date in {root} ({count:,} files, {existing.bytes / MB:.0f} MB)")
+        return existing
+    wipe(root)
+    started = time.perf_counter()
+    rng = random.Random(f"{corpus.DEFAULT_SEED}/small-json")
+    total = 0
+    for i in range(count):
+        k_number = f"K{rng.randrange(100_000, 999_999)}"
+        record = {
+            "k_number": k_number,
+            "applicant": " ".join(rng.choices(_WORDS, k=3)).title() + " Inc.",
+            "device_name": " ".join(rng.choices(_WORDS, k=rng.randint(2, 6))),
+            "decision_date": f"20{rng.randrange(10, 26)}-{rng.randrange(1, 13):02d}-"
+            f"{rng.randrange(1, 29):02d}",
+            "product_code": "".join(rng.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ", k=3)),
+            "statement": " ".join(rng.choices(_WORDS, k=rng.randint(100, 560))),
+        }
+        project = f"K24{i % 4}000_openfda_project_{i % 4}"
+        path = root / "projects" / project / "openfda" / "records" / f"{k_number}_{i}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(record, indent=2).encode()
+        path.write_bytes(data)
+        total += len(data)
+    summary = corpus.Summary(params=params, files=count, bytes=total, folders=12)
+    summary.by_kind = {"json": [count, total]}
+    summary.seconds = round(time.perf_counter() - started, 2)
+    (root / corpus.MARKER).write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    say(f"corpus: generated {count:,} files of {total / MB:.0f} MB in {summary.seconds:.1f} s")
+    return summary
+
+
 # ------------------------------------------------------------------------------ main
 
 
@@ -1482,6 +1560,11 @@ def main(argv: list[str] | None = None) -> int:
         "--big-file", action="store_true", help="one 2 GiB file (× --scale): fda-vault RSS"
     )
     parser.add_argument(
+        "--small-json",
+        action="store_true",
+        help="20,000 openFDA-like JSON records of 1-5 KB (× --scale) in 4 projects",
+    )
+    parser.add_argument(
         "--repetitive",
         action="store_true",
         help="zeros and repeated lines (2.5 GiB × --scale): compression speed on such data",
@@ -1515,8 +1598,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.scale <= 0:
         parser.error("--repeats must be at least 1 and --scale positive")
-    if args.big_file + args.many_small + args.repetitive > 1:
-        parser.error("--big-file, --many-small and --repetitive are separate modes")
+    if args.big_file + args.many_small + args.repetitive + args.small_json > 1:
+        parser.error("--big-file, --many-small, --small-json and --repetitive are separate modes")
     args.work = args.work.resolve()
     if args.work == REPO or REPO in args.work.parents:
         parser.error("--work must be outside the repository")
@@ -1524,7 +1607,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(text, flush=True)
 
-    ops = select(args.only, args.big_file, args.s3, args.repetitive)
+    ops = select(args.only, args.big_file, args.s3, args.repetitive or args.small_json)
     mode = mode_name(args)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.commit:
@@ -1541,6 +1624,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = big_file_corpus(corpus_root, args.scale, say)
     elif args.repetitive:
         summary = repetitive_corpus(corpus_root, args.scale, say)
+    elif args.small_json:
+        summary = small_json_corpus(corpus_root, args.scale, say)
     else:
         summary = corpus.generate(
             corpus_root, scale=args.scale, many_small=args.many_small, log=say
