@@ -30,10 +30,12 @@ from fda_vault._members import (
     all_entries_plain,
     all_members_plain,
     all_paths_plain,
+    fits_one_read,
     is_regular_or_dir,
     iter_member,
     member_name_problem,
     nfc_key,
+    read_member,
     read_raw_checked,
 )
 from fda_vault._parallel import batches, map_in_threads, workers_for
@@ -343,11 +345,16 @@ def check_file_data(
                     files += 1
                     bytes_done += entry.size
                     continue
-                digest = sha256_of_chunks(
-                    iter_member(zf, info, entry.size, archive),
-                    progress.advance,
-                    beside=entry.size >= _HASH_BESIDE_FROM,
-                )
+                if fits_one_read(info, entry.size):  # most files: one call, no generator
+                    data = read_member(zf, info, entry.size, archive)
+                    digest = hashlib.sha256(data).hexdigest()
+                    progress.advance(len(data))
+                else:
+                    digest = sha256_of_chunks(
+                        iter_member(zf, info, entry.size, archive),
+                        progress.advance,
+                        beside=entry.size >= _HASH_BESIDE_FROM,
+                    )
             except IntegrityError as exc:
                 problems.append(Problem(path=name, kind="corrupt", detail=exc.why))
                 continue
