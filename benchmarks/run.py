@@ -1352,6 +1352,37 @@ def write_docs(mode: str, text: str) -> None:
 # ---------------------------------------------------------------------------- corpus
 
 
+def _files(count: int) -> str:
+    return f"{count:,} file{'' if count == 1 else 's'}"
+
+
+def _cached_corpus(
+    root: Path,
+    params: corpus.Params,
+    current: Callable[[corpus.Summary], bool],
+    make: Callable[[], corpus.Summary],
+    say: Callable[[str], None],
+) -> corpus.Summary:
+    """The corpus under ``root`` if its marker says it was made with ``params`` (and
+    ``current`` accepts it), else a fresh one from ``make``, timed and marked."""
+    existing = corpus.read_marker(root)
+    if existing is not None and existing.params == params and current(existing):
+        say(
+            f"corpus: up to date in {root} ({existing.files:,} files, {existing.bytes / MB:.0f} MB)"
+        )
+        return existing
+    wipe(root)
+    started = time.perf_counter()
+    summary = make()
+    summary.seconds = round(time.perf_counter() - started, 2)
+    (root / corpus.MARKER).write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    say(
+        f"corpus: generated {_files(summary.files)} of {summary.bytes / MB:.0f} MB "
+        f"in {summary.seconds:.1f} s"
+    )
+    return summary
+
+
 def big_file_corpus(root: Path, scale: float, say: Callable[[str], None]) -> corpus.Summary:
     """One project holding one incompressible file of 2 GiB × scale, made fast.
 
@@ -1359,31 +1390,25 @@ def big_file_corpus(root: Path, scale: float, say: Callable[[str], None]) -> cor
     offset: deflate (32 KiB window) finds nothing to compress, and it costs only copies.
     """
     params = corpus.Params(seed=corpus.DEFAULT_SEED, scale=scale, many_small=False)
-    marker = root / corpus.MARKER
     size = int(2 * 1024 * MIB * scale)
-    existing = corpus.read_marker(root)
-    if existing is not None and existing.params == params and existing.bytes == size:
-        say(f"corpus: up to date in {root} (1 file, {size / MB:.0f} MB)")
-        return existing
-    wipe(root)
-    started = time.perf_counter()
-    folder = root / "projects" / BIG_FILE_PROJECT / "pdfs"
-    folder.mkdir(parents=True)
-    rng = random.Random(f"{corpus.DEFAULT_SEED}/big-file")
-    block = b"%PDF-1.7\n" + rng.randbytes(64 * MIB - 9)
-    left = size
-    with (folder / BIG_FILE_NAME).open("wb") as fh:
-        while left > 0:
-            cut = rng.randrange(len(block))
-            piece = block[cut:] + block[:cut]
-            fh.write(piece[:left])
-            left -= min(left, len(piece))
-    summary = corpus.Summary(params=params, files=1, bytes=size, folders=2)
-    summary.by_kind = {"pdf": [1, size]}
-    summary.seconds = round(time.perf_counter() - started, 2)
-    marker.write_text(json.dumps(asdict(summary), indent=2) + "\n")
-    say(f"corpus: generated 1 file of {size / MB:.0f} MB in {summary.seconds:.1f} s")
-    return summary
+
+    def make() -> corpus.Summary:
+        folder = root / "projects" / BIG_FILE_PROJECT / "pdfs"
+        folder.mkdir(parents=True)
+        rng = random.Random(f"{corpus.DEFAULT_SEED}/big-file")
+        block = b"%PDF-1.7\n" + rng.randbytes(64 * MIB - 9)
+        left = size
+        with (folder / BIG_FILE_NAME).open("wb") as fh:
+            while left > 0:
+                cut = rng.randrange(len(block))
+                piece = block[cut:] + block[:cut]
+                fh.write(piece[:left])
+                left -= min(left, len(piece))
+        summary = corpus.Summary(params=params, files=1, bytes=size, folders=2)
+        summary.by_kind = {"pdf": [1, size]}
+        return summary
+
+    return _cached_corpus(root, params, lambda known: known.bytes == size, make, say)
 
 
 def _fixed_width(i: int) -> bytes:
@@ -1422,20 +1447,15 @@ def repetitive_corpus(root: Path, scale: float, say: Callable[[str], None]) -> c
         "logs/pump_selftest.log": (text, _selftest_line),
     }
     size = zeros + 2 * text
-    existing = corpus.read_marker(root)
-    if existing is not None and existing.params == params and existing.bytes == size:
-        say(f"corpus: up to date in {root} ({len(shapes)} files, {size / MB:.0f} MB)")
-        return existing
-    wipe(root)
-    started = time.perf_counter()
-    for relative, (length, line) in shapes.items():
-        _write_lines(root / "projects" / "K249998_pump_logs" / relative, length, line)
-    summary = corpus.Summary(params=params, files=len(shapes), bytes=size, folders=5)
-    summary.by_kind = {"zeros": [1, zeros], "repeated lines": [2, 2 * text]}
-    summary.seconds = round(time.perf_counter() - started, 2)
-    (root / corpus.MARKER).write_text(json.dumps(asdict(summary), indent=2) + "\n")
-    say(f"corpus: generated {len(shapes)} files of {size / MB:.0f} MB in {summary.seconds:.1f} s")
-    return summary
+
+    def make() -> corpus.Summary:
+        for relative, (length, line) in shapes.items():
+            _write_lines(root / "projects" / "K249998_pump_logs" / relative, length, line)
+        summary = corpus.Summary(params=params, files=len(shapes), bytes=size, folders=5)
+        summary.by_kind = {"zeros": [1, zeros], "repeated lines": [2, 2 * text]}
+        return summary
+
+    return _cached_corpus(root, params, lambda known: known.bytes == size, make, say)
 
 
 _WORDS = [
@@ -1472,40 +1492,35 @@ _WORDS = [
 
 def small_json_corpus(root: Path, scale: float, say: Callable[[str], None]) -> corpus.Summary:
     """Many small JSON records (issue 20): 20,000 × scale openFDA-like records of 1-5 KB,
-    one file per K-number, in 4 projects (about 80 MB at scale 1)."""
+    one file per K-number, in 4 projects (about 64 MB at scale 1)."""
     params = corpus.Params(seed=corpus.DEFAULT_SEED, scale=scale, many_small=True)
     count = max(4, int(20_000 * scale))
-    existing = corpus.read_marker(root)
-    if existing is not None and existing.params == params and existing.files == count:
-        say(f"corpus: up to date in {root} ({count:,} files, {existing.bytes / MB:.0f} MB)")
-        return existing
-    wipe(root)
-    started = time.perf_counter()
-    rng = random.Random(f"{corpus.DEFAULT_SEED}/small-json")
-    total = 0
-    for i in range(count):
-        k_number = f"K{rng.randrange(100_000, 999_999)}"
-        record = {
-            "k_number": k_number,
-            "applicant": " ".join(rng.choices(_WORDS, k=3)).title() + " Inc.",
-            "device_name": " ".join(rng.choices(_WORDS, k=rng.randint(2, 6))),
-            "decision_date": f"20{rng.randrange(10, 26)}-{rng.randrange(1, 13):02d}-"
-            f"{rng.randrange(1, 29):02d}",
-            "product_code": "".join(rng.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ", k=3)),
-            "statement": " ".join(rng.choices(_WORDS, k=rng.randint(100, 560))),
-        }
-        project = f"K24{i % 4}000_openfda_project_{i % 4}"
-        path = root / "projects" / project / "openfda" / "records" / f"{k_number}_{i}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(record, indent=2).encode()
-        path.write_bytes(data)
-        total += len(data)
-    summary = corpus.Summary(params=params, files=count, bytes=total, folders=12)
-    summary.by_kind = {"json": [count, total]}
-    summary.seconds = round(time.perf_counter() - started, 2)
-    (root / corpus.MARKER).write_text(json.dumps(asdict(summary), indent=2) + "\n")
-    say(f"corpus: generated {count:,} files of {total / MB:.0f} MB in {summary.seconds:.1f} s")
-    return summary
+
+    def make() -> corpus.Summary:
+        rng = random.Random(f"{corpus.DEFAULT_SEED}/small-json")
+        total = 0
+        for i in range(count):
+            k_number = f"K{rng.randrange(100_000, 999_999)}"
+            record = {
+                "k_number": k_number,
+                "applicant": " ".join(rng.choices(_WORDS, k=3)).title() + " Inc.",
+                "device_name": " ".join(rng.choices(_WORDS, k=rng.randint(2, 6))),
+                "decision_date": f"20{rng.randrange(10, 26)}-{rng.randrange(1, 13):02d}-"
+                f"{rng.randrange(1, 29):02d}",
+                "product_code": "".join(rng.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ", k=3)),
+                "statement": " ".join(rng.choices(_WORDS, k=rng.randint(100, 560))),
+            }
+            project = f"K24{i % 4}000_openfda_project_{i % 4}"
+            path = root / "projects" / project / "openfda" / "records" / f"{k_number}_{i}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = json.dumps(record, indent=2).encode()
+            path.write_bytes(data)
+            total += len(data)
+        summary = corpus.Summary(params=params, files=count, bytes=total, folders=12)
+        summary.by_kind = {"json": [count, total]}
+        return summary
+
+    return _cached_corpus(root, params, lambda known: known.files == count, make, say)
 
 
 # ------------------------------------------------------------------------------ main
