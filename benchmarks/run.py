@@ -1368,7 +1368,7 @@ def _cached_corpus(
     existing = corpus.read_marker(root)
     if existing is not None and existing.params == params and current(existing):
         say(
-            f"corpus: up to date in {root} ({existing.files:,} files, {existing.bytes / MB:.0f} MB)"
+            f"corpus: up to date in {root} ({_files(existing.files)}, {existing.bytes / MB:.0f} MB)"
         )
         return existing
     wipe(root)
