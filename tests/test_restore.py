@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import shutil
+import stat
 import zipfile
 from pathlib import Path
 
@@ -147,6 +148,30 @@ def test_dry_run_plan_writes_nothing(projects_dir: Path, all_archive: Path, tmp_
     missing = tmp_path / "not-yet"
     assert plan_restore(all_archive, target_dir=missing).bytes_to_write > 0
     assert not missing.exists()
+
+
+def test_permission_bits_the_umask_would_take_away_are_restored_exactly(
+    all_archive: Path, tmp_path: Path
+) -> None:
+    manifest = json.loads(zipfile.ZipFile(all_archive).read("metadata.json"))
+    cycle = [0o666, 0o664, 0o640, 0o400, 0o777, 0o644, 0o600]
+    wanted = {}
+    for i, entry in enumerate(manifest["files"]):
+        entry["mode"] = cycle[i % len(cycle)]
+        wanted[entry["path"]] = entry["mode"]
+    moded = rewrite_archive(
+        all_archive,
+        tmp_path / "modes.zip",
+        replace={"metadata.json": json.dumps(manifest).encode()},
+    )
+    target = tmp_path / "t"
+    old = os.umask(0o027)  # takes group write and every "other" bit away from new files
+    try:
+        restore(moded, target_dir=target)
+    finally:
+        os.umask(old)
+    got = {path: stat.S_IMODE((target / path).stat().st_mode) for path in wanted}
+    assert got == wanted
 
 
 def test_setuid_and_sticky_bits_are_never_restored(all_archive: Path, tmp_path: Path) -> None:
