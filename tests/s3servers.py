@@ -307,8 +307,12 @@ class DroppingProxy:
             upstream = socket.create_connection(self._upstream)
             with self._lock:
                 self._open |= {downstream, upstream}
-            threading.Thread(target=self._pump, args=(downstream, upstream, True)).start()
-            threading.Thread(target=self._pump, args=(upstream, downstream, False)).start()
+            threading.Thread(
+                target=self._pump, args=(downstream, upstream, True), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(upstream, downstream, False), daemon=True
+            ).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, counted: bool) -> None:
         try:
