@@ -98,6 +98,14 @@ class FdaVaultError(Exception):
         """The single line shown after ``error: ``."""
         return f"{self.what} — {self.why}" if self.why else self.what
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled whole (a worker process hands its failure back): what, why and reason.
+        return (_rebuild, (type(self), self.what, self.why, self.reason))
+
+
+def _rebuild(cls: type[FdaVaultError], what: str, why: str, reason: str) -> FdaVaultError:
+    return cls(what, why, reason=reason)
+
 
 class UsageError(FdaVaultError):
     """The command line asked for something that cannot be (exit 2)."""

@@ -3,11 +3,15 @@ scheduling overhead and large ones still spread."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
-__all__ = ["batches", "map_in_threads", "worker_count", "workers_for"]
+__all__ = ["batches", "can_fork", "map_in_forks", "map_in_threads", "worker_count", "workers_for"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -76,3 +80,108 @@ def map_in_threads(
         finally:
             for future in futures:
                 future.cancel()
+
+
+def can_fork() -> bool:
+    """Whether :func:`map_in_forks` can use processes here (Linux, more than one core)."""
+    return sys.platform == "linux" and worker_count() > 1
+
+
+def map_in_forks(
+    function: Callable[[T], R],
+    work: Sequence[T],
+    *,
+    in_child: Callable[[], None] | None = None,
+) -> list[R]:
+    """``map`` over processes, for work that is mostly Python (thousands of small files,
+    where threads only take turns under the GIL): the work is cut into one contiguous
+    share per core; this process does the first, a forked child each other one, which
+    hands back its results (or its exception) pickled through a pipe. Results in order.
+
+    A child only computes: it must not print, lock or touch anything another thread of
+    this process might hold (it has only the thread that forked it). Children die with
+    this process (PR_SET_PDEATHSIG), and are killed when it fails or is interrupted.
+    ``in_child`` runs first in each child (to silence progress reporting, for example).
+    """
+    workers = min(worker_count(), len(work))
+    if workers <= 1 or not can_fork():
+        return list(map(function, work))
+    import pickle
+
+    step = -(-len(work) // workers)
+    shares = [work[i : i + step] for i in range(0, len(work), step)]
+    children: list[tuple[int, int]] = []  # (pid, read end)
+    try:
+        for share in shares[1:]:
+            children.append(_fork(function, share, in_child))
+        results = [function(item) for item in shares[0]]
+        for pid, fd in children:
+            with os.fdopen(fd, "rb") as pipe:
+                data = pipe.read()
+            os.waitpid(pid, 0)
+            # Our own child's bytes, through a pipe only it and we hold.
+            ok, value = pickle.loads(data) if data else (False, None)  # noqa: S301
+            if not ok:
+                if isinstance(value, BaseException):
+                    raise value
+                raise RuntimeError(f"worker process {pid} ended without a result")
+            results.extend(cast("list[R]", value))
+        children.clear()
+        return results
+    finally:
+        for pid, _fd in children:  # still running: this process failed or was interrupted
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+
+
+def _fork(
+    function: Callable[[T], R], share: Sequence[T], in_child: Callable[[], None] | None
+) -> tuple[int, int]:
+    """Start a child that maps ``function`` over ``share``; (its pid, the pipe's read end)."""
+    import pickle
+
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns of a fork while other threads run: the child takes none of
+        # their locks (it computes, and writes to its own pipe), as map_in_forks requires.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid:
+        os.close(write_end)
+        return pid, read_end
+    # The child: it never returns into the caller's code, and leaves with os._exit (no
+    # atexit handlers, no stdio buffers flushed twice).
+    code = 1
+    try:
+        os.close(read_end)
+        _die_with_parent()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent reports it
+        try:
+            if in_child is not None:
+                in_child()
+            outcome: tuple[bool, object] = (True, [function(item) for item in share])
+        except BaseException as exc:  # handed to the parent, which raises it
+            outcome = (False, exc)
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(pickle.dumps(outcome))
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a kill -9 of fda-vault
+    leaves no worker behind)."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the request: nobody to work for
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h

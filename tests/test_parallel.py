@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from fda_vault import _parallel as parallel
-from fda_vault._parallel import batches, map_in_threads, worker_count, workers_for
+from fda_vault._errors import IntegrityError
+from fda_vault._parallel import batches, map_in_forks, map_in_threads, worker_count, workers_for
 
 
 def test_batches_close_at_256_items_or_8_mib() -> None:
@@ -78,3 +84,91 @@ def test_the_first_error_is_raised_after_every_thread_stopped(
 )
 def test_small_files_are_not_worth_threads(total_bytes: int, files: int, threads: bool) -> None:
     assert workers_for(total_bytes, files) == (worker_count() if threads else 1)
+
+
+def _pid_and_square(item: int) -> tuple[int, int]:
+    return os.getpid(), item * item
+
+
+def test_map_in_forks_gives_results_in_order_from_more_than_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    results = map_in_forks(_pid_and_square, list(range(9)))
+    assert [square for _, square in results] == [i * i for i in range(9)]
+    pids = [pid for pid, _ in results]
+    assert pids[0] == os.getpid() and len(set(pids)) == 2  # the second share: a child
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pids[-1], os.WNOHANG)  # and it was reaped
+
+
+def _fails_in_the_second_share(item: int) -> int:
+    if item == 7:
+        raise IntegrityError("archive.zip: projects/a.json", "CRC-32 mismatch", reason="damaged")
+    return item
+
+
+def test_a_failure_in_a_child_is_raised_here_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    with pytest.raises(IntegrityError) as caught:
+        map_in_forks(_fails_in_the_second_share, list(range(10)))
+    assert (caught.value.what, caught.value.why, caught.value.reason) == (
+        "archive.zip: projects/a.json",
+        "CRC-32 mismatch",
+        "damaged",
+    )
+
+
+def _child_dies(item: int) -> int:
+    if item >= 5 and os.getpid() != PARENT:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item
+
+
+PARENT = os.getpid()
+
+
+def test_a_child_that_dies_is_an_error_not_missing_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    with pytest.raises(RuntimeError, match="ended without a result"):
+        map_in_forks(_child_dies, list(range(10)))
+
+
+_KILLED_PARENT = """
+import os, sys, time
+from fda_vault import _parallel
+_parallel.worker_count = lambda: 2
+parent = os.getpid()
+def work(item):
+    if os.getpid() != parent:
+        print(os.getpid(), flush=True)
+    time.sleep(60)
+    return item
+_parallel.map_in_forks(work, [1, 2])
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, dead but not yet reaped by whoever adopted it, is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_kill_9_of_the_parent_takes_its_worker_processes_with_it() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _KILLED_PARENT], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)

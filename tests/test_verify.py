@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from fda_vault import _checks
+from fda_vault import _parallel as parallel
 from fda_vault._backup import backup
 from fda_vault._checks import Problem
 from fda_vault._errors import ExitCode
@@ -414,3 +416,38 @@ def test_a_large_member_is_hashed_whole_and_a_forged_one_fails_sha256(
     data[len(data) - 3] ^= 0x20  # the last chunk: hashed last
     forged = rewrite_archive(archive, tmp_path / "forged.zip", replace={member: bytes(data)})
     assert _kinds(verify_archive(forged)) == {(member, "sha256")}
+
+
+def _many_small_files(root: Path, count: int) -> Path:
+    for i in range(count):
+        path = root / f"K24{i % 2}000_openfda" / "records" / f"K{100000 + i}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"k_number": f"K{100000 + i}", "n": i, "pad": "x" * (i % 900)}))
+    return root
+
+
+def test_many_small_files_are_checked_in_worker_processes_and_damage_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    forked: list[int] = []
+    real = _checks.map_in_forks
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        forked.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_checks, "map_in_forks", counted)
+    projects = _many_small_files(tmp_path / "projects", 2400)
+    archive = Path(
+        backup(all_projects=True, projects_dir=projects, output_dir=tmp_path / "b").archive
+    )
+    report = verify_archive(archive)
+    assert report.ok and report.files_checked == 2400
+    # One member in the half a worker process checks, one in this process's half.
+    late = "projects/K241000_openfda/records/K102399.json"
+    early = "projects/K240000_openfda/records/K100002.json"
+    flip_member_byte(archive, late)
+    flip_member_byte(archive, early)
+    assert {p.path for p in verify_archive(archive).problems} == {late, early}
+    assert len(forked) == 3  # the backup's read-back and both verifies
