@@ -9,9 +9,21 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
-__all__ = ["batches", "can_fork", "map_in_forks", "map_in_threads", "worker_count", "workers_for"]
+if TYPE_CHECKING:
+    from fda_vault._progress import Progress
+
+__all__ = [
+    "SharedProgress",
+    "batches",
+    "can_fork",
+    "forks_pay",
+    "map_in_forks",
+    "map_in_threads",
+    "worker_count",
+    "workers_for",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -82,9 +94,41 @@ def map_in_threads(
                 future.cancel()
 
 
+class SharedProgress:
+    """Progress of work that :func:`map_in_forks` may spread: this process reports as it
+    goes; a child is silent (``silence``, its ``in_child``), and what the children did is
+    reported at once when their results are back (``settle`` with the total done)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._here = 0
+        self._silent = False
+
+    def advance(self, size: int) -> None:
+        if not self._silent:
+            self._here += size
+            self._progress.advance(size)
+
+    def silence(self) -> None:
+        self._silent = True
+
+    def settle(self, total: int) -> None:
+        self._progress.advance(max(0, total - self._here))
+
+
 def can_fork() -> bool:
     """Whether :func:`map_in_forks` can use processes here (Linux, more than one core)."""
     return sys.platform == "linux" and worker_count() > 1
+
+
+# From this many files too small for threads (see workers_for), processes pay: measured
+# on 20,000 JSON records of 1-5 KB on 2 cores, verify 0.53 -> 0.45 s in-process.
+_FORKS_FROM_FILES = 2000
+
+
+def forks_pay(files: int, threads: int) -> bool:
+    """Whether ``files`` files that get ``threads`` threads are worth processes instead."""
+    return threads == 1 and files >= _FORKS_FROM_FILES and can_fork()
 
 
 def map_in_forks(

@@ -40,7 +40,14 @@ from fda_vault._legacy import FORMAT_FDA_VAULT, format_notes
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT, tree_lock
 from fda_vault._manifest import BackupManifest, FileEntry, project_of
 from fda_vault._members import DATA_PREFIX, iter_member
-from fda_vault._parallel import batches, map_in_threads, workers_for
+from fda_vault._parallel import (
+    SharedProgress,
+    batches,
+    forks_pay,
+    map_in_forks,
+    map_in_threads,
+    workers_for,
+)
 from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._s3 import ArchivePath
 from fda_vault._zipindex import ZipIndex
@@ -334,7 +341,7 @@ def _extract_file(
     entry: FileEntry,
     root: str,
     folders: _Folders,
-    progress: Progress,
+    progress: SharedProgress,
 ) -> None:
     """Write one file under ``root`` (its path starts with the project), hashing every byte."""
     # Plain strings and a bare descriptor: with thousands of small files, Path objects
@@ -396,18 +403,26 @@ def _stage(
         folders.folder(root, project)
 
     hook = _before_each_file
+    shared = SharedProgress(progress)
 
-    def extract(batch: list[tuple[int, FileEntry]]) -> None:
+    def extract(batch: list[tuple[int, FileEntry]]) -> int:
         for count, entry in batch:
             if hook is not None:
                 hook(count)
-            _extract_file(zf, archive, entry, root, folders, progress)
+            _extract_file(zf, archive, entry, root, folders, shared)
+        return sum(entry.size for _, entry in batch)
 
-    # Files spread over the cores when they are large enough to gain from it (see
-    # workers_for); the first failure stops all before any cleanup.
+    # Files spread over the cores: threads when they are large enough to gain from it
+    # (see workers_for), processes for thousands of small ones (the staging folder is
+    # theirs alone, and they die with this process); the first failure stops all before
+    # any cleanup.
     work = batches(enumerate(entries), lambda item: item[1].size)
-    for _ in map_in_threads(extract, work, workers=workers_for(total, len(entries))):
-        pass
+    threads = workers_for(total, len(entries))
+    if forks_pay(len(entries), threads) and zf.is_local_file:
+        shared.settle(sum(map_in_forks(extract, work, in_child=shared.silence)))
+    else:
+        for _ in map_in_threads(extract, work, workers=threads):
+            pass
     for folder in manifest.empty_dirs:
         if project_of(folder) in chosen:
             folders.folder(root, folder)

@@ -169,6 +169,8 @@ class ZipIndex:
             source = LocalFile(path)
         self.source: RandomAccess = source
         self.pread = self.source.pread  # bound once: the member readers call it per read
+        # A forked worker may share a local file's descriptor; not an object's connections.
+        self.is_local_file = isinstance(source, LocalFile)
         try:
             self._members = self._read_directory()
         except ZipFormatError:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,16 @@ def _fill(root: Path, version: bytes, seed: int) -> None:
             path.write_bytes(version + rng.randbytes(400_000))
 
 
+def _fill_small(root: Path, version: bytes, seed: int) -> None:
+    """1,250 small records per project: the restore stages them in worker processes."""
+    rng = random.Random(seed)
+    for name in PROJECTS:
+        for i in range(1250):
+            path = root / name / "records" / f"part_{i % 8}" / f"K{100000 + i}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(version + rng.randbytes(600).hex().encode())
+
+
 def _restore_cmd(archive: Path, projects: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "fda_vault", "restore", str(archive),
@@ -35,29 +47,44 @@ def _restore_cmd(archive: Path, projects: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+def _staged_files(projects: Path) -> int:
+    return sum(
+        len(files)
+        for staging in projects.glob(f"{STAGING_PREFIX}*")
+        for *_, files in os.walk(staging)
+    )
+
+
 @pytest.mark.slow
-def test_sigkill_at_any_point_leaves_old_or_new_never_a_mix(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fill", [_fill, _fill_small], ids=["large files", "many small files"])
+def test_sigkill_at_any_point_leaves_old_or_new_never_a_mix(
+    tmp_path: Path, fill: Callable[[Path, bytes, int], None]
+) -> None:
     projects = tmp_path / "projects"
-    _fill(projects, b"NEW", seed=1)
+    fill(projects, b"NEW", seed=1)
     new_state = {n: snapshot(projects / n) for n in PROJECTS}
     archive = Path(
         backup(all_projects=True, projects_dir=projects, output_dir=tmp_path / "backups").archive
     )
 
     clock = time.monotonic()
-    _fill(projects, b"OLD", seed=2)
+    fill(projects, b"OLD", seed=2)
     subprocess.run(_restore_cmd(archive, projects, "--force"), check=True, timeout=120)
     full_run = time.monotonic() - clock
     assert {n: snapshot(projects / n) for n in PROJECTS} == new_state
 
     outcomes: set[str] = set()
     for fraction in (0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.97):
-        _fill(projects, b"OLD", seed=2)
+        fill(projects, b"OLD", seed=2)
         old_state = {n: snapshot(projects / n) for n in PROJECTS}
         proc = subprocess.Popen(_restore_cmd(archive, projects, "--force"))
         time.sleep(full_run * fraction)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
+        # Nobody writes on after the kill (worker processes die with their parent).
+        staged = _staged_files(projects)
+        time.sleep(0.3)
+        assert _staged_files(projects) == staged
 
         # The next run on this target finishes or rolls back, and says so.
         after = subprocess.run(
