@@ -38,14 +38,7 @@ from fda_vault._members import (
     read_member,
     read_raw_checked,
 )
-from fda_vault._parallel import (
-    SharedProgress,
-    batches,
-    forks_pay,
-    map_in_forks,
-    map_in_threads,
-    workers_for,
-)
+from fda_vault._parallel import SharedProgress, batches, map_over_cores, workers_for
 from fda_vault._progress import Progress
 from fda_vault._s3 import ArchivePath
 from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER_SIZE
@@ -379,12 +372,11 @@ def check_file_data(
     all_problems: list[Problem] = []
     work = batches(selected, _entry_size)
     workers = workers_for(total, len(selected))
-    if forks_pay(len(selected), workers) and zf.is_local_file:
-        # Many small files: Python work under the GIL, which threads only take turns at.
-        results = map_in_forks(check, work, in_child=shared.silence)
-        shared.settle(sum(nbytes for _, nbytes, _ in results))
-    else:
-        results = list(map_in_threads(check, work, workers=workers))
+    # Many small files: processes (Python work under the GIL, which threads take turns at).
+    results = map_over_cores(
+        check, work, files=len(selected), threads=workers, forkable=zf.is_local_file,
+        progress=shared, done=lambda result: result[1],
+    )  # fmt: skip
     for files, nbytes, problems in results:
         total_files += files
         total_bytes += nbytes

@@ -21,6 +21,7 @@ __all__ = [
     "forks_pay",
     "map_in_forks",
     "map_in_threads",
+    "map_over_cores",
     "worker_count",
     "workers_for",
 ]
@@ -129,6 +130,27 @@ _FORKS_FROM_FILES = 2000
 def forks_pay(files: int, threads: int) -> bool:
     """Whether ``files`` files that get ``threads`` threads are worth processes instead."""
     return threads == 1 and files >= _FORKS_FROM_FILES and can_fork()
+
+
+def map_over_cores(
+    function: Callable[[T], R],
+    work: Sequence[T],
+    *,
+    files: int,
+    threads: int,
+    forkable: bool,
+    progress: SharedProgress,
+    done: Callable[[R], int],
+) -> list[R]:
+    """``map`` over the cores: ``threads`` threads (see :func:`workers_for`), or, where
+    ``forkable`` work on ``files`` files pays for it (:func:`forks_pay`), one process per
+    core; then ``done(result)``, the bytes a result stands for, reports the workers' part
+    to ``progress``. The first failure is raised once every worker stopped."""
+    if forkable and forks_pay(files, threads):
+        results = map_in_forks(function, work, in_child=progress.silence)
+        progress.settle(sum(map(done, results)))
+        return results
+    return list(map_in_threads(function, work, workers=threads))
 
 
 def map_in_forks(

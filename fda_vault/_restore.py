@@ -40,14 +40,7 @@ from fda_vault._legacy import FORMAT_FDA_VAULT, format_notes
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT, tree_lock
 from fda_vault._manifest import BackupManifest, FileEntry, project_of
 from fda_vault._members import DATA_PREFIX, iter_member
-from fda_vault._parallel import (
-    SharedProgress,
-    batches,
-    forks_pay,
-    map_in_forks,
-    map_in_threads,
-    workers_for,
-)
+from fda_vault._parallel import SharedProgress, batches, map_over_cores, workers_for
 from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._s3 import ArchivePath
 from fda_vault._zipindex import ZipIndex
@@ -417,12 +410,10 @@ def _stage(
     # theirs alone, and they die with this process); the first failure stops all before
     # any cleanup.
     work = batches(enumerate(entries), lambda item: item[1].size)
-    threads = workers_for(total, len(entries))
-    if forks_pay(len(entries), threads) and zf.is_local_file:
-        shared.settle(sum(map_in_forks(extract, work, in_child=shared.silence)))
-    else:
-        for _ in map_in_threads(extract, work, workers=threads):
-            pass
+    map_over_cores(
+        extract, work, files=len(entries), threads=workers_for(total, len(entries)),
+        forkable=zf.is_local_file, progress=shared, done=lambda size: size,
+    )  # fmt: skip
     for folder in manifest.empty_dirs:
         if project_of(folder) in chosen:
             folders.folder(root, folder)

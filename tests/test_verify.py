@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from fda_vault import _checks
 from fda_vault import _parallel as parallel
 from fda_vault._backup import backup
 from fda_vault._checks import Problem
@@ -431,13 +430,13 @@ def test_many_small_files_are_checked_in_worker_processes_and_damage_is_found(
 ) -> None:
     monkeypatch.setattr(parallel, "worker_count", lambda: 2)
     forked: list[int] = []
-    real = _checks.map_in_forks
+    real = parallel.map_in_forks
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         forked.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_checks, "map_in_forks", counted)
+    monkeypatch.setattr(parallel, "map_in_forks", counted)
     projects = _many_small_files(tmp_path / "projects", 2400)
     archive = Path(
         backup(all_projects=True, projects_dir=projects, output_dir=tmp_path / "b").archive
