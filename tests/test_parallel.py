@@ -172,3 +172,32 @@ def test_a_kill_9_of_the_parent_takes_its_worker_processes_with_it() -> None:
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
+
+
+_INTERRUPTED = """
+import os, sys, time
+from fda_vault import _parallel
+_parallel.worker_count = lambda: 2
+parent = os.getpid()
+def work(item):
+    if os.getpid() != parent:
+        print(os.getpid(), flush=True)
+    time.sleep(60)
+    return item
+try:
+    _parallel.map_in_forks(work, [1, 2])
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_stops_the_workers_and_reaches_the_caller_as_an_interrupt() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED], stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    ) as parent:  # fmt: skip
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        os.killpg(parent.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        assert parent.wait(timeout=10) == 130
+    assert not _alive(child)
