@@ -181,10 +181,12 @@ def map_in_forks(
         for share in shares[1:]:
             children.append(_fork(function, share, in_child))
         results = [function(item) for item in shares[0]]
-        for pid, fd in children:
+        while children:
+            pid, fd = children[0]
             with os.fdopen(fd, "rb") as pipe:
                 data = pipe.read()
             os.waitpid(pid, 0)
+            del children[0]  # reaped: its pid may be another process's from now on
             # Our own child's bytes, through a pipe only it and we hold.
             ok, value = pickle.loads(data) if data else (False, None)  # noqa: S301
             if not ok:
@@ -192,14 +194,15 @@ def map_in_forks(
                     raise value
                 raise RuntimeError(f"worker process {pid} ended without a result")
             results.extend(cast("list[R]", value))
-        children.clear()
         return results
     finally:
-        for pid, _fd in children:  # still running: this process failed or was interrupted
+        for pid, fd in children:  # still running: this process failed or was interrupted
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(OSError):
                 os.waitpid(pid, 0)
+            with contextlib.suppress(OSError):  # (already closed if it was being read)
+                os.close(fd)
 
 
 def _fork(

@@ -108,10 +108,22 @@ def _fails_in_the_second_share(item: int) -> int:
     return item
 
 
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _slow_in_the_third_share(item: int) -> int:
+    if item >= 8:
+        time.sleep(30)  # still running when the second share's failure comes back
+    return _fails_in_the_second_share(item)
+
+
 def test_a_failure_in_a_child_is_raised_here_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    fds = _open_fds()
     with pytest.raises(IntegrityError) as caught:
         map_in_forks(_fails_in_the_second_share, list(range(10)))
+    assert _open_fds() == fds  # no pipe left open
     assert (caught.value.what, caught.value.why, caught.value.reason) == (
         "archive.zip: projects/a.json",
         "CRC-32 mismatch",
@@ -201,3 +213,27 @@ def test_ctrl_c_stops_the_workers_and_reaches_the_caller_as_an_interrupt() -> No
         os.killpg(parent.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         assert parent.wait(timeout=10) == 130
     assert not _alive(child)
+
+
+def _children() -> set[int]:
+    """This process's children that exist (zombies included: they are not reaped yet)."""
+    found = set()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == os.getpid():
+            found.add(int(stat_file.parent.name))
+    return found
+
+
+def test_a_failure_stops_the_workers_still_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 3)
+    fds, children = _open_fds(), _children()
+    started = time.monotonic()
+    with pytest.raises(IntegrityError):
+        map_in_forks(_slow_in_the_third_share, list(range(12)))
+    assert time.monotonic() - started < 10
+    assert _children() == children  # the sleeping third share was killed and reaped
+    assert _open_fds() == fds
