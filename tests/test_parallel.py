@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -162,6 +163,14 @@ _parallel.map_in_forks(work, [1, 2])
 """
 
 
+def _worker_pid(parent: subprocess.Popen[str]) -> int:
+    """The pid the worker prints first (failing, not hanging, if none comes in 30 s)."""
+    assert parent.stdout is not None
+    ready, _, _ = select.select([parent.stdout], [], [], 30)
+    assert ready, "no worker process started"
+    return int(parent.stdout.readline())
+
+
 def _alive(pid: int) -> bool:
     """Running (a zombie, dead but not yet reaped by whoever adopted it, is not)."""
     try:
@@ -175,8 +184,7 @@ def test_a_kill_9_of_the_parent_takes_its_worker_processes_with_it() -> None:
     with subprocess.Popen(
         [sys.executable, "-c", _KILLED_PARENT], stdout=subprocess.PIPE, text=True
     ) as parent:
-        assert parent.stdout is not None
-        child = int(parent.stdout.readline())
+        child = _worker_pid(parent)
         assert _alive(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
@@ -208,8 +216,7 @@ def test_ctrl_c_stops_the_workers_and_reaches_the_caller_as_an_interrupt() -> No
         [sys.executable, "-c", _INTERRUPTED], stdout=subprocess.PIPE, text=True,
         start_new_session=True,
     ) as parent:  # fmt: skip
-        assert parent.stdout is not None
-        child = int(parent.stdout.readline())
+        child = _worker_pid(parent)
         os.killpg(parent.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         assert parent.wait(timeout=10) == 130
     assert not _alive(child)
