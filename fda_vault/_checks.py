@@ -30,12 +30,10 @@ from fda_vault._members import (
     all_entries_plain,
     all_members_plain,
     all_paths_plain,
-    fits_one_read,
     is_regular_or_dir,
     iter_member,
     member_name_problem,
     nfc_key,
-    read_member,
     read_raw_checked,
 )
 from fda_vault._parallel import SharedProgress, batches, map_over_cores, workers_for
@@ -347,16 +345,11 @@ def check_file_data(
                     files += 1
                     bytes_done += entry.size
                     continue
-                if fits_one_read(info, entry.size):  # most files: one call, no generator
-                    data = read_member(zf, info, entry.size, archive)
-                    digest = hashlib.sha256(data).hexdigest()
-                    shared.advance(len(data))
-                else:
-                    digest = sha256_of_chunks(
-                        iter_member(zf, info, entry.size, archive),
-                        shared.advance,
-                        beside=entry.size >= _HASH_BESIDE_FROM,
-                    )
+                digest = sha256_of_chunks(
+                    iter_member(zf, info, entry.size, archive),
+                    shared.advance,
+                    beside=entry.size >= _HASH_BESIDE_FROM,
+                )
             except IntegrityError as exc:
                 problems.append(Problem(path=name, kind="corrupt", detail=exc.why))
                 continue

@@ -5,8 +5,7 @@ How a user keeps the offsite copy of the 3-2-1 rule: ``backup`` locally, ``copy`
 storage ↔ object storage, folder ↔ folder). Each archive missing at the destination (by
 name) is streamed from the source, its SHA-256 computed on the way, written under a
 temporary name, read back at the destination and hashed again; only when the two agree
-is it published, never replacing anything. The key of an encrypted archive is not
-needed: bytes are copied, not opened.
+is it published, never replacing anything. Bytes are copied, not opened.
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ class CopiedArchive(BaseModel):
     sha256: str | None = None  # of the bytes, the same at both ends (copied only)
     destination: str | None = None
     detail: str | None = None  # why skipped or failed
+    reason: str | None = None  # of a failure: "damaged" when the bytes did not hold
 
 
 class CopyResult(BaseModel):
@@ -62,8 +62,9 @@ class CopyResult(BaseModel):
 
     @property
     def exit_code(self) -> ExitCode:
-        """3 when a copy did not match its source, 1 when one failed otherwise, else 0."""
-        if any(a.status == "failed" and a.detail == _MISMATCH for a in self.archives):
+        """3 when a copy did not match its source (or the source changed or was damaged
+        while read), 1 when one failed otherwise, else 0."""
+        if any(a.status == "failed" and a.reason == "damaged" for a in self.archives):
             return ExitCode.INTEGRITY
         return ExitCode.FAILURE if any(a.status == "failed" for a in self.archives) else ExitCode.OK
 
@@ -160,17 +161,23 @@ def _copy_one(
             file=name, bytes=stored.size, status="present", detail="appeared meanwhile"
         )
     except IntegrityError as exc:
-        return CopiedArchive(file=name, bytes=stored.size, status="failed", detail=exc.why)
+        return _failed(stored, exc.why, exc.reason)
     except FdaVaultError as exc:
-        return CopiedArchive(file=name, bytes=stored.size, status="failed", detail=exc.message)
+        return _failed(stored, exc.message, exc.reason)
     except OSError as exc:
         failure = os_failure(str(dst.where(name)), exc, "cannot write")
-        return CopiedArchive(file=name, bytes=stored.size, status="failed", detail=failure.message)
+        return _failed(stored, failure.message, failure.reason)
     if records.earlier(stored.path, identity=stored.identity) is not None:
         # The same bytes as an archive known intact: the copy is known intact too.
         records.add(final, sha256=digest)
     return CopiedArchive(
         file=name, bytes=stored.size, status="copied", sha256=digest, destination=str(final)
+    )
+
+
+def _failed(stored: StoredArchive, detail: str, reason: str) -> CopiedArchive:
+    return CopiedArchive(
+        file=stored.name, bytes=stored.size, status="failed", detail=detail, reason=reason
     )
 
 

@@ -250,7 +250,7 @@ def _check_end(where: str, info: Member, produced: int, expected_size: int, crc:
         raise IntegrityError(where, "CRC-32 mismatch")
 
 
-def fits_one_read(info: Member, expected_size: int) -> bool:
+def _fits_one_read(info: Member, expected_size: int) -> bool:
     """Small enough for :func:`read_member` (read and inflated whole)."""
     return expected_size <= READ_CHUNK and info.compress_size <= _SMALL_MEMBER
 
@@ -260,7 +260,7 @@ def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Archive
     :func:`iter_member` checks them: one ``pread`` and one inflate call, no generator
     (thousands of small files are read this way)."""
     where = _checked_where(info, expected_size, archive)
-    if not fits_one_read(info, expected_size):
+    if not _fits_one_read(info, expected_size):
         raise ValueError(f"{where}: not a small member")  # a caller's mistake, not the archive's
     pread = zf.pread
     with _ReadErrors(where):
@@ -290,7 +290,7 @@ def iter_member(
     Reads with ``pread`` (so threads can share the archive) and inflates with ISA-L where
     available; a member can never make us produce more than the manifest declares.
     """
-    if fits_one_read(info, expected_size):
+    if _fits_one_read(info, expected_size):
         data = read_member(zf, info, expected_size, archive)
         if data:
             yield data

@@ -81,6 +81,7 @@ _HEADER_ROOM = 30 + 0xFFFF + 64
 _LOCK_POLL = 0.5
 LOCK_REFRESH = 60.0  # a holder rewrites its lock object this often
 LOCK_STALE = 600.0  # a lock not refreshed for this long belongs to a dead run
+_ENDED_EARLY = "the object ended early (truncated while read?)"
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,8 @@ def remote_error(exc: Exception, where: object, doing: str) -> FdaVaultError:
             return IntegrityError(
                 where, f"{doing}: the object changed while it was read", reason="damaged"
             )
+        if code in {"InvalidRange", "416"}:  # a read past its end: shorter than listed
+            return IntegrityError(where, f"{doing}: {_ENDED_EARLY}", reason="damaged")
         return OperationError(where, f"{doing}: {code}: {message}", reason="server_error")
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         return UsageError(
@@ -356,7 +359,7 @@ class S3Object:
         with self._lock:
             self.fetched += len(data)
         if len(data) != end - start + 1:
-            raise IntegrityError(self.path, "the object ended early (truncated while read?)")
+            raise IntegrityError(self.path, _ENDED_EARLY)
         whole = memoryview(data)  # blocks share the response's bytes (no copy each)
         return [whole[i : i + BLOCK] for i in range(0, len(data), BLOCK)]
 

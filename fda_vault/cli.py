@@ -861,7 +861,6 @@ def copy_command(
 
     Each is streamed, hashed (SHA-256) on the way, read back at the destination and
     hashed again, and published only when both agree; nothing is ever overwritten.
-    Encrypted archives are copied without their key.
 
     \b
     Examples:

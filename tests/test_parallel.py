@@ -149,7 +149,8 @@ def test_a_child_that_dies_is_an_error_not_missing_results(
         map_in_forks(_child_dies, list(range(10)))
 
 
-_KILLED_PARENT = """
+# A parent whose worker says its pid and sleeps; an interrupt exits 130, as the CLI does.
+_SLEEPING_WORKER = """
 import os, sys, time
 from fda_vault import _parallel
 _parallel.worker_count = lambda: 2
@@ -159,7 +160,10 @@ def work(item):
         print(os.getpid(), flush=True)
     time.sleep(60)
     return item
-_parallel.map_in_forks(work, [1, 2])
+try:
+    _parallel.map_in_forks(work, [1, 2])
+except KeyboardInterrupt:
+    sys.exit(130)
 """
 
 
@@ -182,7 +186,7 @@ def _alive(pid: int) -> bool:
 
 def test_a_kill_9_of_the_parent_takes_its_worker_processes_with_it() -> None:
     with subprocess.Popen(
-        [sys.executable, "-c", _KILLED_PARENT], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _SLEEPING_WORKER], stdout=subprocess.PIPE, text=True
     ) as parent:
         child = _worker_pid(parent)
         assert _alive(child)
@@ -194,26 +198,9 @@ def test_a_kill_9_of_the_parent_takes_its_worker_processes_with_it() -> None:
     assert not _alive(child)
 
 
-_INTERRUPTED = """
-import os, sys, time
-from fda_vault import _parallel
-_parallel.worker_count = lambda: 2
-parent = os.getpid()
-def work(item):
-    if os.getpid() != parent:
-        print(os.getpid(), flush=True)
-    time.sleep(60)
-    return item
-try:
-    _parallel.map_in_forks(work, [1, 2])
-except KeyboardInterrupt:
-    sys.exit(130)
-"""
-
-
 def test_ctrl_c_stops_the_workers_and_reaches_the_caller_as_an_interrupt() -> None:
     with subprocess.Popen(
-        [sys.executable, "-c", _INTERRUPTED], stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", _SLEEPING_WORKER], stdout=subprocess.PIPE, text=True,
         start_new_session=True,
     ) as parent:  # fmt: skip
         child = _worker_pid(parent)

@@ -25,6 +25,7 @@ import fda_vault
 from fda_vault import _s3
 from fda_vault._errors import FdaVaultError, IntegrityError
 from fda_vault._members import open_archive, read_manifest
+from fda_vault._progress import SilentProgress
 from fda_vault._s3 import ObjectPath, S3Object, S3Prefix
 from fda_vault._storage import S3Location
 from tests.conftest import CARDIAC, CliCall, FrozenClock, backup_json
@@ -360,3 +361,70 @@ def test_without_boto3_an_s3_location_is_one_line_saying_what_to_install(tmp_pat
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "s3 extra" in done.stderr and "boto3" in done.stderr
+
+
+def _lock_note(host: str, age: float) -> bytes:
+    return json.dumps({"host": host, "pid": 1, "run": "x", "time": time.time() - age}).encode()
+
+
+def test_a_lock_from_another_host_is_waited_for_and_taken_over_once_silent(
+    cli: CliCall, projects_dir: Path, s3: Bucket
+) -> None:
+    backup = ("backup", "--all", "--projects-dir", projects_dir, "--output-dir", s3.url)
+    s3.put(_s3.LOCK_KEY_NAME, _lock_note("build-server", age=5))  # alive: refreshed lately
+    held = cli(*backup, "--lock-timeout", "1")
+    assert held.exit_code == 1 and "locked by another fda-vault run" in held.stderr
+    assert "on host build-server" in held.stderr
+    assert s3.keys() == [_s3.LOCK_KEY_NAME]
+    s3.put(_s3.LOCK_KEY_NAME, _lock_note("build-server", age=_s3.LOCK_STALE + 60))  # silent
+    made = backup_json(cli, *backup[1:], "--lock-timeout", "1")
+    assert s3.keys() == [Path(made["archive"]).name]  # taken over, then released
+
+
+def test_a_range_that_comes_back_short_is_damage(s3: Bucket) -> None:
+    s3.put("a.zip", bytes(3 << 20))
+    real = s3.client.head_object(Bucket=s3.name, Key=s3.key("a.zip"))
+    # A reader told the object is longer than it is (as after a truncation).
+    reader = S3Object(ObjectPath(s3.name, s3.key("a.zip")), size=(3 << 20) + 10, etag=real["ETag"])
+    with pytest.raises(IntegrityError, match="ended early"):
+        reader.pread(100, (3 << 20) - 50)  # the last block comes back 10 bytes short
+    with pytest.raises(IntegrityError, match="ended early"):
+        reader.pread(5, (3 << 20) + 2)  # a block past the end: none at all
+
+
+def test_a_missing_bucket_is_never_created(cli: CliCall, projects_dir: Path, s3: Bucket) -> None:
+    missing = "fda-vault-absent-bucket"
+    result = cli("backup", "--all", "--projects-dir", projects_dir,
+                 "--output-dir", f"s3://{missing}/laptop", "--json")  # fmt: skip
+    assert (
+        result.exit_code == 2 and json.loads(result.stdout)["error"]["reason"] == "no_such_bucket"
+    )
+    names = [b["Name"] for b in s3.client.list_buckets()["Buckets"]]
+    assert missing not in names
+
+
+class _ReplaceSourceOnce(SilentProgress):
+    """Rewrites the source object as soon as the copy has started reading it."""
+
+    def __init__(self, s3: Bucket, key: str) -> None:
+        self.s3, self.key, self.done = s3, key, False
+
+    def advance(self, nbytes: int) -> None:
+        if not self.done:
+            self.done = True
+            self.s3.put(self.key, b"\0" * (24 << 20))
+
+
+def test_a_source_changed_while_copied_is_damage_exit_3_and_nothing_is_published(
+    tmp_path: Path, s3: Bucket
+) -> None:
+    projects = _scans(tmp_path / "projects", 6, 4 << 20, seed=10)  # 24 MiB: 24 blocks
+    made = fda_vault.backup(all_projects=True, projects_dir=projects, output_dir=s3.url)
+    name = Path(made.archive).name
+    usb = tmp_path / "usb"
+    result = fda_vault.copy_archives(s3.url, usb, progress=_ReplaceSourceOnce(s3, name))
+    (item,) = result.archives
+    assert item.status == "failed" and item.reason == "damaged", item
+    assert "changed while it was read" in (item.detail or "")
+    assert result.exit_code == 3
+    assert not [p.name for p in usb.iterdir() if ".zip" in p.name]  # no archive, no .tmp
