@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     )
     from fda_vault._checks import Problem
     from fda_vault._copy import CopiedArchive, CopyResult, copy_archives
+    from fda_vault._crypto import Encryption, Keys
     from fda_vault._errors import (
+        DecryptError,
         ExitCode,
         FdaVaultError,
         IntegrityError,
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from fda_vault._guard import GuardResult, Snapshot, run_guarded, safeguard
+    from fda_vault._keys import GeneratedKey, generate_key
     from fda_vault._manifest import BackupManifest, FileEntry, SkippedEntry
     from fda_vault._prune import (
         PruneDecision,
@@ -55,12 +58,16 @@ __all__ = [
     "BackupSummary",
     "CopiedArchive",
     "CopyResult",
+    "DecryptError",
+    "Encryption",
     "ExitCode",
     "FdaVaultError",
     "FileEntry",
+    "GeneratedKey",
     "GuardResult",
     "IntegrityError",
     "InterruptedByUser",
+    "Keys",
     "LockedError",
     "OperationError",
     "Problem",
@@ -81,6 +88,7 @@ __all__ = [
     "backup",
     "copy_archives",
     "describe_archive",
+    "generate_key",
     "list_backups",
     "list_projects",
     "plan_prune",
@@ -101,12 +109,16 @@ _EXPORTS: dict[str, str] = {
     "BackupSummary": "fda_vault._catalog",
     "CopiedArchive": "fda_vault._copy",
     "CopyResult": "fda_vault._copy",
+    "DecryptError": "fda_vault._errors",
+    "Encryption": "fda_vault._crypto",
     "ExitCode": "fda_vault._errors",
     "FdaVaultError": "fda_vault._errors",
     "FileEntry": "fda_vault._manifest",
+    "GeneratedKey": "fda_vault._keys",
     "GuardResult": "fda_vault._guard",
     "IntegrityError": "fda_vault._errors",
     "InterruptedByUser": "fda_vault._errors",
+    "Keys": "fda_vault._crypto",
     "LockedError": "fda_vault._errors",
     "OperationError": "fda_vault._errors",
     "Problem": "fda_vault._checks",
@@ -126,6 +138,7 @@ _EXPORTS: dict[str, str] = {
     "backup": "fda_vault._backup",
     "copy_archives": "fda_vault._copy",
     "describe_archive": "fda_vault._catalog",
+    "generate_key": "fda_vault._keys",
     "list_backups": "fda_vault._catalog",
     "list_projects": "fda_vault._backup",
     "plan_prune": "fda_vault._prune",

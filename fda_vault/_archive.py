@@ -21,7 +21,8 @@ from fda_vault._checks import (
     manifest_problems,
     problems_error,
 )
-from fda_vault._errors import UsageError
+from fda_vault._crypto import NO_KEYS, Keys
+from fda_vault._errors import IntegrityError, UsageError
 from fda_vault._legacy import is_legacy_tar
 from fda_vault._manifest import BackupManifest, FileEntry, project_of
 from fda_vault._members import DATA_PREFIX, iter_member, open_archive, read_manifest
@@ -63,9 +64,12 @@ class Archive:
 
     @classmethod
     @contextmanager
-    def open(cls, path: ArchivePath, *, progress: Progress = NO_PROGRESS) -> Iterator[Archive]:
+    def open(
+        cls, path: ArchivePath, *, progress: Progress = NO_PROGRESS, keys: Keys = NO_KEYS
+    ) -> Iterator[Archive]:
         """Open ``path`` (UsageError if missing, IntegrityError if unreadable or not an
-        archive); a legacy tar.gz is converted first, which checks it on the way."""
+        archive, DecryptError if encrypted and ``keys`` do not open it); a legacy tar.gz
+        is converted first, which checks it on the way."""
         with ExitStack() as stack:
             if is_legacy_tar(path):
                 from fda_vault._legacytar import converted  # tarfile costs start-up
@@ -75,7 +79,7 @@ class Archive:
                 )
                 index = stack.enter_context(open_archive(zip_path))
             else:
-                index = stack.enter_context(open_archive(path))
+                index = stack.enter_context(open_archive(path, keys))
                 manifest = read_manifest(index, path)
             yield cls(path, index, manifest)
 
@@ -106,10 +110,23 @@ class Archive:
     ) -> tuple[int, int, list[Problem]]:
         """Read every selected file, checking size, CRC-32 and SHA-256: (files, bytes,
         problems). ``copied_as_stored``: see :func:`check_file_data` (a read-back only)."""
-        return check_file_data(
+        checked = check_file_data(
             self.index, self.manifest, self.path, progress, projects,
             copied_as_stored=copied_as_stored,
         )  # fmt: skip
+        try:
+            self.require_whole()
+        except IntegrityError as exc:
+            checked[2].append(Problem(path=str(self.path), kind="corrupt", detail=exc.why))
+        return checked
+
+    def require_whole(self) -> None:
+        """For an encrypted archive: wait until all of it is decrypted and authenticated,
+        its index equal to its end (IntegrityError / DecryptError if not). Restore calls
+        it before anything is put in place; other archives have nothing to wait for."""
+        check = getattr(self.index.source, "check_whole", None)
+        if check is not None:
+            check()
 
     def select(self, projects: Sequence[str] | None) -> list[str]:
         """The projects asked for (all of the archive's by default), each one in it."""

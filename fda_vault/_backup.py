@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple, cast
 
 from pydantic import BaseModel, Field
 
 from fda_vault import __version__
 from fda_vault._config import DEFAULT_FULL_EVERY_DAYS, DEFAULT_LEVEL
+from fda_vault._crypto import NO_KEYS, Encryption, Encryptor, Keys, encrypt_bytes, new_identity
 from fda_vault._diagnostics import Diagnostic
+from fda_vault._encrypted import ArchiveIndex, CipherOut, EncryptingSink
 from fda_vault._errors import (
     IntegrityError,
     InterruptedByUser,
@@ -57,10 +59,12 @@ from fda_vault._reuse import (
 )
 from fda_vault._storage import (
     BackupsFolder,
+    BackupsLocation,
     ObjectLock,
     PendingArchive,
     ProjectsFolder,
     archive_label,
+    index_name,
     open_location,
     read_from,
 )
@@ -102,6 +106,13 @@ class BackupResult(BaseModel):
     reused_bytes: int = Field(default=0, description="their bytes (uncompressed)")
     full_read: str | None = Field(
         default=None, description="why every file was read from the source, if it was"
+    )
+    encrypted: str | None = Field(
+        default=None,
+        description="age or gpg (OpenPGP AES-256) when the archive is encrypted; None if not",
+    )
+    recipients: list[str] = Field(
+        default_factory=list, description="the age recipients (public keys) it is encrypted to"
     )
     unchanged: bool = Field(
         default=False,
@@ -255,7 +266,8 @@ class _Written(NamedTuple):
     reused_files: int
     reused_bytes: int
     hashed: int  # how many of the archive's first bytes the hash saw as they were written
-    size: int  # of the archive
+    size: int  # of the archive (as stored: encrypted, when it is)
+    archive_index: ArchiveIndex | None  # an encrypted archive's: its plaintext end
 
 
 def _write_archive(
@@ -270,6 +282,8 @@ def _write_archive(
     started: datetime,
     projects: list[str],
     patterns: Sequence[str],
+    encryption: Encryption | None = None,
+    own: object = None,
 ) -> _Written:
     parent = plan.parent
     reuse_warnings: list[Diagnostic] = []
@@ -277,8 +291,17 @@ def _write_archive(
     # stored, plus the headers, the directory and the manifest.
     expected = scan.total_bytes + (len(scan.files) + 64) * 4096 + MAX_MANIFEST_BYTES
     fp = pending.open(expected)
+    sink: EncryptingSink | None = None
+    cipher_out: CipherOut | None = None
     try:
-        writer = ZipWriter(fp, tap=digest.feed, settle=getattr(fp, "settle", None))
+        if encryption is None:
+            writer = ZipWriter(fp, tap=digest.feed, settle=getattr(fp, "settle", None))
+        else:
+            # The ciphertext is written in order and never again: all of it is hashed
+            # on its way to the file.
+            cipher_out = CipherOut(fp, digest.feed)
+            sink = EncryptingSink(Encryptor(encryption, cipher_out, own=own))
+            writer = ZipWriter(cast("IO[bytes]", sink), settle=sink.settle)
         packer = Packer(writer, level=level, skip_unreadable=skip_unreadable, progress=progress)
         progress.start("backing up", scan.total_bytes)
         fresh = plan.fresh
@@ -331,10 +354,20 @@ def _write_archive(
             else started.isoformat(),
         )
         del entries
+        if sink is not None:
+            sink.keep_from(writer.tell())  # checksums.txt, metadata.json, the directory
         manifest_sha256 = finish_archive(writer, manifest)
         size = writer.tell()
+        index = None
+        if sink is not None and cipher_out is not None and encryption is not None:
+            sink.finish()
+            index = ArchiveIndex(encryption.kind, size - len(sink.kept), size, bytes(sink.kept))
+            size = cipher_out.written
+            sink = None
         pending.finish(fp)
     finally:
+        if sink is not None:
+            sink.abort()
         fp.close()
     return _Written(
         manifest=manifest,
@@ -349,8 +382,9 @@ def _write_archive(
         + packer.warnings,
         reused_files=reused_files,
         reused_bytes=reused_bytes,
-        hashed=writer.tapped,
+        hashed=writer.tapped if cipher_out is None else cipher_out.written,
         size=size,
+        archive_index=index,
     )
 
 
@@ -437,6 +471,8 @@ def backup(
     full_every_days: int = DEFAULT_FULL_EVERY_DAYS,
     skip_if_unchanged: bool = False,
     object_lock: ObjectLock | None = None,
+    encryption: Encryption | None = None,
+    keys: Keys = NO_KEYS,
 ) -> BackupResult:
     """Back up the named projects (or all) into a new verified archive in ``output_dir``
     (a folder, or ``s3://BUCKET/PREFIX``: ``object_lock`` then sets each new archive's
@@ -446,6 +482,9 @@ def backup(
     are copied from it unread (:mod:`fda_vault._reuse`); ``rehash`` reads every file, as
     does a backup ``full_every_days`` after the last one that did. ``skip_if_unchanged``
     writes nothing when the parent already holds exactly these files.
+    ``encryption``: the archive is written encrypted (age recipients or a passphrase),
+    with its index beside it; ``keys`` open an encrypted parent (without them its files
+    are read fresh).
     ``warn_same_disk``: warn when the backups folder is inside the projects root on the
     same disk (the default layout), where one ``rm -rf`` or disk failure takes both.
     """
@@ -478,7 +517,9 @@ def backup(
         no_parent: str | None = "--rehash"
         parent_warnings: list[Diagnostic] = []
         if not rehash:
-            parent, no_parent, parent_warnings = find_parent(folder, label, VerificationRecords())
+            parent, no_parent, parent_warnings = find_parent(
+                folder, label, VerificationRecords(), keys
+            )
         try:
             plan = plan_reuse(
                 scan.files, parent, started=started, full_every_days=full_every_days,
@@ -489,8 +530,16 @@ def backup(
             ] + parent_warnings
             if skip_if_unchanged and parent is not None and _nothing_changed(scan, plan, selected):
                 return _unchanged_result(parent, selected, clock, warnings)
-            name = folder.unused_name(label, started)
+            name = folder.unused_name(label, started, encryption.suffix if encryption else "")
             digest = HashAsWritten()
+            # An age archive also goes to a key made for this run and forgotten after it:
+            # the only way to read back what was written with public keys alone.
+            own = new_identity() if encryption is not None and encryption.kind == "age" else None
+            check_keys = (
+                Keys(own=(own,)) if own is not None
+                else Keys(passphrase_file=encryption.passphrase_file) if encryption is not None
+                else NO_KEYS
+            )  # fmt: skip
             try:
                 with folder.new_archive(name) as pending:
                     written = _write_archive(
@@ -504,12 +553,23 @@ def backup(
                         started=started,
                         projects=selected,
                         patterns=excludes,
+                        encryption=encryption,
+                        own=own,
                     )
                     full_read = plan.full_read
                     del scan, plan  # not needed to verify: keep the peak low
-                    archive_sha, report = _check_written(pending, written, digest, verify, progress)
+                    archive_sha, report = _check_written(
+                        pending, written, digest, verify, progress, check_keys
+                    )
                     _check_unchanged(projects_dir, identities)
-                    final = folder.publish(pending, name)
+                    if written.archive_index is not None and encryption is not None:
+                        _publish_index(folder, name, written.archive_index, encryption, own)
+                    try:
+                        final = folder.publish(pending, name)
+                    except BaseException:
+                        if written.archive_index is not None:
+                            folder.delete_index(name)
+                        raise
             except KeyboardInterrupt:
                 raise InterruptedByUser(name, "interrupted; no archive was written") from None
             except OSError as exc:
@@ -543,7 +603,28 @@ def backup(
         full_read=None
         if written.reused_files
         else (full_read or "no copy from the parent passed its check"),
+        encrypted=encryption.kind if encryption is not None else None,
+        recipients=list(encryption.recipient_texts) if encryption is not None else [],
     )
+
+
+def _publish_index(
+    folder: BackupsLocation, name: str, index: ArchiveIndex, encryption: Encryption, own: object
+) -> None:
+    """Write the encrypted archive's index beside it, before the archive appears (an
+    archive is never listed without its index; an index alone is cleaned up later)."""
+    index_file = index_name(name)
+    assert index_file is not None
+    data = encrypt_bytes(encryption, index.to_bytes(), own=own)
+    with folder.new_archive(index_file) as pending:
+        fp = pending.open(len(data))
+        try:
+            fp.write(data)
+            pending.finish(fp)
+        finally:
+            fp.close()
+        pending.sync()
+        folder.publish(pending, index_file)
 
 
 def _check_written(
@@ -552,6 +633,7 @@ def _check_written(
     digest: HashAsWritten,
     verify: bool,
     progress: Progress,
+    keys: Keys = NO_KEYS,
 ) -> tuple[str, VerifyReport | None]:
     """Make the written archive durable, finish its hash (``digest`` saw
     ``written.hashed`` bytes as they were written: the rest is read back) and
@@ -564,7 +646,14 @@ def _check_written(
         synced = side.submit(pending.sync)
         hashed = side.submit(digest.finish, partial(read_from, tmp), written.hashed)
         report = (
-            verify_written(tmp, written.manifest, written.manifest_sha256, progress=progress)
+            verify_written(
+                tmp,
+                written.manifest,
+                written.manifest_sha256,
+                progress=progress,
+                keys=keys,
+                index=written.archive_index,
+            )
             if verify
             else None
         )

@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from fda_vault._archive import Archive
-from fda_vault._errors import FdaVaultError
+from fda_vault._crypto import NO_KEYS, Keys
+from fda_vault._errors import DecryptError, FdaVaultError
 from fda_vault._legacy import (
     FORMAT_FDA_VAULT,
     FORMAT_LEGACY_TAR,
@@ -46,6 +47,10 @@ class BackupSummary(BaseModel):
     archive_bytes: int
     format: str = FORMAT_FDA_VAULT
     error: str | None = None
+    encrypted: str | None = Field(default=None, description="age or gpg when it is encrypted")
+    locked: bool = Field(
+        default=False, description="encrypted, and no key or passphrase given opens it"
+    )
 
 
 class BackupList(BaseModel):
@@ -89,7 +94,7 @@ def archive_names(backups_dir: Path | str) -> list[str]:
         return []
 
 
-def list_backups(backups_dir: Path | str) -> BackupList:
+def list_backups(backups_dir: Path | str, *, keys: Keys = NO_KEYS) -> BackupList:
     """Every archive in ``backups_dir`` (a folder or ``s3://…``; ours and the original
     scripts'), newest first; damaged ones flagged. A folder not made yet simply has none."""
     found: list[tuple[str, BackupSummary]] = []  # (UTC stamp from the name, summary)
@@ -115,15 +120,19 @@ def list_backups(backups_dir: Path | str) -> BackupList:
                 summary.files, summary.data_bytes = len(scan.files), scan.total_bytes
                 summary.format = FORMAT_LEGACY_TAR
             else:
-                with open_archive(path) as zf:
+                with open_archive(path, keys) as zf:
                     manifest = read_manifest(zf, path)
                 summary.created = manifest.backup_timestamp
                 summary.projects = manifest.projects
                 summary.files = manifest.total_files
                 summary.data_bytes = manifest.total_bytes
                 summary.format = manifest.source_format
+        except DecryptError as exc:
+            summary.locked = True
+            summary.error = exc.why
         except FdaVaultError as exc:
             summary.error = exc.why
+        summary.encrypted = archive.parsed.cipher
         found.append((archive.parsed.stamp, summary))
     # The stamp in the name is UTC and sortable; it orders damaged archives too.
     found.sort(key=lambda item: (item[0], item[1].file), reverse=True)
@@ -134,11 +143,13 @@ _TAR_CREATED_BY = "fda-tools/project_backup.py"
 _TAR_VERSION = "(tar.gz)"  # the format has no version field
 
 
-def describe_archive(path: ArchivePath, *, with_files: bool = False) -> ArchiveContents:
+def describe_archive(
+    path: ArchivePath, *, with_files: bool = False, keys: Keys = NO_KEYS
+) -> ArchiveContents:
     """Per-project counts (and optionally every file) of one archive, from its manifest."""
     if is_legacy_tar(path) and not with_files:
         return _describe_legacy_tar(path)
-    with Archive.open(path) as opened:
+    with Archive.open(path, keys=keys) as opened:
         # Names only (no data is read): a hostile archive is refused even when just listed.
         opened.require("names")
         manifest = opened.manifest

@@ -13,13 +13,18 @@ __all__ = [
     "DEFAULT_FULL_EVERY_DAYS",
     "DEFAULT_LEVEL",
     "DEFAULT_LOCK_TIMEOUT",
+    "IDENTITY_ENV",
+    "PASSPHRASE_ENV",
     "PROJECTS_ENV",
     "find_archive",
     "location_of",
     "resolve_backups_dir",
+    "resolve_keys",
     "resolve_projects_dir",
 ]
 
+IDENTITY_ENV = "FDA_VAULT_IDENTITY_FILE"
+PASSPHRASE_ENV = "FDA_VAULT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
 PROJECTS_ENV = "FDA_VAULT_PROJECTS_DIR"
 BACKUPS_ENV = "FDA_VAULT_BACKUP_DIR"
 DEFAULT_PROJECTS_DIR = Path("~/fda-510k-data/projects")
@@ -47,6 +52,20 @@ def resolve_backups_dir(flag: Path | None = None, projects_dir: Path | None = No
     if env:
         return location_of(env, BACKUPS_ENV)
     return resolve_projects_dir(projects_dir) / "backups"
+
+
+def resolve_keys(
+    identities: list[Path], passphrase_file: Path | None
+) -> tuple[tuple[Path, ...], Path | None]:
+    """The key files: ``--identity`` flags, else ``$FDA_VAULT_IDENTITY_FILE`` (several
+    separated by ``:``); ``--passphrase-file``, else ``$FDA_VAULT_PASSPHRASE_FILE``."""
+    if not identities:
+        env = os.environ.get(IDENTITY_ENV, "")
+        identities = [Path(part) for part in env.split(os.pathsep) if part]
+    if passphrase_file is None and os.environ.get(PASSPHRASE_ENV):
+        passphrase_file = Path(os.environ[PASSPHRASE_ENV])
+    expanded = tuple(path.expanduser().absolute() for path in identities)
+    return expanded, passphrase_file.expanduser().absolute() if passphrase_file else None
 
 
 # A scheme: two letters at least, so that a Windows drive letter (C:/) is not one.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Literal
 
@@ -22,10 +23,13 @@ from fda_vault._errors import ExitCode, FdaVaultError, IntegrityError, Interrupt
 from fda_vault._fsio import os_failure
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault._progress import NO_PROGRESS, Progress
+from fda_vault._s3 import ArchivePath
 from fda_vault._storage import (
     BackupsLocation,
     ObjectLock,
     StoredArchive,
+    index_name,
+    index_path,
     open_location,
     read_from,
     sha256_of,
@@ -132,28 +136,25 @@ def _planned(stored: StoredArchive, present: set[str]) -> CopiedArchive:
 def _copy_one(
     stored: StoredArchive, dst: BackupsLocation, records: VerificationRecords, progress: Progress
 ) -> CopiedArchive:
-    """Stream one archive into a temporary name at ``dst``, read it back, publish it."""
+    """Copy one archive (an encrypted one's index first: no key is needed for either)."""
     name = stored.name
+    index = index_name(name)
     try:
-        with dst.new_archive(name) as pending:
-            fp = pending.open(stored.size)
-            settle = getattr(fp, "settle", None)
-            hasher = hashlib.sha256()
+        source_index = index_path(stored.path)
+        if index is not None and source_index is not None:
             try:
-                for chunk in read_from(stored.path, 0):
-                    hasher.update(chunk)
-                    fp.write(chunk)
-                    if settle is not None:
-                        settle(fp.tell())  # nothing is ever rewritten: parts may go
-                    progress.advance(len(chunk))
-                pending.finish(fp)
-            finally:
-                fp.close()
-            pending.sync()
-            digest = hasher.hexdigest()
-            if sha256_of(pending.readable) != digest:
-                raise IntegrityError(pending.readable, _MISMATCH)
-            final = dst.publish(pending, name)
+                _transfer(source_index, dst, index, NO_PROGRESS, 0)
+            except (FileNotFoundError, UsageError) as exc:
+                if isinstance(exc, UsageError) and exc.reason != "not_found":
+                    raise
+                # No index at the source: the copy is read the way the original is.
+        try:
+            final, digest = _transfer(stored.path, dst, name, progress, stored.size)
+        except BaseException:
+            if index is not None:
+                with suppress(Exception):
+                    dst.delete_index(name)
+            raise
     except KeyboardInterrupt:
         raise InterruptedByUser(name, "interrupted; the copy in progress was removed") from None
     except FileExistsError:
@@ -173,6 +174,32 @@ def _copy_one(
     return CopiedArchive(
         file=name, bytes=stored.size, status="copied", sha256=digest, destination=str(final)
     )
+
+
+def _transfer(
+    source: ArchivePath, dst: BackupsLocation, name: str, progress: Progress, size: int
+) -> tuple[ArchivePath, str]:
+    """Stream ``source`` (``size`` bytes, 0 if not known) into a temporary name at
+    ``dst``, read it back, publish it as ``name``: (where, SHA-256)."""
+    with dst.new_archive(name) as pending:
+        fp = pending.open(size)
+        settle = getattr(fp, "settle", None)
+        hasher = hashlib.sha256()
+        try:
+            for chunk in read_from(source, 0):
+                hasher.update(chunk)
+                fp.write(chunk)
+                if settle is not None:
+                    settle(fp.tell())  # nothing is ever rewritten: parts may go
+                progress.advance(len(chunk))
+            pending.finish(fp)
+        finally:
+            fp.close()
+        pending.sync()
+        digest = hasher.hexdigest()
+        if sha256_of(pending.readable) != digest:
+            raise IntegrityError(pending.readable, _MISMATCH)
+        return dst.publish(pending, name), digest
 
 
 def _failed(stored: StoredArchive, detail: str, reason: str) -> CopiedArchive:

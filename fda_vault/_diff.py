@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from fda_vault._archive import Archive, select_projects
 from fda_vault._backup import scan_project
+from fda_vault._crypto import NO_KEYS, Keys
 from fda_vault._fsio import sha256_file
 from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
 from fda_vault._manifest import BackupManifest, FileEntry, project_of
@@ -76,16 +77,18 @@ class _Side:
     exclude: list[str]
 
 
-def _checked_manifest(path: ArchivePath, stack: ExitStack, progress: Progress) -> BackupManifest:
+def _checked_manifest(
+    path: ArchivePath, stack: ExitStack, progress: Progress, keys: Keys
+) -> BackupManifest:
     """An archive's manifest with names and manifest checked (no data read); a tar.gz of
     the original library is converted first (it records no SHA-256 to compare)."""
-    opened = stack.enter_context(Archive.open(path, progress=progress))
+    opened = stack.enter_context(Archive.open(path, progress=progress, keys=keys))
     opened.require("names")
     return opened.manifest
 
 
-def _archive_side(path: ArchivePath, stack: ExitStack, progress: Progress) -> _Side:
-    manifest = _checked_manifest(path, stack, progress)
+def _archive_side(path: ArchivePath, stack: ExitStack, progress: Progress, keys: Keys) -> _Side:
+    manifest = _checked_manifest(path, stack, progress, keys)
     return _Side(
         files={entry.path: entry for entry in manifest.files},
         projects=list(manifest.projects),
@@ -130,11 +133,12 @@ def diff(
     projects: Sequence[str] = (),
     content: bool = False,
     progress: Progress = NO_PROGRESS,
+    keys: Keys = NO_KEYS,
 ) -> DiffResult:
     """Compare archive ``old`` with archive ``new``, or with the live projects (``None``)."""
     with ExitStack() as stack:
-        before = _archive_side(old, stack, progress)
-        after = _archive_side(new, stack, progress) if new is not None else None
+        before = _archive_side(old, stack, progress, keys)
+        after = _archive_side(new, stack, progress, keys) if new is not None else None
         selected = _select([before] if after is None else [before, after], projects, old)
         chosen = set(selected)
 

@@ -9,6 +9,7 @@ Every expected failure is an ``FdaVaultError`` that carries its exit code
     │   └── LockedError       1   another run holds the lock
     ├── IntegrityError        3   archive damaged, tampered with, unsafe, foreign
     ├── RefusedError          4   restore would overwrite without consent
+    ├── DecryptError          5   no key or passphrase given, or the wrong one
     └── InterruptedByUser  130   Ctrl-C; begun work rolled back
 
 Each error also carries a stable, machine-readable ``reason`` (:data:`REASONS`), which
@@ -22,6 +23,7 @@ from enum import IntEnum
 
 __all__ = [
     "REASONS",
+    "DecryptError",
     "ExitCode",
     "FdaVaultError",
     "IntegrityError",
@@ -42,6 +44,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     INTEGRITY = 3
     REFUSED = 4
+    CANNOT_DECRYPT = 5
     DIFFERENCES = 6  # only `diff --exit-code`
     INTERRUPTED = 130
 
@@ -67,6 +70,8 @@ REASONS: dict[str, str] = {
     "no_credentials": "no AWS credentials were found for an s3:// location",
     "network": "the object store could not be reached, or the connection broke",
     "server_error": "the object store answered with an error (after retries)",
+    "no_key": "an archive is encrypted and no age identity or passphrase was given",
+    "wrong_key": "the age identity or passphrase given does not open the archive",
     "unexpected": "an unexpected error (a bug: please report it)",
     # Warnings (the run went on):
     "left_out": "a file was not backed up (a symlink, a special file, unreadable with "
@@ -144,6 +149,15 @@ class RefusedError(FdaVaultError):
     exit_code = ExitCode.REFUSED
     kind = "refused"
     default_reason = "refused"
+
+
+class DecryptError(FdaVaultError):
+    """An encrypted archive cannot be opened: no key or passphrase, or the wrong one
+    (exit 5). A key that opens it and data that then fail their check is damage (3)."""
+
+    exit_code = ExitCode.CANNOT_DECRYPT
+    kind = "cannot_decrypt"
+    default_reason = "wrong_key"
 
 
 class InterruptedByUser(FdaVaultError):

@@ -11,7 +11,9 @@ import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator
 from types import TracebackType
+from typing import TYPE_CHECKING
 
+from fda_vault._crypto import NO_KEYS, Keys, encryption_of
 from fda_vault._deflate import INFLATE_ERRORS, Inflater, crc32, new_inflater
 from fda_vault._errors import IntegrityError, UsageError
 from fda_vault._fsio import os_failure
@@ -19,6 +21,9 @@ from fda_vault._manifest import BackupManifest, has_control_char, is_safe_segmen
 from fda_vault._s3 import ArchivePath, ObjectPath
 from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER
 from fda_vault._zipindex import EXTRA_ALLOWANCE, Member, ZipFormatError, ZipIndex
+
+if TYPE_CHECKING:
+    from fda_vault._encrypted import ArchiveIndex
 
 __all__ = [
     "CHECKSUMS_NAME",
@@ -128,10 +133,30 @@ def nfc_key(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def open_archive(path: ArchivePath) -> ZipIndex:
+def open_archive(
+    path: ArchivePath, keys: Keys = NO_KEYS, *, index: ArchiveIndex | None = None
+) -> ZipIndex:
     """Open ``path`` as a ZIP, or raise UsageError (missing) / IntegrityError (not a ZIP)
-    / OperationError (cannot be read): the ZIP layer's errors in fda-vault's terms. An
-    object in object storage is read with ranged GETs (only what is asked for)."""
+    / OperationError (cannot be read) / DecryptError (encrypted, no or wrong key): the
+    ZIP layer's errors in fda-vault's terms. An object in object storage is read with
+    ranged GETs (only what is asked for). An encrypted archive (``.zip.age``,
+    ``.zip.gpg``) is read through its index (``index`` if given: a backup's own, checked
+    before it is published) and decrypted with ``keys`` only as far as is read."""
+    kind = index.kind if index is not None else encryption_of(path.name)
+    if kind is not None:
+        from fda_vault._encrypted import DecryptedArchive, read_index
+
+        if index is None:
+            index = read_index(path, kind, keys)
+        decrypted = DecryptedArchive(path, kind, keys, index)
+        try:
+            return ZipIndex(path, decrypted)
+        except ZipFormatError as exc:
+            decrypted.close()
+            raise IntegrityError(path, f"not a readable ZIP archive ({exc})") from None
+        except BaseException:
+            decrypted.close()
+            raise
     if isinstance(path, ObjectPath):
         from fda_vault._s3 import S3Object
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # rendering needs only attribute access; importing them costs
     from fda_vault._diff import DiffResult
     from fda_vault._guard import GuardResult
     from fda_vault._importer import ImportResult
+    from fda_vault._keys import GeneratedKey
     from fda_vault._prune import PruneResult
     from fda_vault._restore import RestorePlan, RestoreResult
     from fda_vault._verify import VerifyResult
@@ -408,6 +409,16 @@ class Terminal:
                     f"{item.files} files, {human_bytes(item.bytes)}, verified"
                 )
 
+    def generated_key(self, key: GeneratedKey) -> None:
+        """Render a new key: its public half (the secret stays in its file)."""
+        if self.as_json:
+            self.emit_json(key)
+            return
+        if not self._human():
+            return
+        self.out.print(f"Public key: {key.public_key}", soft_wrap=True)
+        self.out.print(f"Secret key written to {key.identity_file} (mode 0600)", soft_wrap=True)
+
     def copy_result(self, result: CopyResult) -> None:
         """Render a copy: one line per archive copied (or to be), failures on stderr."""
         for item in result.archives:
@@ -478,6 +489,11 @@ class Terminal:
             "archive size", f"{human_bytes(result.archive_size)} ({result.archive_size} bytes)"
         )
         table.add_row("archive sha256", result.archive_sha256)
+        if result.encrypted == "age":
+            count = len(result.recipients)
+            table.add_row("encrypted", f"age, to {count} recipient{'s' if count != 1 else ''}")
+        elif result.encrypted == "gpg":
+            table.add_row("encrypted", "OpenPGP AES-256, with the passphrase")
         table.add_row("verified", "yes" if result.verified else "no (--no-verify)")
         if result.reused_files and not result.unchanged:
             table.add_row(
@@ -548,7 +564,8 @@ class Terminal:
         for item in listing.backups:
             if item.error:
                 archive = human_bytes(item.archive_bytes)
-                table.add_row(item.file, "DAMAGED", item.error, "", "", archive)
+                status = "ENCRYPTED" if item.locked else "DAMAGED"
+                table.add_row(item.file, status, item.error, "", "", archive)
                 continue
             table.add_row(
                 item.file,
@@ -568,7 +585,7 @@ class Terminal:
         for item in listing.backups:
             self.out.print(item.file)
             if item.error:
-                details = [f"DAMAGED: {item.error}"]
+                details = [f"{'ENCRYPTED' if item.locked else 'DAMAGED'}: {item.error}"]
             else:
                 details = [
                     f"{_utc_text(item.created)} UTC, {item.files} files, "

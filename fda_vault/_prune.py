@@ -33,7 +33,14 @@ from pydantic import BaseModel, Field
 
 from fda_vault._archive import Archive
 from fda_vault._checks import Problem
-from fda_vault._errors import FdaVaultError, OperationError, UsageError, os_error_reason
+from fda_vault._crypto import NO_KEYS, Keys
+from fda_vault._errors import (
+    DecryptError,
+    FdaVaultError,
+    OperationError,
+    UsageError,
+    os_error_reason,
+)
 from fda_vault._fsio import describe_os_error
 from fda_vault._legacy import FORMAT_FDA_VAULT, FORMAT_LEGACY_TAR, is_legacy_tar
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
@@ -243,6 +250,7 @@ def _check(
     records: VerificationRecords,
     progress: Progress,
     identity: FileIdentity | None = None,
+    keys: Keys = NO_KEYS,
 ) -> _Checked:
     """(manifest time, projects, first problem, check) with every member's data checked,
     here (one open of the archive) or by a recorded full verify of the unchanged file.
@@ -259,7 +267,7 @@ def _check(
             when, projects, source_format = scan.created_at, scan.projects, FORMAT_LEGACY_TAR
             problem = None
         else:
-            with Archive.open(path, progress=progress) as opened:
+            with Archive.open(path, progress=progress, keys=keys) as opened:
                 manifest = opened.manifest
                 when, projects = manifest.backup_timestamp, manifest.projects
                 source_format = manifest.source_format
@@ -268,8 +276,8 @@ def _check(
                     problems = opened.data_problems(progress=progress)[2]
                 problem = _first(problems)
     except FdaVaultError as exc:
-        if exc.reason in _UNREACHABLE:
-            raise
+        if exc.reason in _UNREACHABLE or isinstance(exc, DecryptError):
+            raise  # nothing may be judged by an archive nobody could read
         unreadable = exc.why or exc.message
         return _Checked(None, None, unreadable, f"damaged: {unreadable}")
     except OSError as exc:
@@ -298,7 +306,7 @@ def _first(problems: Sequence[Problem]) -> str | None:
 
 
 def _inspect(
-    stored: StoredArchive, records: VerificationRecords, progress: Progress
+    stored: StoredArchive, records: VerificationRecords, progress: Progress, keys: Keys
 ) -> _Archive | None:
     path, label = stored.path, stored.parsed.label
     stamped = stored.parsed.time
@@ -309,7 +317,7 @@ def _inspect(
             path.lstat()
         except OSError:
             return None  # gone
-    checked = _check(path, label, records, progress, stored.identity)
+    checked = _check(path, label, records, progress, stored.identity, keys)
     group: str | None = label
     if label == MULTI_PROJECT_LABEL:
         projects = checked.projects
@@ -326,16 +334,22 @@ def _inspect(
     )
 
 
-def _scan(folder: BackupsLocation, labels: Sequence[str], progress: Progress) -> list[_Archive]:
+def _scan(
+    folder: BackupsLocation, labels: Sequence[str], progress: Progress, keys: Keys
+) -> list[_Archive]:
     records = VerificationRecords()
     try:
-        return _scan_with(folder, labels, records, progress)
+        return _scan_with(folder, labels, records, progress, keys)
     finally:
         records.save()  # what this run verified, whatever happens next
 
 
 def _scan_with(
-    folder: BackupsLocation, labels: Sequence[str], records: VerificationRecords, progress: Progress
+    folder: BackupsLocation,
+    labels: Sequence[str],
+    records: VerificationRecords,
+    progress: Progress,
+    keys: Keys,
 ) -> list[_Archive]:
     if not folder.exists():
         raise UsageError(str(folder), "backups folder not found", reason="not_found")
@@ -346,7 +360,7 @@ def _scan_with(
         seen_labels.add(label)
         if labels and label not in labels:
             continue
-        archive = _inspect(stored, records, progress)
+        archive = _inspect(stored, records, progress, keys)
         if archive is not None:
             found.append(archive)
     unknown = [name for name in labels if name not in seen_labels]
@@ -445,6 +459,7 @@ def plan_prune(
     labels: Sequence[str] = (),
     now: datetime | None = None,
     progress: Progress = NO_PROGRESS,
+    keys: Keys = NO_KEYS,
 ) -> PrunePlan:
     """Apply ``policy`` to the archives in ``backups_dir`` (a folder or ``s3://…``; only
     ``labels`` if given). An archive under S3 Object Lock is kept until its date."""
@@ -453,7 +468,7 @@ def plan_prune(
     groups: dict[str, list[_Archive]] = {}
     decisions: list[PruneDecision] = []
     folder = open_location(backups_dir)
-    for archive in _scan(folder, labels, progress):
+    for archive in _scan(folder, labels, progress, keys):
         if archive.group is None:
             # Which projects it holds is unknown, so no other archive can stand in for it.
             decisions.append(_decision(archive, [REASON_UNKNOWN_SET]))
@@ -533,22 +548,24 @@ def prune(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     now: datetime | None = None,
     progress: Progress = NO_PROGRESS,
+    keys: Keys = NO_KEYS,
 ) -> PruneResult:
     """Delete the archives ``policy`` does not keep (none with ``dry_run``).
 
     ``approved`` (file names, e.g. those of a plan a user confirmed) limits what may be
     deleted: the plan is made again under the folder's lock and only what both plans
-    remove is deleted.
+    remove is deleted. ``keys`` open encrypted archives (without them, prune stops
+    with DecryptError rather than judge an archive it cannot read).
     """
     _checked_policy(policy)
     if dry_run:
-        plan = plan_prune(backups_dir, policy, labels=labels, now=now, progress=progress)
+        plan = plan_prune(backups_dir, policy, labels=labels, now=now, progress=progress, keys=keys)
         return _result(plan, dry_run=True)
     folder = open_location(backups_dir)
     if not folder.exists():
         raise UsageError(str(folder), "backups folder not found", reason="not_found")
     with folder.lock(lock_timeout):
-        plan = plan_prune(backups_dir, policy, labels=labels, now=now, progress=progress)
+        plan = plan_prune(backups_dir, policy, labels=labels, now=now, progress=progress, keys=keys)
         if approved is not None:
             plan = _restrict(plan, set(approved))
         _delete(folder, [d for d in plan.archives if not d.kept])

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from fda_vault._archive import Archive
 from fda_vault._checks import problems_error
+from fda_vault._crypto import NO_KEYS, Keys
 from fda_vault._errors import (
     FdaVaultError,
     IntegrityError,
@@ -280,13 +281,14 @@ def plan_restore(
     projects: Sequence[str] | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     progress: Progress = NO_PROGRESS,
+    keys: Keys = NO_KEYS,
 ) -> RestorePlan:
     """What ``restore`` would do, writing nothing (but finishing an interrupted restore).
 
     The selected projects' data is verified in full first (sizes and SHA-256), so a plan
     is only shown, and a question only asked, for an archive that can be restored.
     """
-    with Archive.open(archive, progress=progress) as opened:
+    with Archive.open(archive, progress=progress, keys=keys) as opened:
         opened.require()
         selected = opened.select(projects)
         _check_target(target_dir, archive, selected)
@@ -431,6 +433,7 @@ def restore(
     overwrite: bool = False,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     progress: Progress = NO_PROGRESS,
+    keys: Keys = NO_KEYS,
 ) -> RestoreResult:
     """Restore projects from ``archive`` into ``target_dir``, all or nothing.
 
@@ -439,10 +442,10 @@ def restore(
     (checked on the way) and restored from that (:meth:`Archive.open`).
     """
     clock = time.monotonic()
-    with Archive.open(archive, progress=progress) as opened:
+    with Archive.open(archive, progress=progress, keys=keys) as opened:
         opened.require()
         selected = opened.select(projects)
-        zf, manifest = opened.index, opened.manifest
+        manifest = opened.manifest
         _check_target(target_dir, archive, selected)
         _prepare_target(target_dir)
         with tree_lock(target_dir, lock_timeout):
@@ -460,7 +463,7 @@ def restore(
             _check_space(target_dir, manifest, [p.name for p in changing])
             written = 0
             if changing:
-                written = _apply(zf, archive, manifest, target_dir, changing, progress)
+                written = _apply(opened, target_dir, changing, progress)
     duration = time.monotonic() - clock
     return RestoreResult(
         archive=str(archive),
@@ -480,13 +483,12 @@ def restore(
 
 
 def _apply(
-    zf: ZipIndex,
-    archive: ArchivePath,
-    manifest: BackupManifest,
+    opened: Archive,
     target: Path,
     changing: Sequence[ProjectPlan],
     progress: Progress,
 ) -> int:
+    zf, archive, manifest = opened.index, opened.path, opened.manifest
     journal = Journal(
         target=target,
         # Recovery may run from another folder.
@@ -498,6 +500,7 @@ def _apply(
         journal.write("staging")
         journal.create_staging()
         written = _stage(zf, archive, manifest, journal, progress)
+        opened.require_whole()  # an encrypted archive: authenticated to its last byte
         journal.swap_in()
         journal.finish()
     except BaseException as exc:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from fda_vault._crypto import NO_KEYS, Keys
 from fda_vault._diagnostics import Diagnostic
 from fda_vault._errors import FdaVaultError
 from fda_vault._legacy import FORMAT_FDA_VAULT
@@ -88,10 +89,11 @@ class ReusePlan:
 
 
 def find_parent(
-    folder: BackupsLocation, label: str, records: VerificationRecords
+    folder: BackupsLocation, label: str, records: VerificationRecords, keys: Keys = NO_KEYS
 ) -> tuple[Parent | None, str | None, list[Diagnostic]]:
-    """The newest archive of ``label`` known intact, opened: (parent, why there is none,
-    warnings). An archive that cannot be read is passed over with a warning."""
+    """The newest archive of ``label`` known intact, opened (with ``keys`` if it is
+    encrypted): (parent, why there is none, warnings). An archive that cannot be read
+    (an encrypted one without its key too) is passed over with a warning."""
     warnings: list[Diagnostic] = []
     candidates = [
         stored
@@ -104,7 +106,7 @@ def find_parent(
         if records.earlier(stored.path, identity=stored.identity) is None:
             continue
         try:
-            index = open_archive(stored.path)
+            index = open_archive(stored.path, keys)
         except FdaVaultError as exc:  # gone (pruned meanwhile), unreadable, damaged
             warnings.append(_passed_over(stored, exc.why))
             continue

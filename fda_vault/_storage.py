@@ -52,7 +52,10 @@ __all__ = [
     "S3Location",
     "StoredArchive",
     "archive_label",
+    "archive_of_index",
     "archive_path",
+    "index_name",
+    "index_path",
     "open_location",
     "parse_archive_name",
     "read_from",
@@ -64,7 +67,11 @@ MULTI_PROJECT_LABEL = "multi_project"
 TMP_SUFFIX = ".tmp"
 _STAMP = "%Y%m%d_%H%M%S"
 
-ARCHIVE_NAME_RE = re.compile(r"^(?P<label>.+)_backup_(?P<stamp>\d{8}_\d{6})(?:_\d+)?\.zip$")
+ARCHIVE_NAME_RE = re.compile(
+    r"^(?P<label>.+)_backup_(?P<stamp>\d{8}_\d{6})(?:_\d+)?\.zip(?P<cipher>\.age|\.gpg)?$"
+)
+# An encrypted archive's index (fda_vault._encrypted): X.zip.age -> X.zip.idx.age.
+_INDEX_MARK = ".idx"
 # The original library's tar.gz archives (fda_vault.legacytar).
 LEGACY_TAR_NAME_RE = re.compile(
     r"^fda_backup_(?P<label>.+)_(?P<stamp>\d{8}_\d{6})_(?P<micro>\d{6})\.tar\.gz$"
@@ -77,6 +84,7 @@ class ArchiveName(NamedTuple):
     label: str
     stamp: str  # YYYYMMDD_HHMMSS, UTC: sorts as time does
     kind: Literal["zip", "legacy-tar"]
+    cipher: Literal["age", "gpg"] | None = None  # an encrypted ZIP: .zip.age / .zip.gpg
 
     @property
     def time(self) -> datetime | None:
@@ -92,11 +100,46 @@ def parse_archive_name(name: str) -> ArchiveName | None:
     ``fda_backup_<label>_<stamp>_<micro>.tar.gz``); None for any other name."""
     match = ARCHIVE_NAME_RE.match(name)
     if match:
-        return ArchiveName(match["label"], match["stamp"], "zip")
+        cipher = match["cipher"]
+        return ArchiveName(
+            match["label"], match["stamp"], "zip", "age" if cipher == ".age" else
+            "gpg" if cipher == ".gpg" else None,
+        )  # fmt: skip
     match = LEGACY_TAR_NAME_RE.match(name)
     if match:
         return ArchiveName(match["label"], match["stamp"], "legacy-tar")
     return None
+
+
+def index_name(name: str) -> str | None:
+    """The index file of the encrypted archive ``name`` (``X.zip.age`` ->
+    ``X.zip.idx.age``); None for an archive that is not encrypted."""
+    parsed = parse_archive_name(name)
+    if parsed is None or parsed.cipher is None:
+        return None
+    stem, suffix = name.rsplit(".", 1)
+    return f"{stem}{_INDEX_MARK}.{suffix}"
+
+
+def archive_of_index(name: str) -> str | None:
+    """The archive whose index ``name`` is, or None if it is no index's name."""
+    for suffix in (".age", ".gpg"):
+        mark = f".zip{_INDEX_MARK}{suffix}"
+        if name.endswith(mark):
+            archive = f"{name.removesuffix(mark)}.zip{suffix}"
+            return archive if index_name(archive) == name else None
+    return None
+
+
+def index_path(path: ArchivePath) -> ArchivePath | None:
+    """Where the index of the encrypted archive at ``path`` is: beside it (None when its
+    name is not an archive's: a renamed archive has no index)."""
+    name = index_name(path.name)
+    if name is None:
+        return None
+    if isinstance(path, ObjectPath):
+        return ObjectPath(path.bucket, path.key[: -len(path.name)] + name)
+    return path.with_name(name)
 
 
 def archive_label(projects: list[str] | tuple[str, ...], all_projects: bool) -> str:
@@ -159,8 +202,8 @@ class BackupsLocation(Protocol):
     def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> AbstractContextManager[None]:
         """One writer at a time."""
 
-    def unused_name(self, label: str, started: datetime) -> str:
-        """A new archive name that replaces nothing."""
+    def unused_name(self, label: str, started: datetime, suffix: str = "") -> str:
+        """A new archive name that replaces nothing (``suffix``: ``.age``, ``.gpg``)."""
 
     def new_archive(self, name: str) -> AbstractContextManager[PendingArchive]:
         """A temporary place to write ``name``; removed unless published."""
@@ -176,7 +219,10 @@ class BackupsLocation(Protocol):
         """When an Object Lock on ``name`` ends, if it is locked now (folders: never)."""
 
     def delete(self, name: str) -> bool:
-        """Delete one archive; False if it was gone."""
+        """Delete one archive (an encrypted one's index too); False if it was gone."""
+
+    def delete_index(self, name: str) -> None:
+        """Delete the index of the encrypted archive ``name``, if there is one."""
 
     def sync(self) -> None:
         """Make creations and deletions durable."""
@@ -252,15 +298,18 @@ class BackupsFolder:
         """The folder's lock: one writer (backup, prune, import) at a time."""
         return folder_lock(self.path, timeout)
 
-    def unused_name(self, label: str, started: datetime) -> str:
-        """``<label>_backup_<UTC stamp>.zip``, with ``_1``, ``_2``… if taken (or being
-        written)."""
+    def unused_name(self, label: str, started: datetime, suffix: str = "") -> str:
+        """``<label>_backup_<UTC stamp>.zip`` (``suffix``: ``.age`` / ``.gpg`` after it),
+        with ``_1``, ``_2``… if that stamp is taken, encrypted or not (or being written)."""
         stem = f"{label}_backup_{started.astimezone(timezone.utc):{_STAMP}}"
-        name, n = f"{stem}.zip", 0
-        while (self.path / name).exists() or (self.path / f"{name}{TMP_SUFFIX}").exists():
+        n = 0
+        while any(
+            (self.path / f"{base}{end}").exists()
+            for base in ([f"{stem}.zip"] if not n else [f"{stem}_{n}.zip"])
+            for end in ("", ".age", ".gpg", TMP_SUFFIX, f".age{TMP_SUFFIX}", f".gpg{TMP_SUFFIX}")
+        ):
             n += 1
-            name = f"{stem}_{n}.zip"
-        return name
+        return f"{stem}{f'_{n}' if n else ''}.zip{suffix}"
 
     @contextmanager
     def new_archive(self, name: str) -> Iterator[_LocalPending]:
@@ -288,22 +337,39 @@ class BackupsFolder:
         return None
 
     def delete(self, name: str) -> bool:
-        """Delete one archive; False if it was already gone."""
+        """Delete one archive (and its index, if encrypted); False if it was already gone."""
         try:
             os.unlink(self.path / name)
         except FileNotFoundError:
             return False
+        finally:
+            self.delete_index(name)
         return True
+
+    def delete_index(self, name: str) -> None:
+        """Delete the index of the encrypted archive ``name`` (if there is one)."""
+        index = index_name(name)
+        if index is not None:
+            with suppress(FileNotFoundError):
+                os.unlink(self.path / index)
 
     def sync(self) -> None:
         """Make creations and deletions in the folder durable."""
         fsync_path(self.path)
 
     def remove_stale_temps(self) -> None:
-        """Remove ``*.zip.tmp`` left by a killed run (call with the lock held)."""
-        for leftover in self.path.glob(f"*.zip{TMP_SUFFIX}"):
-            with suppress(OSError):
-                leftover.unlink()
+        """Remove the temporary files a killed run left (``*.zip.tmp``, ``*.zip.age.tmp``,
+        an index's) and indexes whose archive is gone (call with the lock held)."""
+        for leftover in self.path.glob(f"*{TMP_SUFFIX}"):
+            name = leftover.name.removesuffix(TMP_SUFFIX)
+            if parse_archive_name(name) or archive_of_index(name):
+                with suppress(OSError):
+                    leftover.unlink()
+        for index in self.path.glob(f"*{_INDEX_MARK}.*"):
+            archive = archive_of_index(index.name)
+            if archive is not None and not (self.path / archive).exists():
+                with suppress(OSError):
+                    index.unlink()
 
 
 class _ObjectPending:
@@ -421,15 +487,15 @@ class S3Location:
 
         return object_lock(self.prefix, timeout)
 
-    def unused_name(self, label: str, started: datetime) -> str:
-        """``<label>_backup_<UTC stamp>.zip``, with ``_1``, ``_2``… if taken."""
+    def unused_name(self, label: str, started: datetime, suffix: str = "") -> str:
+        """``<label>_backup_<UTC stamp>.zip`` (``suffix``: ``.age`` / ``.gpg`` after it),
+        with ``_1``, ``_2``… if that stamp is taken, encrypted or not."""
         taken = {str(item["Key"]).rsplit("/", 1)[-1] for item in self._objects()}
         stem = f"{label}_backup_{started.astimezone(timezone.utc):{_STAMP}}"
-        name, n = f"{stem}.zip", 0
-        while name in taken:
+        n = 0
+        while {f"{stem}{f'_{n}' if n else ''}.zip{end}" for end in ("", ".age", ".gpg")} & taken:
             n += 1
-            name = f"{stem}_{n}.zip"
-        return name
+        return f"{stem}{f'_{n}' if n else ''}.zip{suffix}"
 
     @contextmanager
     def new_archive(self, name: str) -> Iterator[_ObjectPending]:
@@ -495,7 +561,17 @@ class S3Location:
         except UsageError:
             return False
         call(target, "cannot delete", client().delete_object, Bucket=target.bucket, Key=target.key)
+        self.delete_index(name)
         return True
+
+    def delete_index(self, name: str) -> None:
+        """Delete the index of the encrypted archive ``name`` (if there is one)."""
+        from fda_vault._s3 import call, client
+
+        index = index_name(name)
+        if index is not None:
+            where = self.where(index)
+            call(where, "cannot delete", client().delete_object, Bucket=where.bucket, Key=where.key)
 
     def sync(self) -> None:
         """Object stores make each write durable before they answer it."""
@@ -506,9 +582,13 @@ class S3Location:
         from fda_vault._s3 import call, client
 
         s3 = client()
-        for item in self._objects():
+        objects = list(self._objects())
+        names = {str(item["Key"]).rsplit("/", 1)[-1] for item in objects}
+        for item in objects:
             key = str(item["Key"])
-            if TMP_MARK in key.rsplit("/", 1)[-1]:
+            name = key.rsplit("/", 1)[-1]
+            archive = archive_of_index(name)
+            if TMP_MARK in name or (archive is not None and archive not in names):
                 call(self, "cannot clean up", s3.delete_object, Bucket=self.prefix.bucket, Key=key)
         prefix = self.prefix.listed
         uploads = call(

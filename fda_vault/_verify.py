@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from fda_vault._archive import Archive
 from fda_vault._checks import Problem
+from fda_vault._crypto import NO_KEYS, Keys
 from fda_vault._errors import ExitCode, IntegrityError, UsageError
 from fda_vault._legacy import (
     FORMAT_FDA_VAULT,
@@ -30,6 +31,9 @@ from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._s3 import ArchivePath
 from fda_vault._verified import VerificationRecords, file_identity
 from fda_vault._zipindex import ZipIndex
+
+if TYPE_CHECKING:
+    from fda_vault._encrypted import ArchiveIndex
 
 __all__ = [
     "VerifyReport",
@@ -83,11 +87,14 @@ def _unreadable_report(
     )  # fmt: skip
 
 
-def verify_archive(path: ArchivePath, *, progress: Progress = NO_PROGRESS) -> VerifyReport:
-    """Check one archive fully; every problem is reported (a missing file too), none raised."""
+def verify_archive(
+    path: ArchivePath, *, progress: Progress = NO_PROGRESS, keys: Keys = NO_KEYS
+) -> VerifyReport:
+    """Check one archive fully; every problem is reported (a missing file too), none
+    raised but DecryptError (an encrypted archive that ``keys`` do not open)."""
     if is_legacy_tar(path):
         return _verify_legacy_tar(path, progress)
-    zf = _open_or_report(path)
+    zf = _open_or_report(path, keys)
     if isinstance(zf, VerifyReport):
         return zf
     with zf:
@@ -104,8 +111,11 @@ def verify_written(
     manifest_sha256: str,
     *,
     progress: Progress = NO_PROGRESS,
+    keys: Keys = NO_KEYS,
+    index: ArchiveIndex | None = None,
 ) -> VerifyReport:
-    """Check an archive just written from ``manifest``, as fully as :func:`verify_archive`.
+    """Check an archive just written from ``manifest``, as fully as :func:`verify_archive`
+    (an encrypted one: decrypted with ``keys``, read through its ``index``).
 
     Its ``metadata.json`` must be, byte for byte, what was serialized (same SHA-256), so
     the manifest in memory is exactly what any reader parses from the disk: parsing it
@@ -113,7 +123,7 @@ def verify_written(
     members copied unchanged from a parent archive, fully checked there, are checked by
     the CRC-32 of their stored bytes (``check_file_data``'s ``copied_as_stored``).
     """
-    zf = _open_or_report(path)
+    zf = _open_or_report(path, keys, index)
     if isinstance(zf, VerifyReport):
         return zf
     with zf:
@@ -142,10 +152,13 @@ def _verify_legacy_tar(path: ArchivePath, progress: Progress) -> VerifyReport:
     return report.model_copy(update={"format": FORMAT_LEGACY_TAR, "notes": [TAR_NOTE]})
 
 
-def _open_or_report(path: ArchivePath) -> ZipIndex | VerifyReport:
-    """The open archive, or the report of one that is not a readable ZIP."""
+def _open_or_report(
+    path: ArchivePath, keys: Keys, index: ArchiveIndex | None = None
+) -> ZipIndex | VerifyReport:
+    """The open archive, or the report of one that is not a readable ZIP (DecryptError,
+    no key or the wrong one, is raised: it says nothing of the archive)."""
     try:
-        return open_archive(path)
+        return open_archive(path, keys, index=index)
     except UsageError as exc:
         problem = Problem(path=str(path), kind="missing", detail=exc.why)
         return _unreadable_report(path, problem, status="missing")
@@ -184,7 +197,9 @@ def _check_archive(
     )
 
 
-def verify(archives: Sequence[ArchivePath], *, progress: Progress = NO_PROGRESS) -> VerifyResult:
+def verify(
+    archives: Sequence[ArchivePath], *, progress: Progress = NO_PROGRESS, keys: Keys = NO_KEYS
+) -> VerifyResult:
     """Check every archive, each reported (intact, damaged or missing); ``ok`` only when all
     are intact. Each intact one is recorded (:mod:`fda_vault._verified`) for ``prune``."""
     reports = []
@@ -194,7 +209,7 @@ def verify(archives: Sequence[ArchivePath], *, progress: Progress = NO_PROGRESS)
             identity = file_identity(path)
         except OSError:
             identity = None  # missing: the report says so
-        report = verify_archive(path, progress=progress)
+        report = verify_archive(path, progress=progress, keys=keys)
         if report.ok and identity is not None:
             records.add(path, identity)
         reports.append(report)

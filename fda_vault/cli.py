@@ -24,6 +24,7 @@ from fda_vault._config import (
     DEFAULT_LOCK_TIMEOUT,
     find_archive,
     resolve_backups_dir,
+    resolve_keys,
     resolve_projects_dir,
 )
 from fda_vault._errors import (
@@ -36,6 +37,7 @@ from fda_vault._errors import (
 from fda_vault._output import Terminal
 
 if TYPE_CHECKING:
+    from fda_vault._crypto import Keys
     from fda_vault._s3 import ArchivePath
     from fda_vault._storage import ObjectLock
 
@@ -122,6 +124,37 @@ LockTimeoutOpt = Annotated[
         "--lock-timeout", min=0, metavar="SECONDS", help="Seconds to wait for another run's lock."
     ),
 ]
+
+IdentityOpt = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--identity",
+        "-i",
+        help="age identity file that opens encrypted archives (age-keygen's or fda-vault "
+        "key generate's; an ssh-ed25519 private key too); repeatable (env "
+        "FDA_VAULT_IDENTITY_FILE).",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+PassphraseFileOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--passphrase-file",
+        help="File whose first line is the passphrase of .zip.gpg archives (OpenPGP "
+        "AES-256; env FDA_VAULT_PASSPHRASE_FILE).",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+
+
+def _keys(identity: Optional[list[Path]], passphrase_file: Optional[Path]) -> Keys:
+    """What may open encrypted archives: the flags, else the environment."""
+    from fda_vault._crypto import Keys
+
+    identities, passphrase = resolve_keys(identity or [], passphrase_file)
+    return Keys(identity_files=identities, passphrase_file=passphrase)
 
 
 ObjectLockDaysOpt = Annotated[
@@ -337,6 +370,19 @@ def backup(
             help="Write no archive when nothing changed since the last backup.",
         ),
     ] = False,
+    encrypt_to: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--encrypt-to",
+            "-r",
+            help="Encrypt with age to RECIPIENT: an age1... key, an 'ssh-ed25519 ...' line, "
+            "or @FILE with one per line (repeatable); writes NAME.zip.age.",
+            metavar="RECIPIENT",
+            show_default=False,
+        ),
+    ] = None,
+    passphrase_file: PassphraseFileOpt = None,
+    identity: IdentityOpt = None,
     object_lock_days: ObjectLockDaysOpt = 0,
     object_lock_mode: ObjectLockModeOpt = "governance",
     lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
@@ -350,17 +396,26 @@ def backup(
     times, inode and device, and older than that backup by 3 s) are copied from it
     as stored, without reading them again; every archive still holds every file.
 
+    --encrypt-to writes NAME.zip.age (age; open with `age -d -i KEY`), --passphrase-file
+    NAME.zip.gpg (OpenPGP AES-256; `gpg -d`): the same ZIP inside, and an encrypted
+    index beside it (NAME.zip.idx.age) so that listing needs no full decryption.
+    --identity opens an encrypted last backup to copy unchanged files from.
+
     \b
     Examples:
       fda-vault backup --all
       fda-vault backup -p K241234_cardiac_monitor --exclude '*.tmp'
       fda-vault backup --all --skip-if-unchanged --json
+      fda-vault backup --all --encrypt-to @team-recipients.txt
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
         from fda_vault._backup import backup as run_backup
+        from fda_vault._crypto import Encryption
 
         root = resolve_projects_dir(projects_dir)
+        keys = _keys(identity, passphrase_file)
+        encryption = Encryption.of(encrypt_to or [], keys.passphrase_file)
         with term.progress() as progress:
             result = run_backup(
                 project or [],
@@ -378,6 +433,8 @@ def backup(
                 full_every_days=full_every,
                 skip_if_unchanged=skip_if_unchanged,
                 object_lock=_object_lock(object_lock_days, object_lock_mode),
+                encryption=encryption,
+                keys=keys,
             )
         term.backup_result(result)
 
@@ -393,6 +450,8 @@ def verify(
             autocompletion=_complete_archives,
         ),
     ],
+    identity: IdentityOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -412,7 +471,7 @@ def verify(
 
         archives = [_archive_at(path, resolve_backups_dir()) for path in backups]
         with term.progress() as progress:
-            result = run_verify(archives, progress=progress)
+            result = run_verify(archives, progress=progress, keys=_keys(identity, passphrase_file))
         term.verify_result(result)
         if result.exit_code != ExitCode.OK:
             raise typer.Exit(int(result.exit_code))
@@ -434,6 +493,8 @@ def list_command(
     ] = False,
     backups_dir: BackupsDirOpt = None,
     projects_dir: ProjectsDirOpt = None,
+    identity: IdentityOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -450,11 +511,12 @@ def list_command(
         from fda_vault._catalog import describe_archive, list_backups
 
         folder = resolve_backups_dir(backups_dir, projects_dir)
+        keys = _keys(identity, passphrase_file)
         if backup_file is None:
-            term.backup_list(list_backups(folder))
+            term.backup_list(list_backups(folder, keys=keys))
         else:
             term.archive_contents(
-                describe_archive(_archive_at(backup_file, folder), with_files=files)
+                describe_archive(_archive_at(backup_file, folder), with_files=files, keys=keys)
             )
 
 
@@ -489,6 +551,8 @@ def restore(
         bool, typer.Option("--force", help="Overwrite existing projects without asking.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to the prompt.")] = False,
+    identity: IdentityOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
     lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -513,6 +577,7 @@ def restore(
         target = target_dir.expanduser().absolute() if target_dir else None
         target = target or resolve_projects_dir(projects_dir)
         archive = _archive_at(backup_file, resolve_backups_dir(None, projects_dir))
+        keys = _keys(identity, passphrase_file)
         overwrite = force or yes
         # The plan (which verifies the data first) is for showing and asking; with
         # --force/--yes there is nothing to ask, and restore() verifies every byte as it
@@ -525,6 +590,7 @@ def restore(
                     projects=project,
                     lock_timeout=lock_timeout,
                     progress=progress,
+                    keys=keys,
                 )
             for line in plan.recovered:
                 term.warning(line)
@@ -552,6 +618,7 @@ def restore(
                 overwrite=overwrite,
                 lock_timeout=lock_timeout,
                 progress=progress,
+                keys=keys,
             )
         for line in result.recovered:
             term.warning(line)
@@ -611,6 +678,8 @@ def prune(
         bool, typer.Option("--dry-run", help="Show what would be kept and why; delete nothing.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    identity: IdentityOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
     lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -648,6 +717,7 @@ def prune(
             keep_within=keep_within,
         )
         labels = project or []
+        keys = _keys(identity, passphrase_file)
         previewed = False
         if dry_run or yes:
             with term.progress() as progress:
@@ -658,10 +728,13 @@ def prune(
                     dry_run=dry_run,
                     lock_timeout=lock_timeout,
                     progress=progress,
+                    keys=keys,
                 )
         else:
             with term.progress() as progress:
-                plan = run_prune(folder, policy, labels=labels, dry_run=True, progress=progress)
+                plan = run_prune(
+                    folder, policy, labels=labels, dry_run=True, progress=progress, keys=keys
+                )
             doomed = [item.file for item in plan.archives if not item.kept]
             if doomed:
                 noun = "backup" if len(doomed) == 1 else "backups"
@@ -677,8 +750,9 @@ def prune(
                 previewed = True
             # Only what was shown may go: the plan is made again under the lock.
             result = run_prune(
-                folder, policy, labels=labels, approved=doomed, lock_timeout=lock_timeout
-            )
+                folder, policy, labels=labels, approved=doomed, lock_timeout=lock_timeout,
+                keys=keys,
+            )  # fmt: skip
         term.prune_result(result, table=not previewed)
         if not result.ok:
             raise typer.Exit(int(ExitCode.INTEGRITY))
@@ -782,6 +856,8 @@ def diff(
         bool, typer.Option("--exit-code", help="Exit 6 when there are differences.")
     ] = False,
     projects_dir: ProjectsDirOpt = None,
+    identity: IdentityOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -813,6 +889,7 @@ def diff(
                 projects=project or [],
                 content=content,
                 progress=progress,
+                keys=_keys(identity, passphrase_file),
             )
         term.diff_result(result)
         if exit_code and result.differences:
@@ -884,6 +961,43 @@ def copy_command(
         term.copy_result(result)
         if result.exit_code:
             raise typer.Exit(int(result.exit_code))
+
+
+key_app = typer.Typer(
+    name="key",
+    help="Keys for encrypted backups.\n\n\b\nExample:\n  fda-vault key generate "
+    "~/.config/fda-vault/age-key.txt",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(key_app)
+
+
+@key_app.command("generate", cls=_Command)
+def key_generate(
+    identity_file: Annotated[
+        Path,
+        typer.Argument(help="Where the new secret key goes (never overwritten).", metavar="FILE"),
+    ],
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Make a new age identity in FILE (mode 0600) and print its public key.
+
+    The file is in age-keygen's format: `age -d -i FILE` opens the backups too. Keep a
+    copy offline; an archive encrypted to it cannot be opened without it (or another
+    of its recipients).
+
+    \b
+    Example:
+      fda-vault key generate ~/.config/fda-vault/age-key.txt
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault._keys import generate_key
+
+        term.generated_key(generate_key(identity_file.expanduser()))
 
 
 @app.command("import", cls=_Command)

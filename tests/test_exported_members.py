@@ -117,6 +117,7 @@ def test_exit_codes_match_the_contract() -> None:
         "USAGE": 2,
         "INTEGRITY": 3,
         "REFUSED": 4,
+        "CANNOT_DECRYPT": 5,
         "DIFFERENCES": 6,
         "INTERRUPTED": 130,
     }
@@ -125,6 +126,7 @@ def test_exit_codes_match_the_contract() -> None:
     assert fda_vault.LockedError("x").exit_code == 1
     assert fda_vault.IntegrityError("x").exit_code == 3
     assert fda_vault.RefusedError("x").exit_code == 4
+    assert fda_vault.DecryptError("x").exit_code == 5
     assert fda_vault.InterruptedByUser("x").exit_code == 130
 
 

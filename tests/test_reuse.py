@@ -343,9 +343,9 @@ def test_a_parent_gone_before_it_is_opened_means_a_full_read(
     reuse = importlib.import_module("fda_vault._reuse")
     original = reuse.open_archive
 
-    def pruned(path: Path) -> Any:
+    def pruned(path: Path, *args: Any) -> Any:
         parent.unlink()
-        return original(path)
+        return original(path, *args)
 
     monkeypatch.setattr(reuse, "open_archive", pruned)
     child = _backup_at(frozen_clock, settled + timedelta(minutes=1), projects_dir, backups_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shlex
@@ -94,6 +95,15 @@ def test_every_example_in_help_runs(
     frozen_clock.set(2026, 11, 27, 2, 0, 0)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "update_manager.py").write_text("import sys\nsys.exit(0)\n")
+    # The team's recipients, and the key of one of them in the environment: what the
+    # encrypted example assumes, so that the commands after it open its archive.
+    (Path.home() / ".config" / "fda-vault").mkdir(parents=True)
+    team_key = tmp_path / "team-key.txt"
+    made_key = cli("key", "generate", str(team_key), "--json")
+    assert made_key.exit_code == 0, made_key.stderr
+    public = json.loads(made_key.stdout)["public_key"]
+    (tmp_path / "team-recipients.txt").write_text(f"# the team\n{public}\n")
+    monkeypatch.setenv("FDA_VAULT_IDENTITY_FILE", str(team_key))
     ran = []
     for command in COMMANDS:
         for example in _examples(_help(cli, command)):
