@@ -84,6 +84,12 @@ class Archive:
             yield cls(path, index, manifest)
 
     @property
+    def stored_size(self) -> int:
+        """The archive's size as stored (an encrypted one's: of its ciphertext)."""
+        source = self.index.source
+        return int(getattr(source, "stored_size", source.size))
+
+    @property
     def source_format(self) -> str:
         """``fda-vault`` or the legacy format it was read from."""
         return self.manifest.source_format

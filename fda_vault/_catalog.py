@@ -153,7 +153,7 @@ def describe_archive(
         # Names only (no data is read): a hostile archive is refused even when just listed.
         opened.require("names")
         manifest = opened.manifest
-        archive_bytes = opened.index.source.size
+        archive_bytes = opened.stored_size
     legacy_tar = manifest.source_format == FORMAT_LEGACY_TAR  # converted: each SHA-256 known
     return _contents(
         path,

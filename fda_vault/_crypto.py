@@ -332,6 +332,10 @@ class _Gpg:
         code = self.proc.wait()
         for reader in self._readers:
             reader.join()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(
                 [shutil.which("gpgconf") or "gpgconf", "--homedir", self.home, "--kill",

@@ -98,9 +98,12 @@ class DecryptedArchive:
         if isinstance(path, ObjectPath):
             from fda_vault._s3 import head
 
-            head(path)  # a missing object: not_found now, not from the thread
+            # A missing object: not_found now, not from the thread.
+            self.stored_size = int(head(path)["ContentLength"])
         elif not path.is_file():
             raise UsageError(path, "no such archive", reason="not_found")
+        else:
+            self.stored_size = path.stat().st_size  # of the ciphertext
         self._path = path
         self._kind = kind
         self._keys = keys

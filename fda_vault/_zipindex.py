@@ -191,9 +191,16 @@ class ZipIndex:
         size = self.source.size
         if size < _EOCD.size:
             raise self._bad("too short to be a ZIP file" if size else "empty file")
-        tail_len = min(size, MAX_COMMENT + _EOCD.size)
+        # An archive without a comment (every one we write) ends with its end record:
+        # the last bytes are read first, the comment's whole reach only if need be (a
+        # source that reads far back at a cost, such as an encrypted one, is spared it).
+        tail_len = min(size, _ZIP64_LOCATOR.size + _EOCD.size)
         tail = self.pread(tail_len, size - tail_len)
-        at = tail.rfind(EOCD_SIG)
+        at = tail_len - _EOCD.size
+        if tail[at : at + 4] != EOCD_SIG or tail[-2:] != b"\0\0":
+            tail_len = min(size, MAX_COMMENT + _EOCD.size)
+            tail = self.pread(tail_len, size - tail_len)
+            at = tail.rfind(EOCD_SIG)
         if at < 0 or at + _EOCD.size > len(tail):
             raise self._bad("no end-of-directory record: not a ZIP file, or truncated")
         eocd_offset = size - tail_len + at

@@ -965,8 +965,7 @@ def copy_command(
 
 key_app = typer.Typer(
     name="key",
-    help="Keys for encrypted backups.\n\n\b\nExample:\n  fda-vault key generate "
-    "~/.config/fda-vault/age-key.txt",
+    help="Keys for encrypted backups.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

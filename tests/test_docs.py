@@ -19,6 +19,7 @@ README = REPO / "README.md"
 RUNBOOK = REPO / "docs" / "DATA_BACKUP_RECOVERY.md"
 SECURITY = REPO / "docs" / "SECURITY.md"
 EXPECTED_COMMANDS = {
+    "key generate",
     "backup",
     "verify",
     "list",

@@ -43,11 +43,26 @@ as `python -m fda_vault`. Exit codes, examples and recovery procedures are in th
 
 
 def command_names() -> list[str]:
-    """Every command of the app, in the order ``fda-vault --help`` lists them."""
+    """Every command of the app, in the order ``fda-vault --help`` lists them; a group's
+    commands as ``"key generate"``."""
     group = typer.main.get_command(app)
     assert isinstance(group, TyperGroup)
     ctx = typer.Context(group, info_name=PROG)
-    return [name for name in group.list_commands(ctx) if not group.commands[name].hidden]
+    names: list[str] = []
+    for name in group.list_commands(ctx):
+        command = group.commands[name]
+        if command.hidden:
+            continue
+        if isinstance(command, TyperGroup):
+            inner = typer.Context(command, info_name=name, parent=ctx)
+            names.extend(
+                f"{name} {sub}"
+                for sub in command.list_commands(inner)
+                if not command.commands[sub].hidden
+            )
+        else:
+            names.append(name)
+    return names
 
 
 @contextmanager
@@ -86,7 +101,8 @@ def render_cli_reference() -> str:
     with _pinned_terminal():
         sections = [_HEADER, f"## `{PROG}`\n\n```text\n{_help_text([])}\n```\n"]
         for name in command_names():
-            sections.append(f"## `{PROG} {name}`\n\n```text\n{_help_text([name])}\n```\n")
+            help_text = _help_text(name.split())
+            sections.append(f"## `{PROG} {name}`\n\n```text\n{help_text}\n```\n")
     return "\n".join(sections)
 
 

@@ -31,7 +31,7 @@ def _help(cli: CliCall, *command: str) -> str:
 
 @pytest.mark.parametrize("command", ["", *COMMANDS])
 def test_help_fits_80_columns_and_shows_no_python_types(cli: CliCall, command: str) -> None:
-    text = _help(cli, *([command] if command else []))
+    text = _help(cli, *command.split())
     for line in text.splitlines():
         assert len(line) <= 80, line
     # Field trial: <bool>, <list[str]>, <float range>, {BACKUP...}..., [[BACKUP]], cut flags.
@@ -68,7 +68,7 @@ def _as_a_shell_would(args: list[str]) -> list[str]:
 
 def test_every_command_shows_an_example(cli: CliCall) -> None:
     for command in COMMANDS:
-        assert _examples(_help(cli, command)), command
+        assert _examples(_help(cli, *command.split())), command
 
 
 @pytest.mark.slow
@@ -106,7 +106,7 @@ def test_every_example_in_help_runs(
     monkeypatch.setenv("FDA_VAULT_IDENTITY_FILE", str(team_key))
     ran = []
     for command in COMMANDS:
-        for example in _examples(_help(cli, command)):
+        for example in _examples(_help(cli, *command.split())):
             args = _as_a_shell_would(shlex.split(example)[1:])
             result = cli(*args)
             assert result.exit_code == 0, (example, result.stderr)

@@ -1,0 +1,531 @@
+"""Encrypted backups (age and OpenPGP AES-256): round trips, wrong and missing keys,
+damaged ciphertext, the index, reuse, copy, secrets, and recovery without fda-vault
+with the real ``age``, ``gpg``, ``unzip`` and ``sha256sum`` binaries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from fda_vault._crypto import AGE_SUFFIX
+from tests.conftest import CliCall, FrozenClock, backup_json
+from tests.s3servers import Bucket
+from tests.tree import snapshot
+
+PASSPHRASE = "correct horse battery staple 510k"
+
+
+def _json(cli: CliCall, *args: str | Path, code: int = 0) -> Any:
+    result = cli(*args, "--json")
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    return json.loads(result.stdout)
+
+
+def _key(cli: CliCall, path: Path) -> str:
+    """A new age identity at ``path`` (fda-vault key generate); its public key."""
+    made = _json(cli, "key", "generate", path)
+    assert made["identity_file"] == str(path)
+    return str(made["public_key"])
+
+
+@pytest.fixture
+def age_key(cli: CliCall, tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "keys" / "age-key.txt"
+    path.parent.mkdir()
+    return path, _key(cli, path)
+
+
+@pytest.fixture
+def passphrase_file(tmp_path: Path) -> Path:
+    path = tmp_path / "passphrase.txt"
+    path.write_text(PASSPHRASE + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def _restore_and_compare(
+    cli: CliCall, archive: str, projects_dir: Path, target: Path, *keys: str | Path
+) -> None:
+    target.mkdir()
+    done = _json(cli, "restore", archive, "--target-dir", target, "--yes", *keys)
+    assert done["restored"]
+    for project in done["restored"]:
+        assert snapshot(target / project) == snapshot(projects_dir / project)
+
+
+def test_age_round_trip_list_verify_restore(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path, age_key: tuple[Path, str]
+) -> None:
+    key, public = age_key
+    made = backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--encrypt-to", public,
+    )  # fmt: skip
+    archive = Path(made["archive"])
+    assert archive.name.endswith(".zip.age") and made["encrypted"] == "age"
+    assert made["recipients"] == [public]
+    assert sorted(p.name for p in backups_dir.iterdir() if not p.name.startswith(".")) == [
+        archive.name,
+        archive.name.removesuffix(".zip.age") + ".zip.idx.age",
+    ]
+    # What is stored is ciphertext: no file name of the projects shows in it.
+    stored = archive.read_bytes()
+    assert stored.startswith(b"age-encryption.org/v1\n")
+    assert b"device_profile.json" not in stored and b"metadata.json" not in stored
+    assert made["archive_sha256"] == hashlib.sha256(stored).hexdigest()
+
+    listed = _json(cli, "list", "--backups-dir", backups_dir, "-i", key)
+    assert [(b["file"], b["encrypted"], b["files"]) for b in listed["backups"]] == [
+        (archive.name, "age", made["files"])
+    ]
+    contents = _json(cli, "list", archive, "-i", key)
+    assert sorted(p["name"] for p in contents["projects"]) == sorted(made["projects"])
+    checked = _json(cli, "verify", archive, "-i", key)
+    assert checked["ok"] and checked["archives"][0]["files_checked"] == made["files"]
+    _restore_and_compare(cli, str(archive), projects_dir, tmp_path / "restored", "-i", key)
+
+
+def test_several_recipients_each_open_it_and_an_ssh_key_too(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path
+) -> None:
+    alice, bob = tmp_path / "alice.txt", tmp_path / "bob.txt"
+    alice_pub, bob_pub = _key(cli, alice), _key(cli, bob)
+    ssh_secret = Ed25519PrivateKey.generate()
+    ssh_key = tmp_path / "id_ed25519"
+    ssh_key.write_bytes(
+        ssh_secret.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    ssh_pub = ssh_secret.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    recipients = tmp_path / "team-recipients.txt"
+    recipients.write_text(f"# the team\n{bob_pub}\n\n{ssh_pub.decode()} carol@laptop\n")
+    made = backup_json(
+        cli, "-p", "K241234_cardiac_monitor", "--projects-dir", projects_dir,
+        "--output-dir", backups_dir, "--encrypt-to", alice_pub, "--encrypt-to", f"@{recipients}",
+    )  # fmt: skip
+    assert len(made["recipients"]) == 3
+    for key in (alice, bob, ssh_key):
+        assert _json(cli, "verify", made["archive"], "-i", key)["ok"], key
+    stranger = tmp_path / "stranger.txt"
+    _key(cli, stranger)
+    refused = cli("verify", made["archive"], "-i", stranger)
+    assert refused.exit_code == 5
+    assert "not one of its recipients" in refused.stderr
+
+
+def test_passphrase_round_trip(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path, passphrase_file: Path
+) -> None:
+    made = backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--passphrase-file", passphrase_file,
+    )  # fmt: skip
+    archive = made["archive"]
+    assert archive.endswith(".zip.gpg") and made["encrypted"] == "gpg"
+    assert PASSPHRASE not in json.dumps(made)
+    env = {"FDA_VAULT_PASSPHRASE_FILE": str(passphrase_file)}
+    verified = cli("verify", archive, "--json", env=env)
+    assert verified.exit_code == 0, verified.stderr
+    _restore_and_compare(
+        cli, archive, projects_dir, tmp_path / "restored", "--passphrase-file", passphrase_file
+    )
+
+
+def test_a_missing_or_wrong_key_is_exit_5_and_names_the_archive(
+    cli: CliCall,
+    projects_dir: Path,
+    backups_dir: Path,
+    tmp_path: Path,
+    age_key: tuple[Path, str],
+    passphrase_file: Path,
+) -> None:
+    _key_path, public = age_key
+    common = ("--all", "--projects-dir", projects_dir, "--output-dir", backups_dir)
+    aged = backup_json(cli, *common, "--encrypt-to", public)["archive"]
+    gpged = backup_json(cli, *common, "--passphrase-file", passphrase_file)["archive"]
+    wrong_pass = tmp_path / "wrong.txt"
+    wrong_pass.write_text("not the passphrase\n")
+    other = tmp_path / "other.txt"
+    _key(cli, other)
+    for archive, args, reason in [
+        (aged, (), "no_key"),
+        (aged, ("-i", other), "wrong_key"),
+        (gpged, (), "no_key"),
+        (gpged, ("--passphrase-file", wrong_pass), "wrong_key"),
+    ]:
+        for command in (("verify", archive), ("list", archive), ("restore", archive, "--yes")):
+            result = cli(*command, *args, "--json", "--target-dir", tmp_path / "t")
+            if command[0] != "restore":
+                result = cli(*command, *args, "--json")
+            assert result.exit_code == 5, (command, args, result.stderr)
+            error = json.loads(result.stdout)["error"]
+            assert error["reason"] == reason and error["exit_code"] == 5, error
+            assert Path(archive).name in error["message"]
+            assert "not_found" not in result.stderr
+    assert not (tmp_path / "t").exists() or not list((tmp_path / "t").iterdir())
+
+
+def test_a_recipient_file_with_a_bad_line_is_refused_before_anything_is_written(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path, age_key: tuple[Path, str]
+) -> None:
+    recipients = tmp_path / "recipients.txt"
+    recipients.write_text(f"{age_key[1]}\n# ok so far\nage1notakey\n")
+    result = cli(
+        "backup", "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--encrypt-to", f"@{recipients}",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert f"{recipients}: line 3" in result.stderr and "recipient" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not backups_dir.exists() or not list(backups_dir.glob("*.zip*"))
+    both = cli(
+        "backup", "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--encrypt-to", age_key[1], "--passphrase-file", recipients,
+    )  # fmt: skip
+    assert both.exit_code == 2 and "choose one" in both.stderr
+
+
+@pytest.mark.parametrize("kind", ["age", "gpg"])
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_damaged_ciphertext_is_exit_3_and_restores_nothing(
+    cli: CliCall,
+    projects_dir: Path,
+    backups_dir: Path,
+    tmp_path: Path,
+    age_key: tuple[Path, str],
+    passphrase_file: Path,
+    kind: str,
+    damage: str,
+) -> None:
+    key, public = age_key
+    secret = ("-i", key) if kind == "age" else ("--passphrase-file", passphrase_file)
+    encrypt = ("--encrypt-to", public) if kind == "age" else ("--passphrase-file", passphrase_file)
+    made = backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir, *encrypt
+    )
+    archive = Path(made["archive"])
+    data = bytearray(archive.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2 :]
+    else:
+        data[len(data) // 2] ^= 0x20  # in the middle of the file data
+    archive.write_bytes(bytes(data))
+    checked = _json(cli, "verify", archive, *secret, code=3)
+    report = checked["archives"][0]
+    assert report["status"] == "damaged", report
+    target = tmp_path / "restored"
+    target.mkdir()
+    refused = cli("restore", archive, "--target-dir", target, "--yes", *secret)
+    assert refused.exit_code == 3, refused.stderr
+    assert list(target.iterdir()) == []
+    assert "Traceback" not in refused.stderr
+
+
+def test_list_reads_the_index_only_and_verify_checks_it_against_the_archive(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, age_key: tuple[Path, str]
+) -> None:
+    key, public = age_key
+    made = backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--encrypt-to", public,
+    )  # fmt: skip
+    archive = Path(made["archive"])
+    original = archive.read_bytes()
+    # The archive's body damaged: list (index only) still answers, verify does not.
+    damaged = bytearray(original)
+    damaged[len(damaged) // 3] ^= 1
+    archive.write_bytes(bytes(damaged))
+    contents = _json(cli, "list", archive, "-i", key)
+    assert sum(p["files"] for p in contents["projects"]) == made["files"]
+    assert _json(cli, "verify", archive, "-i", key, code=3)["ok"] is False
+    archive.write_bytes(original)
+    # Without its index, everything still works (the archive is decrypted whole first).
+    index = archive.with_name(archive.name.removesuffix(".zip.age") + ".zip.idx.age")
+    saved = index.read_bytes()
+    index.unlink()
+    assert _json(cli, "verify", archive, "-i", key)["ok"]
+    assert _json(cli, "list", archive, "-i", key)["projects"]
+    # An index that does not describe this archive (another backup's) is damage.
+    other = backup_json(
+        cli, "-p", "K241234_cardiac_monitor", "--projects-dir", projects_dir,
+        "--output-dir", backups_dir, "--encrypt-to", public,
+    )  # fmt: skip
+    other_archive = Path(other["archive"])
+    other_index = other_archive.with_name(
+        other_archive.name.removesuffix(".zip.age") + ".zip.idx.age"
+    )
+    shutil.copyfile(other_index, index)
+    assert _json(cli, "verify", archive, "-i", key, code=3)["ok"] is False
+    index.write_bytes(saved)
+    assert _json(cli, "verify", archive, "-i", key)["ok"]
+    naming_the_index = cli("verify", index, "-i", key)
+    assert naming_the_index.exit_code == 2 and "the index of" in naming_the_index.stderr
+
+
+def test_reuse_from_an_encrypted_parent_needs_its_key(
+    cli: CliCall,
+    projects_dir: Path,
+    backups_dir: Path,
+    frozen_clock: FrozenClock,
+    age_key: tuple[Path, str],
+) -> None:
+    key, public = age_key
+    common = ("--all", "--projects-dir", projects_dir, "--output-dir", backups_dir)
+    frozen_clock.set(2030, 1, 1, 2, 0, 0)  # every file is older than the parent by 3 s
+    first = backup_json(cli, *common, "--encrypt-to", public)
+    frozen_clock.set(2030, 1, 2, 2, 0, 0)
+    blind = backup_json(cli, *common, "--encrypt-to", public)
+    assert blind["reused_files"] == 0
+    assert [w["reason"] for w in blind["warnings"]] == ["parent_unusable"]
+    assert "no age identity" in blind["warnings"][0]["detail"]
+    frozen_clock.set(2030, 1, 3, 2, 0, 0)
+    child = backup_json(cli, *common, "--encrypt-to", public, "-i", key)
+    assert child["parent"] == Path(blind["archive"]).name
+    assert child["reused_files"] == first["files"]
+    checked = _json(cli, "verify", child["archive"], "-i", key)
+    assert checked["ok"] and checked["archives"][0]["files_checked"] == first["files"]
+
+
+def test_copy_needs_no_key_and_the_copy_opens_with_it(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path, age_key: tuple[Path, str]
+) -> None:
+    key, public = age_key
+    made = backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--encrypt-to", public,
+    )  # fmt: skip
+    offsite = tmp_path / "offsite"
+    copied = _json(cli, "copy", backups_dir, offsite)
+    assert [a["status"] for a in copied["archives"]] == ["copied"]
+    name = Path(made["archive"]).name
+    assert (offsite / name).read_bytes() == Path(made["archive"]).read_bytes()
+    assert (offsite / (name.removesuffix(".zip.age") + ".zip.idx.age")).is_file()
+    assert _json(cli, "verify", offsite / name, "-i", key)["ok"]
+    # prune deletes the index with its archive.
+    second = backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", offsite,
+        "--encrypt-to", public,
+    )  # fmt: skip
+    pruned = _json(cli, "prune", "--backups-dir", offsite, "--keep-last", "1", "--yes", "-i", key)
+    assert [a["file"] for a in pruned["archives"] if not a["kept"]] == [name]
+    left = sorted(p.name for p in offsite.iterdir() if not p.name.startswith("."))
+    kept = Path(second["archive"]).name
+    assert left == sorted([kept, kept.removesuffix(".zip.age") + ".zip.idx.age"])
+
+
+def test_prune_without_the_key_deletes_nothing(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, age_key: tuple[Path, str]
+) -> None:
+    common = ("--all", "--projects-dir", projects_dir, "--output-dir", backups_dir)
+    backup_json(cli, *common, "--encrypt-to", age_key[1])
+    backup_json(cli, *common, "--encrypt-to", age_key[1])
+    before = sorted(p.name for p in backups_dir.iterdir())
+    result = cli("prune", "--backups-dir", backups_dir, "--keep-last", "1", "--yes")
+    assert result.exit_code == 5, result.stderr
+    assert sorted(p.name for p in backups_dir.iterdir()) == before
+
+
+def test_a_large_file_goes_through_the_sealed_scratch_file(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path, age_key: tuple[Path, str]
+) -> None:
+    """A file larger than what an open entry may hold in memory (8 MiB) waits in the
+    sealed scratch file while its header is pending: the round trip is exact."""
+    big = projects_dir / "K241234_cardiac_monitor" / "pdfs" / "scan.pdf"
+    big.parent.mkdir(exist_ok=True)
+    big.write_bytes(os.urandom(12 << 20) + b"%%EOF" * 1000)
+    key, public = age_key
+    made = backup_json(
+        cli, "-p", "K241234_cardiac_monitor", "--projects-dir", projects_dir,
+        "--output-dir", backups_dir, "--encrypt-to", public,
+    )  # fmt: skip
+    _restore_and_compare(cli, made["archive"], projects_dir, tmp_path / "restored", "-i", key)
+
+
+def _inner_zip(tmp_path: Path, archive: Path, *command: str) -> Path:
+    """Decrypt ``archive`` with a real tool (``command`` + the archive, ciphertext on
+    stdin for gpg) into ``tmp_path/inner.zip``."""
+    inner = tmp_path / "inner.zip"
+    with open(archive, "rb") as source, open(inner, "wb") as out:
+        done = subprocess.run(
+            command, stdin=source, stdout=out, stderr=subprocess.PIPE, timeout=120, check=False
+        )
+    assert done.returncode == 0, done.stderr
+    return inner
+
+
+def _check_without_fda_vault(tmp_path: Path, inner: Path) -> None:
+    tested = subprocess.run(["unzip", "-tq", str(inner)], capture_output=True, text=True,
+                            timeout=120, check=False)  # fmt: skip
+    assert tested.returncode == 0 and "No errors detected" in tested.stdout, tested.stdout
+    out = tmp_path / "extracted"
+    out.mkdir()
+    subprocess.run(["unzip", "-q", str(inner), "-d", str(out)], check=True, timeout=120)
+    summed = subprocess.run(["sha256sum", "-c", "checksums.txt"], cwd=out, capture_output=True,
+                            text=True, timeout=120, check=False)  # fmt: skip
+    assert summed.returncode == 0, summed.stdout + summed.stderr
+    assert summed.stdout.count(": OK") >= 3
+
+
+def test_recovery_without_fda_vault_with_age(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path, age_key: tuple[Path, str]
+) -> None:
+    key, public = age_key
+    made = backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--encrypt-to", public,
+    )  # fmt: skip
+    age = shutil.which("age")
+    assert age is not None, "the age binary (apt install age) is needed by this test"
+    inner = _inner_zip(tmp_path, Path(made["archive"]), age, "-d", "-i", str(key))
+    _check_without_fda_vault(tmp_path, inner)
+    # The inner file is an ordinary fda-vault archive: verified as one, with its files.
+    plain = _json(cli, "verify", inner)
+    assert plain["ok"] and plain["archives"][0]["files_checked"] == made["files"]
+
+
+def test_recovery_without_fda_vault_with_gpg(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path, passphrase_file: Path
+) -> None:
+    made = backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--passphrase-file", passphrase_file,
+    )  # fmt: skip
+    gpg = shutil.which("gpg")
+    assert gpg is not None, "the gpg binary is needed by this test"
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    inner = _inner_zip(
+        tmp_path, Path(made["archive"]), gpg, "--homedir", str(home), "--batch", "--quiet",
+        "--pinentry-mode", "loopback", "--passphrase-file", str(passphrase_file), "--decrypt",
+    )  # fmt: skip
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+    _check_without_fda_vault(tmp_path, inner)
+    with zipfile.ZipFile(inner) as zf:
+        assert "metadata.json" in zf.namelist()
+
+
+def test_the_inner_archive_is_the_one_an_unencrypted_backup_writes(
+    cli: CliCall,
+    projects_dir: Path,
+    tmp_path: Path,
+    frozen_clock: FrozenClock,
+    age_key: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same projects, same start time, same member times: the decrypted age archive and
+    an unencrypted backup are byte for byte the same file."""
+    monkeypatch.setattr("fda_vault._backup.time.time", lambda: 1_900_000_000.0)
+    key, public = age_key
+    common = ("--all", "--projects-dir", projects_dir, "--rehash")
+    plain = backup_json(cli, *common, "--output-dir", tmp_path / "plain")
+    encrypted = backup_json(cli, *common, "--output-dir", tmp_path / "enc", "--encrypt-to", public)
+    age = shutil.which("age")
+    assert age is not None
+    inner = _inner_zip(tmp_path, Path(encrypted["archive"]), age, "-d", "-i", str(key))
+    assert inner.read_bytes() == Path(plain["archive"]).read_bytes()
+
+
+def test_secrets_never_reach_output_or_a_command_line(
+    cli: CliCall,
+    projects_dir: Path,
+    backups_dir: Path,
+    tmp_path: Path,
+    passphrase_file: Path,
+    age_key: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """gpg is replaced on PATH by a script that records its arguments and environment,
+    then runs the real gpg: the passphrase is in neither; nor in any output."""
+    real = shutil.which("gpg")
+    assert real is not None
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    record = tmp_path / "gpg-calls.txt"
+    shim = shims / "gpg"
+    shim.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$*" >> {record}\nenv >> {record}\nexec {real} "$@"\n'
+    )
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    made = cli(
+        "backup", "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--passphrase-file", passphrase_file, "--json",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    archive = json.loads(made.stdout)["archive"]
+    listed = cli("list", archive, "--files", "--passphrase-file", passphrase_file)
+    verified = cli("verify", archive, "--passphrase-file", passphrase_file, "--json")
+    calls = record.read_text()
+    assert "--symmetric" in calls and "--decrypt" in calls  # the shim did run
+    secret_key = age_key[0].read_text().splitlines()[-1]
+    for text in (made.stdout, made.stderr, listed.stdout, listed.stderr, verified.stdout, calls):
+        assert PASSPHRASE not in text
+        assert secret_key not in text
+    # The archive's own manifest and index hold neither.
+    key_backup = backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--encrypt-to", age_key[1], "-i", age_key[0],
+    )  # fmt: skip
+    assert secret_key not in json.dumps(key_backup)
+    assert str(age_key[0]) not in json.dumps(key_backup)
+
+
+def test_no_plaintext_is_left_in_the_temporary_folder(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path, age_key: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    big = projects_dir / "K241234_cardiac_monitor" / "big.bin"
+    big.write_bytes(b"confidential 510(k) text " * 800_000)
+    key, public = age_key
+    made = backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+        "--encrypt-to", public,
+    )  # fmt: skip
+    assert _json(cli, "verify", made["archive"], "-i", key)["ok"]
+    assert list(scratch.iterdir()) == []  # scratch files are unlinked at once
+    assert not list(backups_dir.glob("*.tmp"))
+    assert AGE_SUFFIX in made["archive"]
+
+
+def test_encrypted_backups_in_object_storage(
+    cli: CliCall, projects_dir: Path, tmp_path: Path, s3: Bucket, age_key: tuple[Path, str]
+) -> None:
+    key, public = age_key
+    location = f"{s3.url}/laptop-1"
+    made = backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", location,
+        "--encrypt-to", public,
+    )  # fmt: skip
+    name = Path(made["archive"]).name
+    assert s3.keys() == sorted(
+        [f"laptop-1/{name}", f"laptop-1/{name.removesuffix('.zip.age')}.zip.idx.age"]
+    )
+    listed = _json(cli, "list", "--backups-dir", location, "-i", key)
+    assert [b["file"] for b in listed["backups"]] == [name]
+    assert _json(cli, "verify", made["archive"], "-i", key)["ok"]
+    _restore_and_compare(cli, made["archive"], projects_dir, tmp_path / "restored", "-i", key)
+    back = tmp_path / "back"
+    assert [a["status"] for a in _json(cli, "copy", location, back)["archives"]] == ["copied"]
+    assert _json(cli, "verify", back / name, "-i", key)["ok"]
