@@ -3,8 +3,11 @@
 An encrypted backup is the very ZIP an unencrypted one would be, passed through one of
 two standard encryptions, so that it opens without fda-vault:
 
-- **age** (C2SP age v1, through ``pyrage``): X25519 recipients (``age1…``) and
-  ``ssh-ed25519`` keys, any number of them; ``age -d -i KEY X.zip.age > X.zip``.
+- **age** (C2SP age v1): X25519 recipients (``age1…``) and ``ssh-ed25519`` keys, any
+  number of them; ``age -d -i KEY X.zip.age > X.zip``. Streams go through the ``age``
+  program when it is installed (a process of its own: no GIL held, measured 2-3x
+  faster than pyrage here), else through ``pyrage`` in-process; keys are always
+  parsed, checked and made with pyrage.
 - **OpenPGP symmetric, AES-256**, through the system's ``gpg``: ``gpg -d X.zip.gpg``. The
   passphrase reaches ``gpg`` through a pipe (``--passphrase-fd``), never a command line,
   with a private, temporary ``GNUPGHOME`` whose agent is stopped afterwards (nothing is
@@ -46,6 +49,7 @@ __all__ = [
     "Keys",
     "Kind",
     "SealedScratch",
+    "age_binary",
     "decrypt_bytes",
     "decrypt_stream",
     "encrypt_bytes",
@@ -275,7 +279,7 @@ class Keys:
 NO_KEYS = Keys()
 
 
-# ---------------------------------------------------------------- gpg as a child
+# ---------------------------------------------------------------- age and gpg as children
 
 
 def _gpg_binary() -> str:
@@ -287,35 +291,66 @@ def _gpg_binary() -> str:
     return found
 
 
-class _Gpg:
-    """One ``gpg`` run with a private home, the passphrase on a pipe and its status on
-    another; :meth:`close` waits for it and stops its agent."""
+def age_binary() -> str | None:
+    """The ``age`` program, if installed: it streams in a process of its own, 2-3x faster
+    than pyrage here and without holding this process's GIL; pyrage otherwise."""
+    return shutil.which("age")
 
-    def __init__(self, passphrase: bytes, args: list[str]) -> None:
-        self.home = tempfile.mkdtemp(prefix="fda-vault-gpg-")
-        pass_r, pass_w = os.pipe()
-        self._status_r, status_w = os.pipe()
+
+class _Child:
+    """One run of ``age`` or ``gpg``: data on stdin and stdout, each secret on a pipe of
+    its own (its descriptor replaces ``{fd0}``, ``{fd1}``… in ``argv``), gpg's status on
+    another (``{status}``), stderr kept. :meth:`close` waits and cleans up."""
+
+    def __init__(
+        self,
+        kind: Kind,
+        argv: list[str],
+        secrets: Sequence[bytes] = (),
+        *,
+        home: str | None = None,
+        stdin: Path | None = None,
+    ) -> None:
+        self.kind = kind
+        self.home = home
+        inherited: list[int] = []
+        names: dict[str, str] = {}
+        writers: list[tuple[int, bytes]] = []
+        for number, secret in enumerate(secrets):
+            read_fd, write_fd = os.pipe()
+            inherited.append(read_fd)
+            names[f"fd{number}"] = str(read_fd)
+            writers.append((write_fd, secret))
+        self._status_r = -1
+        if "{status}" in " ".join(argv):
+            self._status_r, status_w = os.pipe()
+            inherited.append(status_w)
+            names["status"] = str(status_w)
         try:
-            self.proc = subprocess.Popen(
-                [
-                    _gpg_binary(), "--homedir", self.home, "--batch", "--quiet", "--no-tty",
-                    "--no-options", "--pinentry-mode", "loopback", "--no-symkey-cache",
-                    "--passphrase-fd", str(pass_r), "--status-fd", str(status_w), *args,
-                ],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                pass_fds=(pass_r, status_w),
-            )  # fmt: skip
+            for write_fd, secret in writers:  # small: the pipe takes it whole
+                with os.fdopen(write_fd, "wb") as fp:
+                    fp.write(secret)
+            source = open(stdin, "rb") if stdin is not None else None  # noqa: SIM115
+            try:
+                self.proc = subprocess.Popen(
+                    [arg.format(**names) for arg in argv],
+                    stdin=source or subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, pass_fds=inherited,
+                )  # fmt: skip
+            finally:
+                if source is not None:
+                    source.close()  # the child has its own descriptor
         finally:
-            os.close(pass_r)
-            os.close(status_w)
-        with os.fdopen(pass_w, "wb") as fp:
-            fp.write(passphrase + b"\n")
+            for fd in inherited:
+                os.close(fd)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                _widen_pipe(stream.fileno())
         self.status = b""
         self.stderr = b""
-        self._readers = [
-            threading.Thread(target=self._drain_status, daemon=True),
-            threading.Thread(target=self._drain_stderr, daemon=True),
-        ]
+        self._readers = [threading.Thread(target=self._drain_stderr, daemon=True)]
+        if self._status_r >= 0:
+            self._readers.append(threading.Thread(target=self._drain_status, daemon=True))
         for reader in self._readers:
             reader.start()
 
@@ -328,7 +363,8 @@ class _Gpg:
         self.stderr = self.proc.stderr.read()
 
     def close(self) -> int:
-        """Wait for gpg (its exit status), stop its agent, remove its home."""
+        """Wait for the program (its exit status); a gpg run's agent is stopped and its
+        home removed."""
         code = self.proc.wait()
         for reader in self._readers:
             reader.join()
@@ -336,30 +372,82 @@ class _Gpg:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(
-                [shutil.which("gpgconf") or "gpgconf", "--homedir", self.home, "--kill",
-                 "gpg-agent"],
-                capture_output=True, timeout=10, check=False,
-            )  # fmt: skip
-        shutil.rmtree(self.home, ignore_errors=True)
+        if self.home is not None:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    [shutil.which("gpgconf") or "gpgconf", "--homedir", self.home, "--kill",
+                     "gpg-agent"],
+                    capture_output=True, timeout=10, check=False,
+                )  # fmt: skip
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.home = None
         return code
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
             self.proc.kill()
 
+    def _last_line(self, default: str) -> str:
+        lines = [
+            line.removeprefix("gpg: ").removeprefix("age: error: ")
+            for line in self.stderr.decode("utf-8", "replace").splitlines()
+            if line.strip() and "report unexpected" not in line
+        ]
+        return lines[-1] if lines else default
+
     def failure(self, archive: object) -> Exception:
-        """The error a failed decryption means: wrong passphrase (5) or damage (3)."""
+        """The error a failed decryption means: no such key or a wrong passphrase (5),
+        or damage (3)."""
+        text = self.stderr.decode("utf-8", "replace")
+        if self.kind == "age":
+            if "no identity matched" in text:
+                return _wrong_identity(archive)
+            if "failed to read header" in text:
+                return IntegrityError(archive, "not an age file (damaged or not encrypted)")
+            detail = self._last_line("age failed")
+            return IntegrityError(archive, f"the age data is damaged or tampered with ({detail})")
         if b"BAD_PASSPHRASE" in self.status:
             return DecryptError(
                 archive, "cannot decrypt: the passphrase is wrong", reason="wrong_key"
             )
         if b"NO_DATA" in self.status or b"NODATA" in self.status:
             return IntegrityError(archive, "not an OpenPGP file (damaged or not encrypted)")
-        lines = [ln for ln in self.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-        detail = lines[-1].removeprefix("gpg: ") if lines else "gpg failed"
+        detail = self._last_line("gpg failed")
         return IntegrityError(archive, f"the OpenPGP data is damaged or tampered with ({detail})")
+
+
+def _gpg(passphrase: bytes, args: list[str], stdin: Path | None = None) -> _Child:
+    """gpg with a private, temporary home (nothing cached, the user's keyring untouched)
+    and the passphrase on a pipe."""
+    home = tempfile.mkdtemp(prefix="fda-vault-gpg-")
+    argv = [
+        _gpg_binary(), "--homedir", home, "--batch", "--quiet", "--no-tty", "--no-options",
+        "--pinentry-mode", "loopback", "--no-symkey-cache", "--passphrase-fd", "{fd0}",
+        "--status-fd", "{status}", *args,
+    ]  # fmt: skip
+    try:
+        return _Child("gpg", argv, [passphrase + b"\n"], home=home, stdin=stdin)
+    except BaseException:
+        shutil.rmtree(home, ignore_errors=True)
+        raise
+
+
+def _age_child(
+    binary: str, args: list[str], identities: Sequence[Any] = (), stdin: Path | None = None
+) -> _Child:
+    """age, with in-memory identities on pipes (``-i /dev/fd/N``), never on disk."""
+    argv = [binary, *args]
+    for number in range(len(identities)):
+        argv += ["-i", f"/dev/fd/{{fd{number}}}"]
+    secrets = [f"{identity}\n".encode() for identity in identities]
+    return _Child("age", argv, secrets, stdin=stdin)
+
+
+def _wrong_identity(archive: object) -> DecryptError:
+    return DecryptError(
+        archive, "cannot decrypt: the age identity given is not one of its recipients",
+        reason="wrong_key",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- encrypting
@@ -373,43 +461,49 @@ class Encryptor:
     def __init__(self, encryption: Encryption, out: IO[bytes] | Any, *, own: Any = None) -> None:
         self._error: BaseException | None = None
         self._out = out
-        self._gpg: _Gpg | None = None
-        if encryption.kind == "age":
+        self._child: _Child | None = None
+        binary = age_binary() if encryption.kind == "age" else None
+        if encryption.kind == "age" and binary is None:
             recipients = list(encryption.recipients) + ([own.to_public()] if own else [])
             read_fd, self._write_fd = os.pipe()
             _widen_pipe(self._write_fd)
             reader = os.fdopen(read_fd, "rb", buffering=_PIPE_SIZE)
             self._thread = threading.Thread(
-                target=self._run_age, args=(reader, recipients), daemon=True
+                target=self._run_pyrage, args=(reader, recipients), daemon=True
             )
         else:
-            assert encryption.passphrase_file is not None
-            self._gpg = _Gpg(
-                read_passphrase(encryption.passphrase_file),
-                ["--symmetric", "--cipher-algo", "AES256", "--compress-algo", "none",
-                 "--s2k-digest-algo", "SHA512", "--output", "-"],
-            )  # fmt: skip
-            assert self._gpg.proc.stdin is not None
-            self._write_fd = self._gpg.proc.stdin.fileno()
-            self._thread = threading.Thread(target=self._run_gpg, daemon=True)
+            if binary is not None:
+                texts = [*encryption.recipient_texts, *([str(own.to_public())] if own else [])]
+                args = ["--encrypt"] + [arg for text in texts for arg in ("-r", text)]
+                self._child = _age_child(binary, args)
+            else:
+                assert encryption.passphrase_file is not None
+                self._child = _gpg(
+                    read_passphrase(encryption.passphrase_file),
+                    ["--symmetric", "--cipher-algo", "AES256", "--compress-algo", "none",
+                     "--s2k-digest-algo", "SHA512", "--output", "-"],
+                )  # fmt: skip
+            assert self._child.proc.stdin is not None
+            self._write_fd = self._child.proc.stdin.fileno()
+            self._thread = threading.Thread(target=self._run_child, daemon=True)
         self._thread.start()
 
-    def _run_age(self, reader: IO[bytes], recipients: list[Any]) -> None:
+    def _run_pyrage(self, reader: IO[bytes], recipients: list[Any]) -> None:
         try:
             with reader:
                 _pyrage().encrypt_io(reader, self._out, recipients)
         except BaseException as exc:
             self._error = exc
 
-    def _run_gpg(self) -> None:
-        assert self._gpg is not None and self._gpg.proc.stdout is not None
+    def _run_child(self) -> None:
+        assert self._child is not None and self._child.proc.stdout is not None
         try:
-            stdout = self._gpg.proc.stdout
-            while chunk := stdout.read(_PIPE_SIZE):
+            stdout = self._child.proc.stdout.fileno()
+            while chunk := os.read(stdout, _PIPE_SIZE):
                 self._out.write(chunk)
         except BaseException as exc:
             self._error = exc
-            self._gpg.kill()
+            self._child.kill()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
@@ -424,15 +518,16 @@ class Encryptor:
     def _failure(self) -> BaseException:
         if self._error is not None:
             return self._error
-        if self._gpg is not None:
-            return OperationError("gpg", self._gpg.stderr.decode("utf-8", "replace").strip())
+        if self._child is not None:
+            what = "age" if self._child.kind == "age" else "gpg"
+            return OperationError(what, self._child._last_line(f"{what} stopped"))
         return OperationError("age", "the encryption stopped")
 
     def _end_input(self) -> None:
-        if self._gpg is not None:
-            assert self._gpg.proc.stdin is not None
+        if self._child is not None:
+            assert self._child.proc.stdin is not None
             with contextlib.suppress(OSError):
-                self._gpg.proc.stdin.close()
+                self._child.proc.stdin.close()
         else:
             with contextlib.suppress(OSError):
                 os.close(self._write_fd)
@@ -442,8 +537,8 @@ class Encryptor:
         """End the plaintext and wait for the last ciphertext byte to be written."""
         self._end_input()
         self._thread.join()
-        if self._gpg is not None:
-            code = self._gpg.close()
+        if self._child is not None:
+            code = self._child.close()
             if code != 0 and self._error is None:
                 raise self._failure()
         if self._error is not None:
@@ -455,12 +550,12 @@ class Encryptor:
         """Stop, dropping what is not written yet (after a failure or Ctrl-C)."""
         if self._write_fd < 0:
             return
-        if self._gpg is not None:
-            self._gpg.kill()
+        if self._child is not None:
+            self._child.kill()
         self._end_input()
         self._thread.join()
-        if self._gpg is not None:
-            self._gpg.close()
+        if self._child is not None:
+            self._child.close()
 
 
 def _widen_pipe(fd: int) -> None:
@@ -544,13 +639,10 @@ class _Sink:
         return None
 
 
-def _age_failure(archive: object, exc: BaseException) -> Exception:
+def _pyrage_failure(archive: object, exc: BaseException) -> Exception:
     text = str(exc)
     if "No matching keys" in text:
-        return DecryptError(
-            archive, "cannot decrypt: the age identity given is not one of its recipients",
-            reason="wrong_key",
-        )  # fmt: skip
+        return _wrong_identity(archive)
     if "Header is invalid" in text or "fill whole buffer" in text:
         return IntegrityError(archive, "not an age file (damaged or not encrypted)")
     if "truncated" in text:
@@ -561,58 +653,72 @@ def _age_failure(archive: object, exc: BaseException) -> Exception:
 def decrypt_stream(
     kind: Kind,
     keys: Keys,
-    pieces: Iterable[bytes],
+    source: Path | Iterable[bytes],
     accept: Callable[[bytes], None],
     archive: object,
     stop: threading.Event | None = None,
 ) -> None:
-    """Decrypt ``pieces`` (the ciphertext in order), handing each plaintext piece to
+    """Decrypt ``source`` (a local file, which the ``age`` or ``gpg`` program then reads
+    itself, or the ciphertext's pieces in order), handing each plaintext piece to
     ``accept``; returns when the whole ciphertext is authenticated. DecryptError (no key,
     wrong key or passphrase), IntegrityError (damaged, truncated, tampered with), or what
-    reading ``pieces`` or ``accept`` raised. ``stop`` set: ends early, silently."""
+    reading the source or ``accept`` raised. ``stop`` set: ends early, silently."""
     stop = stop or threading.Event()
-    reader = _PiecesReader(pieces, stop)
-    sink = _Sink(accept)
+    file_source = source if isinstance(source, Path) else None
+    reader = _PiecesReader(_read_file(source) if isinstance(source, Path) else source, stop)
     if kind == "age":
-        identities = keys.age_identities(archive)
-        try:
-            _pyrage().decrypt_io(reader, sink, identities)
-        except Exception as exc:
-            if stop.is_set():
-                return
-            raise (reader.error or sink.error or _age_failure(archive, exc)) from None
-        if reader.error is not None:
-            raise reader.error
-        return
-    gpg = _Gpg(keys.passphrase(archive), ["--decrypt", "--output", "-"])
+        identities = keys.age_identities(archive)  # checked here: errors name the file
+        binary = age_binary()
+        if binary is None:
+            sink = _Sink(accept)
+            try:
+                _pyrage().decrypt_io(reader, sink, identities)
+            except Exception as exc:
+                if stop.is_set():
+                    return
+                raise (reader.error or sink.error or _pyrage_failure(archive, exc)) from None
+            if reader.error is not None:
+                raise reader.error
+            return
+        args = ["--decrypt"] + [arg for path in keys.identity_files for arg in ("-i", str(path))]
+        child = _age_child(binary, args, keys.own, stdin=file_source)
+    else:
+        child = _gpg(keys.passphrase(archive), ["--decrypt", "--output", "-"], stdin=file_source)
     failed: list[BaseException] = []
 
     def feed() -> None:
-        assert gpg.proc.stdin is not None
+        assert child.proc.stdin is not None
         try:
-            with gpg.proc.stdin:
+            with child.proc.stdin:
                 while piece := reader.read(_PIPE_SIZE):
-                    gpg.proc.stdin.write(piece)
+                    child.proc.stdin.write(piece)
         except BrokenPipeError:
-            pass  # gpg stopped: its status says why
+            pass  # the program stopped: its exit status and stderr say why
         except BaseException as exc:
             failed.append(exc)
-            gpg.kill()
+            child.kill()
 
     feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
+    if file_source is None:
+        feeder.start()
     try:
-        assert gpg.proc.stdout is not None
-        while chunk := gpg.proc.stdout.read(_PIPE_SIZE):
+        assert child.proc.stdout is not None
+        stdout = child.proc.stdout.fileno()
+        while chunk := os.read(stdout, _PIPE_SIZE):
+            if stop.is_set():
+                child.kill()
+                break
             accept(chunk)
     except BaseException:
-        gpg.kill()
+        child.kill()
         stop.set()
-        feeder.join()
-        gpg.close()
+        if feeder.is_alive():
+            feeder.join()
+        child.close()
         raise
-    feeder.join()
-    code = gpg.close()
+    if feeder.is_alive() or file_source is None:
+        feeder.join()
+    code = child.close()
     if stop.is_set():
         return
     if reader.error is not None:
@@ -620,7 +726,13 @@ def decrypt_stream(
     if failed:
         raise failed[0]
     if code != 0:
-        raise gpg.failure(archive)
+        raise child.failure(archive)
+
+
+def _read_file(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fp:
+        while piece := fp.read(_PIPE_SIZE):
+            yield piece
 
 
 def decrypt_bytes(kind: Kind, keys: Keys, data: bytes, archive: object) -> bytes:
@@ -647,6 +759,9 @@ class SealedScratch:
     def __init__(self, folder: str | None = None, cache_blocks: int = 8) -> None:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+        from fda_vault._fsio import fixed_mmap_threshold
+
+        fixed_mmap_threshold()  # its MiB blocks come and go by the hundred, from threads
         self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
         self._file = tempfile.TemporaryFile(dir=folder, prefix="fda-vault-sealed-")  # noqa: SIM115
         self._fd = self._file.fileno()
@@ -656,6 +771,7 @@ class SealedScratch:
         self._ended = False
         self._failure: BaseException | None = None
         self._cond = threading.Condition()
+        self._waiting = 0  # readers waiting for bytes not appended yet
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cache_blocks = cache_blocks
 
@@ -670,15 +786,25 @@ class SealedScratch:
                 self._seal(bytes(self._pending[:_BLOCK]))
                 del self._pending[:_BLOCK]
             self.size += len(data)
-            self._cond.notify_all()
+            if self._waiting:
+                self._cond.notify_all()
 
     def _seal(self, block: bytes) -> None:
-        sealed = self._aead.encrypt(self._nonce(self._blocks), block, None)
-        offset = self._blocks * (_BLOCK + _TAG)
+        index = self._blocks
+        sealed = self._aead.encrypt(self._nonce(index), block, None)
+        offset = index * (_BLOCK + _TAG)
         view = memoryview(sealed)
         while view:
             view = view[os.pwrite(self._fd, view, offset + len(sealed) - len(view)) :]
         self._blocks += 1
+        # Readers mostly follow the writer closely: the newest blocks stay readable here.
+        self._remember(index, block)
+
+    def _remember(self, index: int, block: bytes) -> None:
+        self._cache[index] = block
+        self._cache.move_to_end(index)
+        if len(self._cache) > self._cache_blocks:
+            self._cache.popitem(last=False)
 
     def end(self, failure: BaseException | None = None) -> None:
         """No more bytes (``failure``: why not; readers waiting then raise it)."""
@@ -694,22 +820,21 @@ class SealedScratch:
                 self._cond.wait()
             return self._failure
 
-    def _block(self, index: int) -> bytes:
+    def _piece(self, index: int, at: int, length: int) -> bytes:
+        """Up to ``length`` bytes of block ``index`` from ``at``."""
         with self._cond:
             cached = self._cache.get(index)
             if cached is not None:
                 self._cache.move_to_end(index)
-                return cached
-            if index >= self._blocks:
-                return bytes(self._pending)  # the partial last block, a copy
+                return cached[at : at + length]
+            if index >= self._blocks:  # the partial last block, still in memory
+                return bytes(self._pending[at : at + length])
         size = _BLOCK + _TAG
         sealed = os.pread(self._fd, size, index * size)
         block = self._aead.decrypt(self._nonce(index), sealed, None)
         with self._cond:
-            self._cache[index] = block
-            if len(self._cache) > self._cache_blocks:
-                self._cache.popitem(last=False)
-        return block
+            self._remember(index, block)
+        return block[at : at + length]
 
     def pread(self, length: int, offset: int) -> bytes:
         """Up to ``length`` bytes at ``offset``, waiting for them if they are not yet
@@ -717,20 +842,23 @@ class SealedScratch:
         want = offset + length
         with self._cond:
             while self.size < want and not self._ended:
-                self._cond.wait()
+                self._waiting += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self._waiting -= 1
             if self.size < want and self._failure is not None:
                 raise self._failure
             want = min(want, self.size)
-        out = bytearray()
+        pieces = []
         while offset < want:
             index, at = divmod(offset, _BLOCK)
-            block = self._block(index)
-            piece = block[at : at + want - offset]
+            piece = self._piece(index, at, want - offset)
             if not piece:
                 break
-            out += piece
+            pieces.append(piece)
             offset += len(piece)
-        return bytes(out)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def iter_from(self, offset: int = 0) -> Iterator[bytes]:
         """Every byte from ``offset`` to the end (after :meth:`end`), 1 MiB at a time."""

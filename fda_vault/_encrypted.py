@@ -24,6 +24,7 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from fda_vault._crypto import Encryptor, Keys, Kind, SealedScratch, decrypt_bytes, decrypt_stream
@@ -108,7 +109,7 @@ class DecryptedArchive:
         self._kind = kind
         self._keys = keys
         self._index = index
-        self._scratch = SealedScratch(cache_blocks=16)
+        self._scratch = SealedScratch(cache_blocks=6)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -130,10 +131,10 @@ class DecryptedArchive:
 
     def _decrypt(self) -> None:
         try:
+            source = self._path if isinstance(self._path, Path) else read_from(self._path, 0)
             decrypt_stream(
-                self._kind, self._keys, read_from(self._path, 0), self._scratch.append,
-                self._path, self._stop,
-            )  # fmt: skip
+                self._kind, self._keys, source, self._scratch.append, self._path, self._stop
+            )
         except BaseException as exc:
             self._scratch.end(exc)
         else:

@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HashAsWritten",
     "describe_os_error",
+    "fixed_mmap_threshold",
     "fsync_path",
     "make_backups_dir",
     "os_failure",
@@ -193,3 +195,22 @@ def publish_no_clobber(tmp: Path, final: Path) -> None:
     else:
         os.unlink(tmp)
     fsync_path(final.parent)
+
+
+def fixed_mmap_threshold() -> None:
+    """Have glibc's malloc serve blocks of 4 MiB and more from their own mappings, given
+    back when freed. By default it raises that threshold to the largest block freed so
+    far (up to 32 MiB), after which the MiB-sized buffers that uploads, read-ahead GETs
+    and encrypted streams allocate and free by the hundred, from several threads, stay
+    in the heap: measured on a 288 MB backup to SeaweedFS, peak RSS 176-183 -> 134-137
+    MiB, wall time within the noise (a 1 MiB threshold: 129 MiB, ~5% slower)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(name)
+        if hasattr(libc, "gnu_get_libc_version"):  # glibc only (not musl, not macOS)
+            libc.mallopt(_M_MMAP_THRESHOLD, 4 << 20)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h

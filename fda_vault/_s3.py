@@ -46,6 +46,7 @@ from fda_vault._errors import (
     OperationError,
     UsageError,
 )
+from fda_vault._fsio import fixed_mmap_threshold
 from fda_vault._verified import FileIdentity
 
 __all__ = [
@@ -162,7 +163,7 @@ def client() -> Any:
             "extra (pipx install '.[s3]' in a checkout, or pip install boto3 beside it)",
         ) from None
 
-    _fixed_mmap_threshold()
+    fixed_mmap_threshold()
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     session = boto3.session.Session()
     profile = session._session.get_scoped_config()
@@ -181,28 +182,6 @@ def client() -> Any:
         options["s3"] = {"addressing_style": "path"}
     region = session.region_name or "us-east-1"  # most non-AWS servers accept any
     return session.client("s3", region_name=region, config=Config(**options))
-
-
-def _fixed_mmap_threshold() -> None:
-    """Have glibc's malloc serve blocks of 4 MiB and more (upload parts, read-ahead GETs)
-    from their own mappings, given back when freed. By default it raises that threshold
-    to the largest block freed so far (up to 32 MiB), after which the parts and ranges
-    this module allocates and frees by the hundred, from several threads, stay in the
-    heap: measured on a 288 MB backup to SeaweedFS, peak RSS 176-183 -> 134-137 MiB, wall
-    time within the noise (a 1 MiB threshold: 129 MiB, ~5% slower)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    with suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(name)
-        if hasattr(libc, "gnu_get_libc_version"):  # glibc only (not musl, not macOS)
-            libc.mallopt(_M_MMAP_THRESHOLD, 4 << 20)
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 def _attempts(value: str) -> int:
