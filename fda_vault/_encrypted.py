@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from fda_vault._crypto import Encryptor, Keys, Kind, SealedScratch, decrypt_bytes, decrypt_stream
+from fda_vault._crypto import (
+    Encryptor,
+    Forgotten,
+    Keys,
+    Kind,
+    SealedScratch,
+    decrypt_bytes,
+    decrypt_stream,
+)
 from fda_vault._errors import IntegrityError, UsageError
 from fda_vault._s3 import ArchivePath, ObjectPath
 from fda_vault._storage import archive_of_index, index_path, read_from
@@ -93,7 +101,14 @@ def read_index(path: ArchivePath, kind: Kind, keys: Keys) -> ArchiveIndex | None
 class DecryptedArchive:
     """:class:`~fda_vault._zipindex.RandomAccess` over the plaintext of an encrypted
     archive. Reads at or after the index's tail are answered from the index; the first
-    read before it starts the decryption (a thread), which the reads wait for."""
+    read before it starts the decryption (a thread), which the reads wait for.
+
+    The decryption stays a few MiB ahead of the furthest read (readers that follow it,
+    as verify and restore do, read from memory), and a block every byte of which has
+    been read is forgotten rather than sealed to the scratch file; should it be read
+    again, a second decryption from the start (kept whole) answers that read and the
+    ones after it that need it.
+    """
 
     def __init__(self, path: ArchivePath, kind: Kind, keys: Keys, index: ArchiveIndex | None):
         if isinstance(path, ObjectPath):
@@ -109,12 +124,14 @@ class DecryptedArchive:
         self._kind = kind
         self._keys = keys
         self._index = index
-        self._scratch = SealedScratch(cache_blocks=6)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._streams: list[tuple[SealedScratch, threading.Event, threading.Thread]] = []
+        self._tail_differs = False
+        self._decrypted = 0
+        # Readers follow the decryption only when the index lets them read the archive's
+        # end first; without it the whole archive is decrypted before anything is read.
+        self._scratch = self._new_stream(forgets=index is not None)
         if index is None:
-            self._start()
             failure = self._scratch.wait_end()
             if failure is not None:
                 self.close()
@@ -122,23 +139,49 @@ class DecryptedArchive:
             self.size = self._scratch.size
         else:
             self.size = index.size
+            self._scratch.mark_read(index.tail_offset, index.size - index.tail_offset)
+        self._replay: SealedScratch | None = None
+
+    def _new_stream(self, *, forgets: bool) -> SealedScratch:
+        """A scratch and the thread that decrypts the archive into it, from the start
+        (the first one lazily: only a read before the tail starts it)."""
+        scratch = SealedScratch(cache_blocks=_AHEAD_BLOCKS, paced=forgets, forgets=forgets)
+        stop = threading.Event()
+        first = not self._streams
+        thread = threading.Thread(target=self._decrypt, args=(scratch, stop, first), daemon=True)
+        self._streams.append((scratch, stop, thread))
+        if not first or self._index is None:
+            thread.start()
+        return scratch
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._decrypt, daemon=True)
-                self._thread.start()
+            thread = self._streams[0][2]
+            if thread.ident is None:
+                thread.start()
 
-    def _decrypt(self) -> None:
+    def _decrypt(self, scratch: SealedScratch, stop: threading.Event, first: bool) -> None:
+        accept = self._accept_checking_tail if first and self._index is not None else scratch.append
         try:
             source = self._path if isinstance(self._path, Path) else read_from(self._path, 0)
-            decrypt_stream(
-                self._kind, self._keys, source, self._scratch.append, self._path, self._stop
-            )
+            decrypt_stream(self._kind, self._keys, source, accept, self._path, stop)
         except BaseException as exc:
-            self._scratch.end(exc)
+            scratch.end(exc)
         else:
-            self._scratch.end()
+            scratch.end()
+
+    def _accept_checking_tail(self, chunk: bytes) -> None:
+        """Append a decrypted piece, comparing what falls in the tail with the index."""
+        index = self._index
+        assert index is not None
+        start, end = self._decrypted, self._decrypted + len(chunk)
+        if end > index.tail_offset:
+            at = max(start, index.tail_offset)
+            expected = index.tail[at - index.tail_offset : end - index.tail_offset]
+            if chunk[at - start :] != expected:
+                self._tail_differs = True
+        self._decrypted = end
+        self._scratch.append(chunk)
 
     def pread(self, length: int, offset: int, /) -> bytes:
         index = self._index
@@ -152,12 +195,20 @@ class DecryptedArchive:
 
     def _scratch_read(self, length: int, offset: int) -> bytes:
         self._start()
-        return self._scratch.pread(length, offset)
+        try:
+            return self._scratch.pread(length, offset)
+        except Forgotten:
+            pass
+        with self._lock:
+            if self._replay is None:
+                self._replay = self._new_stream(forgets=False)
+        return self._replay.pread(length, offset)
 
     def check_whole(self) -> None:
         """Wait until the whole ciphertext is decrypted and authenticated, and check the
         index against it: DecryptError, or IntegrityError naming what differs."""
         self._start()
+        self._scratch.release()
         failure = self._scratch.wait_end()
         if failure is not None:
             raise failure
@@ -169,17 +220,16 @@ class DecryptedArchive:
                 self._path,
                 f"the archive decrypts to {self._scratch.size} bytes, its index says {index.size}",
             )
-        at = index.tail_offset
-        for piece in self._scratch.iter_from(at):
-            if piece != index.tail[at - index.tail_offset : at - index.tail_offset + len(piece)]:
-                raise IntegrityError(self._path, "its index differs from the archive's end")
-            at += len(piece)
+        if self._tail_differs:
+            raise IntegrityError(self._path, "its index differs from the archive's end")
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._scratch.close()
+        for scratch, stop, thread in self._streams:
+            stop.set()
+            scratch.release()
+            if thread.ident is not None:
+                thread.join()
+            scratch.close()
 
 
 class CipherOut:
@@ -204,6 +254,7 @@ class CipherOut:
         return None
 
 
+_AHEAD_BLOCKS = 8  # MiB the decryption runs ahead of the readers, in memory
 _SPILL_AT = 8 << 20  # an open entry held in memory up to this size...
 _HEAD_ROOM = 1 << 16  # ...then all of it but its first bytes (the header) waits sealed
 
@@ -250,7 +301,7 @@ class EncryptingSink:
             else:
                 self._head += data
                 if len(self._head) > _SPILL_AT:
-                    self._spill = SealedScratch()
+                    self._spill = SealedScratch(cache_blocks=1)
                     self._spill.append(memoryview(self._head)[_HEAD_ROOM:])
                     del self._head[_HEAD_ROOM:]
             self._end += size

@@ -16,6 +16,7 @@ import pytest
 from fda_vault._crypto import (
     Encryption,
     Encryptor,
+    Forgotten,
     Keys,
     SealedScratch,
     decrypt_bytes,
@@ -111,17 +112,60 @@ def test_sealed_scratch_reads_back_anywhere_and_stores_no_plaintext(tmp_path: Pa
     data = (marker * 100_000)[: (3 << 20) + 12345]
     folder = tmp_path / "scratch"
     folder.mkdir()
-    scratch = SealedScratch(folder=str(folder))
-    assert list(folder.iterdir()) == []  # no name on disk, from the start
+    scratch = SealedScratch(folder=str(folder), cache_blocks=1)
     for at in range(0, len(data), 70_000):
         scratch.append(data[at : at + 70_000])
     scratch.end()
     for offset, length in [(0, 10), (1 << 20, 5), ((1 << 20) - 3, 7), (len(data) - 4, 100)]:
         assert scratch.pread(length, offset) == data[offset : offset + length]
     assert b"".join(scratch.iter_from(5)) == data[5:]
-    on_disk = os.pread(scratch._fd, 10 << 20, 0)
-    assert len(on_disk) >= 3 << 20 and marker not in on_disk
+    assert list(folder.iterdir()) == []  # the file has no name
+    assert scratch._file is not None
+    on_disk = os.pread(scratch._file.fileno(), 10 << 20, 0)
+    assert len(on_disk) >= 2 << 20 and marker not in on_disk  # blocks 0-1 went there
     scratch.close()
+
+
+def test_a_forgetting_scratch_drops_blocks_read_whole_and_keeps_the_others() -> None:
+    block = 1 << 20
+    scratch = SealedScratch(cache_blocks=1, forgets=True)
+    scratch.append(b"a" * block)
+    assert scratch.pread(block // 2, 0) == b"a" * (block // 2)
+    assert scratch.pread(block // 2, block // 2) == b"a" * (block // 2)  # block 0 read whole
+    scratch.append(b"b" * block)  # block 0 leaves memory: dropped, never written
+    scratch.append(b"c" * block)  # block 1 leaves memory unread: sealed to the file
+    scratch.end()
+    assert scratch.pread(4, block) == b"bbbb"  # from the file
+    with pytest.raises(Forgotten):
+        scratch.pread(4, 0)
+    scratch.close()
+
+
+def test_a_paced_writer_waits_for_readers_until_released() -> None:
+    scratch = SealedScratch(cache_blocks=2, paced=True)
+    written = threading.Event()
+
+    def write() -> None:
+        for _ in range(5):
+            scratch.append(b"x" * (1 << 20))
+        written.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert not written.wait(0.3)  # two blocks ahead of nobody's reads: it waits
+    assert scratch.pread(1, 4 << 20) == b"x"  # a reader further on lets it go on
+    assert written.wait(5)
+    writer.join()
+    paced = SealedScratch(cache_blocks=1, paced=True)
+    done = threading.Thread(target=lambda: [paced.append(b"y" * (1 << 20)) for _ in range(4)])
+    done.start()
+    done.join(0.3)
+    assert done.is_alive()
+    paced.release()  # the whole stream is wanted now
+    done.join(5)
+    assert not done.is_alive() and paced.size == 4 << 20
+    scratch.close()
+    paced.close()
 
 
 def test_a_reader_waits_for_bytes_and_gets_the_failure_if_they_never_come() -> None:
