@@ -66,6 +66,7 @@ AGE_SUFFIX = ".age"
 GPG_SUFFIX = ".gpg"
 _PIPE_SIZE = 1 << 20
 _MAX_KEY_FILE = 1 << 20  # a recipients, identity or passphrase file larger is not one
+_MAX_PASSPHRASE = 4096  # it goes to gpg on a pipe, whose buffer takes it whole
 
 
 def encryption_of(name: str) -> Kind | None:
@@ -162,6 +163,8 @@ def read_passphrase(path: Path) -> bytes:
     passphrase = data.split(b"\n", 1)[0].rstrip(b"\r")
     if not passphrase:
         raise UsageError(path, "the passphrase file is empty")
+    if len(passphrase) > _MAX_PASSPHRASE:
+        raise UsageError(path, f"the passphrase is longer than {_MAX_PASSPHRASE} bytes")
     return passphrase
 
 
@@ -374,13 +377,7 @@ class _Child:
                 with contextlib.suppress(OSError):
                     stream.close()
         if self.home is not None:
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                subprocess.run(
-                    [shutil.which("gpgconf") or "gpgconf", "--homedir", self.home, "--kill",
-                     "gpg-agent"],
-                    capture_output=True, timeout=10, check=False,
-                )  # fmt: skip
-            shutil.rmtree(self.home, ignore_errors=True)
+            _remove_gpg_home(Path(self.home))
             self.home = None
         return code
 
@@ -417,10 +414,14 @@ class _Child:
         return IntegrityError(archive, f"the OpenPGP data is damaged or tampered with ({detail})")
 
 
+_GPG_HOME = "fda-vault-gpg-"
+
+
 def _gpg(passphrase: bytes, args: list[str], stdin: Path | None = None) -> _Child:
     """gpg with a private, temporary home (nothing cached, the user's keyring untouched)
     and the passphrase on a pipe."""
-    home = tempfile.mkdtemp(prefix="fda-vault-gpg-")
+    _sweep_gpg_homes()
+    home = tempfile.mkdtemp(prefix=f"{_GPG_HOME}{os.getpid()}-", dir=_gpg_homes_parent())
     argv = [
         _gpg_binary(), "--homedir", home, "--batch", "--quiet", "--no-tty", "--no-options",
         "--pinentry-mode", "loopback", "--no-symkey-cache", "--passphrase-fd", "{fd0}",
@@ -431,6 +432,47 @@ def _gpg(passphrase: bytes, args: list[str], stdin: Path | None = None) -> _Chil
     except BaseException:
         shutil.rmtree(home, ignore_errors=True)
         raise
+
+
+def _gpg_homes_parent() -> str:
+    """Where gpg homes go: the temporary folder, unless its path is so long that the
+    agent's socket in it would pass the 108 bytes a socket path may have (gpg then fails
+    with "No agent running"); /tmp then."""
+    folder = tempfile.gettempdir()
+    if len(folder) > 48 and os.access("/tmp", os.W_OK):  # noqa: S108 (mkdtemp: 0700)
+        return "/tmp"  # noqa: S108
+    return folder
+
+
+def _sweep_gpg_homes() -> None:
+    """Remove the gpg homes (and stop the agents) of fda-vault runs that died without
+    cleaning up (``kill -9``): each home's name carries its run's pid."""
+    for home in Path(_gpg_homes_parent()).glob(f"{_GPG_HOME}*"):
+        pid = home.name.removeprefix(_GPG_HOME).split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        _remove_gpg_home(home)
+
+
+def _remove_gpg_home(home: Path) -> None:
+    """Stop the agent of a gpg home, then remove the home."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            [shutil.which("gpgconf") or "gpgconf", "--homedir", str(home), "--kill",
+             "gpg-agent"],
+            capture_output=True, timeout=10, check=False,
+        )  # fmt: skip
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 def _age_child(

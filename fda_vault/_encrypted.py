@@ -254,8 +254,8 @@ class CipherOut:
         return None
 
 
-_AHEAD_BLOCKS = 8  # MiB the decryption runs ahead of the readers, in memory
-_SPILL_AT = 8 << 20  # an open entry held in memory up to this size...
+_AHEAD_BLOCKS = 4  # MiB the decryption runs ahead of the readers, in memory
+_SPILL_AT = 2 << 20  # an open entry held in memory up to this size...
 _HEAD_ROOM = 1 << 16  # ...then all of it but its first bytes (the header) waits sealed
 
 

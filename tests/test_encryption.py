@@ -8,8 +8,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fda_vault._crypto import AGE_SUFFIX
 from tests.conftest import CliCall, FrozenClock, backup_json
 from tests.s3servers import Bucket
+from tests.test_faults import _cmd, _incompressible_project
 from tests.tree import snapshot
 
 PASSPHRASE = "correct horse battery staple 510k"
@@ -558,3 +561,49 @@ def test_encrypted_backups_in_object_storage(
     back = tmp_path / "back"
     assert [a["status"] for a in _json(cli, "copy", location, back)["archives"]] == ["copied"]
     assert _json(cli, "verify", back / name, "-i", key)["ok"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["age", "gpg"])
+def test_sigkill_during_an_encrypted_backup_leaves_nothing_half_made(
+    cli: CliCall, tmp_path: Path, age_key: tuple[Path, str], passphrase_file: Path, kind: str
+) -> None:
+    """Real processes killed at five points: every archive left under a final name opens
+    and verifies, with its index; the next run removes the temporary files; nothing of
+    the run stays in the temporary folder (no scratch file, no gpg home or agent)."""
+    projects = tmp_path / "projects"
+    _incompressible_project(projects, "K9", files=24, size=1_500_000)
+    out = tmp_path / "out"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    key, public = age_key
+    how = ["--encrypt-to", public] if kind == "age" else ["--passphrase-file", str(passphrase_file)]
+    secret = ["-i", str(key)] if kind == "age" else ["--passphrase-file", str(passphrase_file)]
+    cmd = _cmd("backup", "--all", "--projects-dir", projects, "--output-dir", out, "-q", *how)
+    clock = time.monotonic()
+    subprocess.run(cmd, check=True, timeout=120, env=env)
+    full_run = time.monotonic() - clock
+    for fraction in (0.1, 0.3, 0.5, 0.7, 0.9):
+        proc = subprocess.Popen(cmd, env=env)
+        time.sleep(full_run * fraction)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        for archive in out.glob(f"*.zip.{kind}"):
+            if ".idx." in archive.name:
+                continue
+            checked = cli("verify", archive, *secret, "--json")
+            assert checked.exit_code == 0, (fraction, checked.stdout, checked.stderr)
+    subprocess.run(cmd, check=True, timeout=120, env=env)
+    assert list(out.glob("*.tmp")) == []
+    archives = [a for a in out.glob(f"*.zip.{kind}") if ".idx." not in a.name]
+    indexes = list(out.glob(f"*.zip.idx.{kind}"))
+    assert len(archives) == len(indexes) >= 2
+    assert list(scratch.iterdir()) == []  # scratch files have no name
+    # gpg homes (in /tmp: this TMPDIR is too long for an agent's socket) of the killed
+    # runs were removed by the runs after them, their agents stopped.
+    dead = [
+        home for home in Path("/tmp").glob("fda-vault-gpg-*")
+        if not Path(f"/proc/{home.name.split('-')[3]}").exists()
+    ]  # fmt: skip
+    assert dead == []
