@@ -22,7 +22,7 @@ from fda_vault import __version__
 from fda_vault._config import DEFAULT_FULL_EVERY_DAYS, DEFAULT_LEVEL
 from fda_vault._crypto import NO_KEYS, Encryption, Encryptor, Keys, encrypt_bytes, new_identity
 from fda_vault._diagnostics import Diagnostic
-from fda_vault._encrypted import ArchiveIndex, CipherOut, EncryptingSink
+from fda_vault._encrypted import ArchiveIndex, CipherOut, CutAfterEncrypting, EncryptingSink
 from fda_vault._errors import (
     IntegrityError,
     InterruptedByUser,
@@ -268,6 +268,9 @@ class _Written(NamedTuple):
     hashed: int  # how many of the archive's first bytes the hash saw as they were written
     size: int  # of the archive (as stored: encrypted, when it is)
     archive_index: ArchiveIndex | None  # an encrypted archive's: its plaintext end
+
+
+_REWRITES = 2  # an encrypted archive is written again at most this often (CutAfterEncrypting)
 
 
 def _write_archive(
@@ -542,20 +545,34 @@ def backup(
             )  # fmt: skip
             try:
                 with folder.new_archive(name) as pending:
-                    written = _write_archive(
-                        pending,
-                        scan,
-                        plan,
-                        digest,
-                        level=level,
-                        skip_unreadable=skip_unreadable,
-                        progress=progress,
-                        started=started,
-                        projects=selected,
-                        patterns=excludes,
-                        encryption=encryption,
-                        own=own,
-                    )
+                    for attempt in range(1, _REWRITES + 2):
+                        try:
+                            written = _write_archive(
+                                pending,
+                                scan,
+                                plan,
+                                digest,
+                                level=level,
+                                skip_unreadable=skip_unreadable,
+                                progress=progress,
+                                started=started,
+                                projects=selected,
+                                patterns=excludes,
+                                encryption=encryption,
+                                own=own,
+                            )
+                            break
+                        except CutAfterEncrypting:
+                            # A large file changed while it was read, its first bytes
+                            # already encrypted: the archive is written again.
+                            if attempt > _REWRITES:
+                                raise OperationError(
+                                    name, "a large file kept changing while it was read; "
+                                    "nothing was written", reason="changed_while_read",
+                                ) from None  # fmt: skip
+                            digest.close()
+                            digest = HashAsWritten()
+                            pending.restart()
                     full_read = plan.full_read
                     del scan, plan  # not needed to verify: keep the peak low
                     archive_sha, report = _check_written(

@@ -17,11 +17,11 @@ Both are streams: :class:`Encryptor` takes the plaintext by ``write`` and writes
 ciphertext to a file; :func:`decrypt_stream` turns ciphertext pieces into plaintext
 pieces. Neither holds more than a few MiB. This module knows no archive or location.
 
-:class:`SealedScratch` is private scratch space on disk for bytes that must wait (a ZIP
-entry whose header is patched when it ends; the plaintext of an archive being read at
-random offsets): each 1 MiB block is sealed with AES-256-GCM under a key that exists only
-in this process's memory, so what reaches the disk, or stays there after a ``kill -9``,
-is unreadable, and the file has no name (it is unlinked at once).
+:class:`SealedScratch` is private scratch space on disk for bytes that must wait (the
+plaintext of an archive being read at random offsets): each 1 MiB block is sealed with
+AES-256-GCM under a key that exists only in this process's memory, so what reaches the
+disk, or stays there after a ``kill -9``, is unreadable, and the file has no name (it
+is unlinked at once).
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ decrypt the archive once, in order, in a thread of their own, into a
 must then equal the archive's decrypted end. An archive whose index is missing is still
 read (decrypted whole first).
 
-Writing: :class:`EncryptingSink` is the seekable file the ZIP writer needs, over a
-stream that can only go forward: it holds the open entry (whose header is patched when
-the entry ends, or which is cut off when its source changed while read) and passes
-everything before it on; an entry larger than a few MiB waits in a sealed scratch file,
-never as plaintext on disk.
+Writing: :class:`EncryptingSink` is the file the ZIP writer writes into, over a stream
+that can only go forward. The writer never patches (streamed entries end with a data
+descriptor); it may cut the open entry off when its source changed while it was read,
+so the sink holds a small open entry back, and for a large one already passed on the
+backup writes the archive again (:class:`CutAfterEncrypting`).
 """
 
 from __future__ import annotations
@@ -255,36 +255,48 @@ class CipherOut:
 
 
 _AHEAD_BLOCKS = 4  # MiB the decryption runs ahead of the readers, in memory
-_SPILL_AT = 2 << 20  # an open entry held in memory up to this size...
-_HEAD_ROOM = 1 << 16  # ...then all of it but its first bytes (the header) waits sealed
+_HOLD = 2 << 20  # the open entry is held back up to this size (it may yet be cut off)
+
+
+class CutAfterEncrypting(Exception):
+    """The ZIP writer asked to cut off an entry (its source changed while it was read)
+    whose first bytes are encrypted already: the archive must be written again."""
 
 
 class EncryptingSink:
-    """A seekable, write-only file for the ZIP writer over an :class:`Encryptor`.
+    """A write-only file for the ZIP writer over an :class:`Encryptor`.
 
-    The writer only seeks back into the open entry (to patch its header, or to cut it
-    off): everything before the offset given to :meth:`settle` goes to the encryptor,
-    the rest is held. ``keep_from(offset)``: the plaintext from ``offset`` to the end is
-    also kept (:attr:`kept`), for the archive's index.
+    The writer never patches (streamed entries end with a data descriptor): it only
+    cuts the open entry off when its source changed while it was read. So everything
+    before the offset given to :meth:`settle` (the open entry's start) goes to the
+    encryptor, and the open entry is held back while it is small (up to 2 MiB: most
+    files). A larger one is passed on as it grows; cutting it off then raises
+    :class:`CutAfterEncrypting` (the backup writes the archive again). ``keep_from(offset)``:
+    the plaintext from ``offset`` to the end is also kept (:attr:`kept`), for the index.
     """
 
     def __init__(self, encryptor: Encryptor) -> None:
         self._encryptor = encryptor
-        self._base = 0  # the offset of the first held byte
-        self._head = bytearray()  # held bytes in memory: [base, base + len(head))
-        self._spill: SealedScratch | None = None  # held bytes after the head
-        self._pos = 0
-        self._end = 0
-        self._keep_from: int | None = None
+        self._held = bytearray()  # the open entry's bytes not passed on yet
         self._passed = 0  # bytes handed to the encryptor
+        self._entry_start = 0  # where the open entry begins
+        self._cut_at: int | None = None  # where a seek back asks the next truncate to cut
+        self._keep_from: int | None = None
         self.kept = bytearray()
 
+    @property
+    def _end(self) -> int:
+        return self._passed + len(self._held)
+
     def tell(self) -> int:
-        return self._pos
+        return self._end
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        assert whence == 0
-        self._pos = offset
+        """Only back into the open entry, to cut it off there (:meth:`truncate`)."""
+        assert whence == 0 and self._entry_start <= offset <= self._end, "not a cut"
+        if offset < self._passed:
+            raise CutAfterEncrypting(offset)
+        self._cut_at = offset
         return offset
 
     def writable(self) -> bool:
@@ -294,73 +306,45 @@ class EncryptingSink:
         return None
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        size = len(data)
-        if self._pos == self._end:
-            if self._spill is not None:
-                self._spill.append(data)
-            else:
-                self._head += data
-                if len(self._head) > _SPILL_AT:
-                    self._spill = SealedScratch(cache_blocks=1)
-                    self._spill.append(memoryview(self._head)[_HEAD_ROOM:])
-                    del self._head[_HEAD_ROOM:]
-            self._end += size
-        else:
-            at = self._pos - self._base
-            assert at >= 0 and at + size <= len(self._head), "a patch outside the held header"
-            self._head[at : at + size] = data
-        self._pos += size
-        return size
+        assert self._cut_at is None, "a write after a seek back, not a cut"
+        self._held += data
+        if len(self._held) > _HOLD:
+            self._pass_on()
+        return len(data)
 
     def truncate(self, size: int | None = None) -> int:
-        end = self._pos if size is None else size
-        assert end >= self._base, "cut into bytes already encrypted"
-        if end == self._base:
-            self._head.clear()
-            self._drop_spill()
-        else:
-            assert self._spill is None and end - self._base <= len(self._head)
-            del self._head[end - self._base :]
-        self._end = end
+        end = size if size is not None else self._cut_at if self._cut_at is not None else self._end
+        self._cut_at = None
+        if end < self._passed:
+            raise CutAfterEncrypting(end)
+        del self._held[end - self._passed :]
         return end
-
-    def _drop_spill(self) -> None:
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
 
     def keep_from(self, offset: int) -> None:
         self._keep_from = offset
 
     def settle(self, offset: int) -> None:
-        """No byte before ``offset`` will change: encrypt the held bytes up to it."""
-        if offset <= self._base:
-            return
+        """No byte before ``offset`` will change: pass the held bytes on."""
         assert offset == self._end, "the writer settles at the end of what it wrote"
-        self._pass_on(self._head)
-        self._head = bytearray()
-        if self._spill is not None:
-            self._spill.end()
-            for piece in self._spill.iter_from(0):
-                self._pass_on(piece)
-            self._drop_spill()
-        self._base = offset
+        self._pass_on()
+        self._entry_start = offset
 
-    def _pass_on(self, data: bytes | bytearray | memoryview) -> None:
+    def _pass_on(self) -> None:
+        data, self._held = self._held, bytearray()
         if not data:
             return
         if self._keep_from is not None:
             skip = max(0, self._keep_from - self._passed)
             if skip < len(data):
-                self.kept += data[skip:]
+                self.kept += memoryview(data)[skip:]
         self._encryptor.write(data)
         self._passed += len(data)
 
     def finish(self) -> None:
         """Encrypt what is held and end the ciphertext (after the writer's close)."""
-        self.settle(self._end)
+        self._pass_on()
         self._encryptor.close()
 
     def abort(self) -> None:
-        self._drop_spill()
+        self._held = bytearray()
         self._encryptor.abort()

@@ -7,8 +7,8 @@ Three pieces, each the object-storage twin of a local one:
   1 MiB blocks, a small cache, read-ahead when reading runs forward, and ``If-Match`` on
   the ETag seen first, so an object replaced under a reader is an error, never a mix.
 - :class:`MultipartSink` is the file the ZIP writer writes into: fixed-size parts
-  uploaded as soon as no byte of them can change, the part that holds the open entry's
-  header kept in memory until the header is patched, so memory stays a few parts
+  uploaded as soon as no byte of them can change, the part where the open entry starts
+  kept in memory until the entry is complete (it may be cut off), so memory stays a few parts
   whatever the archive's size, and nothing is written to the local disk.
 - :class:`S3Location` is a backups location (``storage.BackupsLocation``): listing,
   never-overwrite publishing (``If-None-Match: *``), deletion that respects Object Lock,
@@ -489,11 +489,11 @@ class MultipartSink:
 
     The file is cut into parts of ``part_size`` bytes at fixed offsets. A part is uploaded
     once full and out of the pinned region: the bytes from :meth:`settle`'s offset (the
-    open entry's start, whose header the writer patches when the entry ends) through
-    the largest header. A part uploaded after the pin can be written again after a
-    rollback (the writer cuts back to the pin): it is uploaded again under its number,
-    and parts past the final end are left out of the completed object. Memory: the
-    pinned part(s), the part being filled and the uploads in flight.
+    open entry's start, to which the writer may cut back) through the largest header. A
+    part uploaded after the pin can be written again after a rollback (the writer cuts
+    back to the pin): it is uploaded again under its number, and parts past the final
+    end are left out of the completed object. Memory: the pinned part(s), the part being
+    filled and the uploads in flight.
     """
 
     def __init__(self, path: ObjectPath, *, part_size: int = PART_SIZE, **create: Any):

@@ -176,6 +176,9 @@ class PendingArchive(Protocol):
     def sync(self) -> None:
         """Make the written bytes durable."""
 
+    def restart(self) -> None:
+        """Drop what was written, so that :meth:`open` starts again."""
+
 
 class ObjectLock(NamedTuple):
     """S3 Object Lock retention for new archives."""
@@ -251,6 +254,9 @@ class _LocalPending:
 
     def sync(self) -> None:
         fsync_path(self.tmp)
+
+    def restart(self) -> None:
+        self.tmp.unlink(missing_ok=True)
 
 
 class BackupsFolder:
@@ -376,7 +382,11 @@ class _ObjectPending:
     """A temporary object ``<name>.tmp-<run>`` written by one multipart upload."""
 
     def __init__(self, where: S3Prefix, name: str) -> None:
-        self.temp = where.object(f"{name}{TMP_MARK}{uuid.uuid4().hex[:16]}")
+        self.prefix, self.name = where, name
+        self._begin()
+
+    def _begin(self) -> None:
+        self.temp = self.prefix.object(f"{self.name}{TMP_MARK}{uuid.uuid4().hex[:16]}")
         self.sink: MultipartSink | None = None
         self.size = 0
         self.etag = ""
@@ -402,6 +412,11 @@ class _ObjectPending:
 
     def sync(self) -> None:
         """Durable once the upload is complete: nothing to do."""
+
+    def restart(self) -> None:
+        """Drop what was written, to write it again from the start."""
+        self.discard()
+        self._begin()
 
     def discard(self) -> None:
         """Abort the upload, delete the temporary object (best effort)."""

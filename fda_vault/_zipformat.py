@@ -13,8 +13,10 @@ __all__ = [
     "CENTRAL",
     "CENTRAL_SIG",
     "DEFLATED",
+    "DESCRIPTOR_SIG",
     "EOCD",
     "EOCD_SIG",
+    "FLAG_DESCRIPTOR",
     "FLAG_ENCRYPTED",
     "FLAG_UTF8",
     "LOCAL_HEADER",
@@ -37,6 +39,7 @@ CENTRAL_SIG = b"PK\x01\x02"
 EOCD_SIG = b"PK\x05\x06"
 ZIP64_EOCD_SIG = b"PK\x06\x06"
 ZIP64_LOCATOR_SIG = b"PK\x06\x07"
+DESCRIPTOR_SIG = b"PK\x07\x08"  # data descriptor (4.3.9), after an entry's data
 ZIP64_EXTRA_ID = 0x0001
 
 # The fixed part of each record, signature included.
@@ -53,6 +56,7 @@ MAX_COMMENT = 0xFFFF
 # The highest "version needed to extract" read (6.3, as Python's zipfile); we write 2.0/4.5.
 MAX_EXTRACT_VERSION = 63
 FLAG_ENCRYPTED = 0x0001
+FLAG_DESCRIPTOR = 0x0008  # CRC-32 and sizes in a data descriptor after the data
 FLAG_UTF8 = 0x0800
 STORED = 0
 DEFLATED = 8

@@ -20,9 +20,10 @@ from fda_vault._zipformat import (
     CENTRAL,
     CENTRAL_SIG,
     DEFLATED,
+    DESCRIPTOR_SIG,
     EOCD_SIG,
+    FLAG_DESCRIPTOR,
     FLAG_UTF8,
-    LOCAL_HEADER_SIZE,
     LOCAL_SIG,
     MAX16,
     MAX32,
@@ -35,9 +36,9 @@ from fda_vault._zipformat import (
 __all__ = ["EntryResult", "ZipWriter", "file_attr"]
 
 # The signatures as the little-endian integers that struct.pack("<I") writes.
-_LOCAL_SIG, _CENTRAL_SIG, _EOCD_SIG, _ZIP64_EOCD_SIG, _ZIP64_LOCATOR_SIG = (
+_LOCAL_SIG, _CENTRAL_SIG, _EOCD_SIG, _ZIP64_EOCD_SIG, _ZIP64_LOCATOR_SIG, _DESCRIPTOR_SIG = (
     int.from_bytes(sig, "little")
-    for sig in (LOCAL_SIG, CENTRAL_SIG, EOCD_SIG, ZIP64_EOCD_SIG, ZIP64_LOCATOR_SIG)
+    for sig in (LOCAL_SIG, CENTRAL_SIG, EOCD_SIG, ZIP64_EOCD_SIG, ZIP64_LOCATOR_SIG, DESCRIPTOR_SIG)
 )
 _ZIP64_EXTRA_ID = ZIP64_EXTRA_ID
 _MAX32, _MAX16, _FLAG_UTF8, _STORED, _DEFLATED = MAX32, MAX16, FLAG_UTF8, STORED, DEFLATED
@@ -85,7 +86,7 @@ class _OpenEntry:
     external_attr: int
     zip64: bool
     data_start: int
-    patched: bool  # the header already holds the final CRC and sizes
+    described: bool  # its CRC and sizes follow the data (a data descriptor)
 
 
 def file_attr(mode: int) -> int:
@@ -104,18 +105,21 @@ def _dos_datetime(mtime: float) -> tuple[int, int]:
 
 
 class ZipWriter:
-    """Append entries to a seekable binary file, then ``close()`` writes the directory.
+    """Append entries to a binary file, then ``close()`` writes the directory.
 
-    ``tap``, if given, receives the file's bytes in order as they are written, for as
-    long as each is final: up to the first entry whose header is patched afterwards
-    (its CRC and sizes were not known when it began). :attr:`tapped` then says how far
-    it got, so a hash of the whole file needs only the rest read back (0 when a rollback
-    cut into bytes already tapped: the tap's result is void).
+    Bytes are written in order and never patched: an entry whose CRC and sizes are not
+    known when it begins (a file streamed as it is read) has them in a data descriptor
+    after its data (flag bit 3), as streaming ZIP writers do; ``unzip`` and ``zipfile``
+    read the central directory's copy. The only seek is back to the start of the open
+    entry, to cut it off (:meth:`rollback_to`: its source changed while it was read).
+
+    ``tap``, if given, receives the file's bytes in order as they are written;
+    :attr:`tapped` says how many it got (0 when a rollback cut into bytes already
+    tapped: the tap's result is void, and a hash of the file must read it back).
 
     ``settle``, if given, is told each offset before which no byte will be written again
-    (the start of each new entry, and the end): the writer only ever seeks back into the
-    open entry, to patch its header or to cut it off. A file that streams its bytes away
-    (a multipart upload) keeps only what follows that offset.
+    (the start of each new entry, and the end). A file that streams its bytes away (a
+    multipart upload, an encryption) keeps only what follows that offset.
     """
 
     def __init__(
@@ -138,12 +142,6 @@ class ZipWriter:
             self._tap(data)
             self.tapped += len(data)
 
-    def _stop_tap(self, at: int) -> None:
-        """No byte from ``at`` on goes to the tap (they may still change)."""
-        if self._tap is not None:
-            self._tap = None
-            self.tapped = at
-
     def tell(self) -> int:
         """Offset where the next entry starts (a mark for :meth:`rollback_to`)."""
         return self._offset
@@ -151,7 +149,7 @@ class ZipWriter:
     def rollback_to(self, mark: int) -> None:
         """Forget an entry that failed half-way: cut the file back to ``mark``."""
         if mark < self.tapped:
-            self._stop_tap(0)  # bytes the tap has seen are gone
+            self._tap = None  # bytes the tap has seen are gone: its result is void
             self.tapped = 0
         self._open = None
         self._fp.seek(mark)
@@ -264,8 +262,13 @@ class ZipWriter:
         encoded = name.encode("utf-8")
         zip64 = size_hint >= _ZIP64_THRESHOLD
         dos_time, dos_date = _dos_datetime(mtime)
-        extra = struct.pack("<HHQQ", _ZIP64_EXTRA_ID, 16, 0, 0) if zip64 else b""
-        flags = 0 if encoded.isascii() else _FLAG_UTF8
+        described = known is None
+        if zip64:  # sizes in the ZIP64 extra field (zeros when a descriptor follows)
+            sizes = (known[2], known[1]) if known else (0, 0)
+            extra = struct.pack("<HHQQ", _ZIP64_EXTRA_ID, 16, *sizes)
+        else:
+            extra = b""
+        flags = (0 if encoded.isascii() else _FLAG_UTF8) | (FLAG_DESCRIPTOR if described else 0)
         method = _STORED if stored else _DEFLATED
         header = struct.pack(
             "<IHHHHHIIIHH",
@@ -281,9 +284,6 @@ class ZipWriter:
             len(encoded),
             len(extra),
         )
-        patched = known is not None and not zip64
-        if not patched:
-            self._stop_tap(self._offset)
         self._emit(header + encoded + extra + data)
         self._open = _OpenEntry(
             name=encoded,
@@ -295,7 +295,7 @@ class ZipWriter:
             external_attr=external_attr,
             zip64=zip64,
             data_start=self._offset + len(header) + len(encoded) + len(extra),
-            patched=patched,
+            described=described,
         )
         self._offset = self._open.data_start + len(data)
 
@@ -305,24 +305,20 @@ class ZipWriter:
         self._offset += len(data)
 
     def end_entry(self, *, crc32: int, size: int) -> EntryResult:
-        """Patch CRC and sizes into the local header and record the entry."""
+        """Write the data descriptor (if the header could not hold CRC and sizes) and
+        record the entry."""
         entry = self._open
         assert entry is not None, "no entry is open"
         written = self._offset - entry.data_start
         if not entry.zip64 and (size > _MAX32 or written > _MAX32):
             raise OverflowError(f"{entry.name.decode()}: grew past 4 GiB while being read")
-        if entry.patched:
-            pass  # written whole, with its final CRC and sizes: no seek, no flush
-        elif entry.zip64:
-            self._fp.seek(entry.offset + 14)
-            self._fp.write(struct.pack("<I", crc32))
-            self._fp.seek(entry.offset + LOCAL_HEADER_SIZE + len(entry.name) + 4)
-            self._fp.write(struct.pack("<QQ", size, written))
-            self._fp.seek(self._offset)
-        else:
-            self._fp.seek(entry.offset + 14)
-            self._fp.write(struct.pack("<III", crc32, written, size))
-            self._fp.seek(self._offset)
+        if entry.described:
+            if entry.zip64:
+                descriptor = struct.pack("<IIQQ", _DESCRIPTOR_SIG, crc32, written, size)
+            else:
+                descriptor = struct.pack("<IIII", _DESCRIPTOR_SIG, crc32, written, size)
+            self._emit(descriptor)
+            self._offset += len(descriptor)
         self._records.append(
             _Record(
                 entry.name, entry.flags, entry.method, entry.dos_time, entry.dos_date, crc32,

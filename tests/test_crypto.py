@@ -23,7 +23,7 @@ from fda_vault._crypto import (
     encrypt_bytes,
     parse_recipients,
 )
-from fda_vault._encrypted import EncryptingSink
+from fda_vault._encrypted import CutAfterEncrypting, EncryptingSink
 from fda_vault._errors import DecryptError, IntegrityError, UsageError
 from fda_vault._zipwriter import ZipWriter
 
@@ -59,10 +59,6 @@ def _write(fp: Any, settle: Any = None) -> None:
                     size_hint=5000, level=0)  # fmt: skip
     writer.rollback_to(mark)
     big = BIG
-    mark = writer.tell()
-    writer.add_file("projects/p/big.bin", [big[: 6 << 20], big[6 << 20 :]], mtime=MTIME,
-                    mode=0o644, size_hint=len(big), level=0)  # fmt: skip
-    writer.rollback_to(mark)
     writer.add_file("projects/p/big.bin", [big[: 3 << 20], big[3 << 20 :]], mtime=MTIME,
                     mode=0o644, size_hint=len(big), level=1)  # fmt: skip
     writer.add_file("projects/p/zip64.txt", [b"announced as huge"], mtime=MTIME, mode=0o644,
@@ -89,6 +85,20 @@ def test_the_sink_writes_through_a_forward_stream_what_a_file_would_hold(
     with zipfile.ZipFile(io.BytesIO(inner)) as zf:
         assert zf.namelist() == ["projects/p/a.txt", "projects/p/big.bin", "projects/p/zip64.txt"]
         assert zf.testzip() is None
+
+
+def test_cutting_off_a_large_entry_already_encrypted_is_refused() -> None:
+    """A small entry is held until the next one begins, so it can still be cut off; a
+    large one is passed on as it grows, and cutting it off asks for a new archive."""
+    encryption, _identity = _age()
+    sink = EncryptingSink(Encryptor(encryption, _Out()))
+    writer = ZipWriter(sink, settle=sink.settle)  # type: ignore[arg-type]
+    mark = writer.tell()
+    writer.add_file("projects/p/big.bin", [BIG], mtime=MTIME, mode=0o644,
+                    size_hint=len(BIG), level=0)  # fmt: skip
+    with pytest.raises(CutAfterEncrypting):
+        writer.rollback_to(mark)
+    sink.abort()
 
 
 def test_the_sink_keeps_the_tail_for_the_index() -> None:

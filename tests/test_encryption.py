@@ -5,6 +5,7 @@ with the real ``age``, ``gpg``, ``unzip`` and ``sha256sum`` binaries."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -380,6 +381,39 @@ def test_a_large_file_goes_through_the_sealed_scratch_file(
         cli, "-p", "K241234_cardiac_monitor", "--projects-dir", projects_dir,
         "--output-dir", backups_dir, "--encrypt-to", public,
     )  # fmt: skip
+    _restore_and_compare(cli, made["archive"], projects_dir, tmp_path / "restored", "-i", key)
+
+
+def test_a_large_file_changed_while_encrypted_means_the_archive_is_written_again(
+    cli: CliCall,
+    projects_dir: Path,
+    backups_dir: Path,
+    tmp_path: Path,
+    age_key: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its first bytes are encrypted already when the change is seen: the entry cannot be
+    cut off, so the archive is written again (here the file is seen changed once)."""
+    big = projects_dir / "K241234_cardiac_monitor" / "scan.pdf"
+    big.write_bytes(os.urandom(6 << 20))
+    packer = importlib.import_module("fda_vault._packer")
+    original = packer._changed_while_read
+    seen: list[str] = []
+
+    def changed_once(job: Any) -> bool:
+        if job.src.path == str(big) and not seen:
+            seen.append(job.src.path)
+            return True
+        return bool(original(job))
+
+    monkeypatch.setattr(packer, "_changed_while_read", changed_once)
+    key, public = age_key
+    made = backup_json(
+        cli, "-p", "K241234_cardiac_monitor", "--projects-dir", projects_dir,
+        "--output-dir", backups_dir, "--encrypt-to", public,
+    )  # fmt: skip
+    assert seen == [str(big)]
+    assert list(backups_dir.glob("*.tmp")) == []
     _restore_and_compare(cli, made["archive"], projects_dir, tmp_path / "restored", "-i", key)
 
 

@@ -242,23 +242,30 @@ def _tapped_archive(build: str) -> tuple[bytes, bytes, int]:
     if build == "rollback":
         mark = writer.tell()
         writer.rollback_to(mark - 10)  # cuts into tapped bytes
-    if build in {"patched", "rollback"}:
+    if build in {"streamed", "rollback"}:
         writer.add_file("projects/K1/c.txt", [b"streamed"], mtime=MTIME, mode=0o644,
                         size_hint=8, level=6)  # fmt: skip
     writer.close()
     return fp.getvalue(), b"".join(seen), writer.tapped
 
 
-def test_the_tap_sees_every_final_byte_in_order_until_a_header_is_patched() -> None:
+def test_the_tap_sees_every_byte_in_order_and_nothing_is_patched() -> None:
     whole, seen, tapped = _tapped_archive("whole")
-    assert tapped == len(whole) and seen == whole  # nothing patched: the whole file
-    whole, seen, tapped = _tapped_archive("patched")
-    # Up to the streamed entry, whose header gets its CRC afterwards: never past it.
-    assert 0 < tapped < len(whole) and seen == whole[:tapped]
-    assert whole[tapped : tapped + 4] == b"PK\x03\x04"
+    assert tapped == len(whole) and seen == whole
+    whole, seen, tapped = _tapped_archive("streamed")
+    # A streamed entry's CRC and sizes come after its data (a data descriptor): the
+    # bytes are final as they are written, so the tap sees the whole file.
+    assert tapped == len(whole) and seen == whole
     with zipfile.ZipFile(io.BytesIO(whole)) as zf:
+        streamed = zf.getinfo("projects/K1/c.txt")
+        assert streamed.flag_bits & 0x08 and not zf.getinfo("projects/K1/b.txt").flag_bits & 8
+        assert zf.read("projects/K1/c.txt") == b"streamed"
         assert zf.read("projects/K1/b.txt") == b"x" * 5000
         assert zf.testzip() is None
+    at = whole.index(b"projects/K1/c.txt") + len("projects/K1/c.txt")
+    crc, csize, size = struct.unpack_from("<III", whole, whole.index(b"PK\x07\x08", at) + 4)
+    assert (crc, csize, size) == (zlib.crc32(b"streamed"), streamed.compress_size, 8)
+    assert struct.unpack_from("<III", whole, at - len("projects/K1/c.txt") - 16) == (0, 0, 0)
 
 
 def test_a_rollback_into_tapped_bytes_voids_the_tap() -> None:
