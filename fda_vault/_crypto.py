@@ -65,6 +65,7 @@ Kind = Literal["age", "gpg"]
 AGE_SUFFIX = ".age"
 GPG_SUFFIX = ".gpg"
 _PIPE_SIZE = 1 << 20
+_READ_SIZE = 256 << 10  # what one read of a child's output takes (smaller: less RSS)
 _MAX_KEY_FILE = 1 << 20  # a recipients, identity or passphrase file larger is not one
 _MAX_PASSPHRASE = 4096  # it goes to gpg on a pipe, whose buffer takes it whole
 
@@ -542,7 +543,7 @@ class Encryptor:
         assert self._child is not None and self._child.proc.stdout is not None
         try:
             stdout = self._child.proc.stdout.fileno()
-            while chunk := os.read(stdout, _PIPE_SIZE):
+            while chunk := os.read(stdout, _READ_SIZE):
                 self._out.write(chunk)
         except BaseException as exc:
             self._error = exc
@@ -747,7 +748,7 @@ def decrypt_stream(
     try:
         assert child.proc.stdout is not None
         stdout = child.proc.stdout.fileno()
-        while chunk := os.read(stdout, _PIPE_SIZE):
+        while chunk := os.read(stdout, _READ_SIZE):
             if stop.is_set():
                 child.kill()
                 break
@@ -983,15 +984,6 @@ class SealedScratch:
                 pieces.append(piece)
                 offset += len(piece)
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-    def iter_from(self, offset: int = 0) -> Iterator[bytes]:
-        """Every byte from ``offset`` to the end (after :meth:`end`), 1 MiB at a time."""
-        while offset < self.size:
-            piece = self.pread(_BLOCK - offset % _BLOCK, offset)
-            if not piece:
-                return
-            offset += len(piece)
-            yield piece
 
     def close(self) -> None:
         self.release()

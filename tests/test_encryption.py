@@ -69,6 +69,14 @@ def passphrase_file(tmp_path: Path) -> Path:
     return path
 
 
+def _age_backup(cli: CliCall, projects_dir: Path, output: Path | str, public: str) -> Any:
+    """``backup --all`` encrypted to ``public``, its JSON result."""
+    return backup_json(
+        cli, "--all", "--projects-dir", projects_dir, "--output-dir", output,
+        "--encrypt-to", public,
+    )  # fmt: skip
+
+
 def _restore_and_compare(
     cli: CliCall, archive: str, projects_dir: Path, target: Path, *keys: str | Path
 ) -> None:
@@ -88,10 +96,7 @@ def test_age_round_trip_list_verify_restore(
     engine: str,
 ) -> None:
     key, public = age_key
-    made = backup_json(
-        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
-        "--encrypt-to", public,
-    )  # fmt: skip
+    made = _age_backup(cli, projects_dir, backups_dir, public)
     archive = Path(made["archive"])
     assert archive.name.endswith(".zip.age") and made["encrypted"] == "age"
     assert made["recipients"] == [public]
@@ -263,10 +268,7 @@ def test_list_reads_the_index_only_and_verify_checks_it_against_the_archive(
     cli: CliCall, projects_dir: Path, backups_dir: Path, age_key: tuple[Path, str]
 ) -> None:
     key, public = age_key
-    made = backup_json(
-        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
-        "--encrypt-to", public,
-    )  # fmt: skip
+    made = _age_backup(cli, projects_dir, backups_dir, public)
     archive = Path(made["archive"])
     original = archive.read_bytes()
     # The archive's body damaged: list (index only) still answers, verify does not.
@@ -328,10 +330,7 @@ def test_copy_needs_no_key_and_the_copy_opens_with_it(
     cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path, age_key: tuple[Path, str]
 ) -> None:
     key, public = age_key
-    made = backup_json(
-        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
-        "--encrypt-to", public,
-    )  # fmt: skip
+    made = _age_backup(cli, projects_dir, backups_dir, public)
     offsite = tmp_path / "offsite"
     copied = _json(cli, "copy", backups_dir, offsite)
     assert [a["status"] for a in copied["archives"]] == ["copied"]
@@ -340,10 +339,7 @@ def test_copy_needs_no_key_and_the_copy_opens_with_it(
     assert (offsite / (name.removesuffix(".zip.age") + ".zip.idx.age")).is_file()
     assert _json(cli, "verify", offsite / name, "-i", key)["ok"]
     # prune deletes the index with its archive.
-    second = backup_json(
-        cli, "--all", "--projects-dir", projects_dir, "--output-dir", offsite,
-        "--encrypt-to", public,
-    )  # fmt: skip
+    second = _age_backup(cli, projects_dir, offsite, public)
     pruned = _json(cli, "prune", "--backups-dir", offsite, "--keep-last", "1", "--yes", "-i", key)
     assert [a["file"] for a in pruned["archives"] if not a["kept"]] == [name]
     left = sorted(p.name for p in offsite.iterdir() if not p.name.startswith("."))
@@ -446,10 +442,7 @@ def test_recovery_without_fda_vault_with_age(
     cli: CliCall, projects_dir: Path, backups_dir: Path, tmp_path: Path, age_key: tuple[Path, str]
 ) -> None:
     key, public = age_key
-    made = backup_json(
-        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
-        "--encrypt-to", public,
-    )  # fmt: skip
+    made = _age_backup(cli, projects_dir, backups_dir, public)
     age = shutil.which("age")
     assert age is not None, "the age binary (apt install age) is needed by this test"
     inner = _inner_zip(tmp_path, Path(made["archive"]), age, "-d", "-i", str(key))
@@ -565,10 +558,7 @@ def test_no_plaintext_is_left_in_the_temporary_folder(
     big = projects_dir / "K241234_cardiac_monitor" / "big.bin"
     big.write_bytes(b"confidential 510(k) text " * 800_000)
     key, public = age_key
-    made = backup_json(
-        cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
-        "--encrypt-to", public,
-    )  # fmt: skip
+    made = _age_backup(cli, projects_dir, backups_dir, public)
     assert _json(cli, "verify", made["archive"], "-i", key)["ok"]
     assert list(scratch.iterdir()) == []  # scratch files are unlinked at once
     assert not list(backups_dir.glob("*.tmp"))
@@ -580,10 +570,7 @@ def test_encrypted_backups_in_object_storage(
 ) -> None:
     key, public = age_key
     location = f"{s3.url}/laptop-1"
-    made = backup_json(
-        cli, "--all", "--projects-dir", projects_dir, "--output-dir", location,
-        "--encrypt-to", public,
-    )  # fmt: skip
+    made = _age_backup(cli, projects_dir, location, public)
     name = Path(made["archive"]).name
     assert s3.keys() == sorted(
         [f"laptop-1/{name}", f"laptop-1/{name.removesuffix('.zip.age')}.zip.idx.age"]
