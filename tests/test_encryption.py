@@ -21,7 +21,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fda_vault._crypto import AGE_SUFFIX
+from fda_vault._crypto import AGE_SUFFIX, Keys
+from fda_vault._members import open_archive
 from tests.conftest import CliCall, FrozenClock, backup_json
 from tests.s3servers import Bucket
 from tests.test_faults import _cmd, _incompressible_project
@@ -628,3 +629,35 @@ def test_sigkill_during_an_encrypted_backup_leaves_nothing_half_made(
         if not Path(f"/proc/{home.name.split('-')[3]}").exists()
     ]  # fmt: skip
     assert dead == []
+
+
+def test_a_block_read_again_after_it_was_forgotten_comes_from_a_second_decryption(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, age_key: tuple[Path, str]
+) -> None:
+    """Blocks read whole leave memory without being stored; reading one again (no
+    command does, but the reader must stay right) decrypts the archive a second time."""
+    big = projects_dir / "K241234_cardiac_monitor" / "pdfs" / "scan.pdf"
+    big.parent.mkdir(exist_ok=True)
+    big.write_bytes(os.urandom(12 << 20))
+    key, public = age_key
+    made = backup_json(
+        cli, "-p", "K241234_cardiac_monitor", "--projects-dir", projects_dir,
+        "--output-dir", backups_dir, "--encrypt-to", public,
+    )  # fmt: skip
+    archive = Path(made["archive"])
+    keys = Keys(identity_files=(key,))
+    inner = _pyrage_module().decrypt(archive.read_bytes(), keys.age_identities(archive))
+    with open_archive(archive, keys) as zf:
+        source = zf.source
+        step = 256 << 10
+        for offset in range(0, source.size - step, step):  # everything, in order, once
+            assert source.pread(step, offset) == inner[offset : offset + step]
+        assert source.pread(1000, 10) == inner[10:1010]  # long forgotten by now
+        assert source.pread(step, 3 << 20) == inner[3 << 20 : (3 << 20) + step]
+        assert source._replay is not None  # type: ignore[attr-defined]  # it was needed
+
+
+def _pyrage_module() -> Any:
+    import pyrage
+
+    return pyrage
