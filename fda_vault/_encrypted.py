@@ -40,7 +40,14 @@ from fda_vault._errors import IntegrityError, UsageError
 from fda_vault._s3 import ArchivePath, ObjectPath
 from fda_vault._storage import archive_of_index, index_path, read_from
 
-__all__ = ["ArchiveIndex", "CipherOut", "DecryptedArchive", "EncryptingSink", "read_index"]
+__all__ = [
+    "ArchiveIndex",
+    "CipherOut",
+    "CutAfterEncrypting",
+    "DecryptedArchive",
+    "EncryptingSink",
+    "read_index",
+]
 
 _INDEX_MAGIC = b"fda-vault archive index 1\n"
 _INDEX_HEAD = struct.Struct("<QQ")  # the tail's offset in the archive, the archive's size
