@@ -656,8 +656,9 @@ def _check_written(
     ``written.hashed`` bytes as they were written: the rest is read back) and
     (``verify``) read it back: (SHA-256, report). IntegrityError when the read-back finds
     a problem."""
-    # Flushing to disk, hashing the archive and verifying it all re-read or wait on the
-    # same fresh file: side by side they cost about the longest.
+    # Flushing to disk, finishing the archive's hash (only what a cut made the tap miss
+    # is read back) and verifying it wait on the same fresh file: side by side they cost
+    # about the longest.
     tmp = pending.readable
     with ThreadPoolExecutor(2) as side:
         synced = side.submit(pending.sync)

@@ -5,9 +5,10 @@ two standard encryptions, so that it opens without fda-vault:
 
 - **age** (C2SP age v1): X25519 recipients (``age1…``) and ``ssh-ed25519`` keys, any
   number of them; ``age -d -i KEY X.zip.age > X.zip``. Streams go through the ``age``
-  program when it is installed (a process of its own: no GIL held, measured 2-3x
-  faster than pyrage here), else through ``pyrage`` in-process; keys are always
-  parsed, checked and made with pyrage.
+  program when it is installed (a process of its own, no GIL held: the 288 MB benchmark
+  archive decrypted in 0.30 s against pyrage's 0.48 s, encrypted in 0.22 s against
+  0.44 s, and a verify of it 1.6-1.75 s against 3.36 s), else through ``pyrage``
+  in-process; keys are always parsed, checked and made with pyrage.
 - **OpenPGP symmetric, AES-256**, through the system's ``gpg``: ``gpg -d X.zip.gpg``. The
   passphrase reaches ``gpg`` through a pipe (``--passphrase-fd``), never a command line,
   with a private, temporary ``GNUPGHOME`` whose agent is stopped afterwards (nothing is
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from fda_vault._errors import DecryptError, IntegrityError, OperationError, UsageError
+from fda_vault._parallel import process_alive
 
 __all__ = [
     "AGE_SUFFIX",
@@ -450,7 +452,7 @@ def _sweep_gpg_homes() -> None:
     cleaning up (``kill -9``): each home's name carries its run's pid."""
     for home in Path(_gpg_homes_parent()).glob(f"{_GPG_HOME}*"):
         pid = home.name.removeprefix(_GPG_HOME).split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+        if not pid.isdigit() or int(pid) == os.getpid() or process_alive(int(pid)):
             continue
         _remove_gpg_home(home)
 
@@ -464,16 +466,6 @@ def _remove_gpg_home(home: Path) -> None:
             capture_output=True, timeout=10, check=False,
         )  # fmt: skip
     shutil.rmtree(home, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's
-    return True
 
 
 def _age_child(

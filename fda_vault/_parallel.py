@@ -22,6 +22,7 @@ __all__ = [
     "map_in_forks",
     "map_in_threads",
     "map_over_cores",
+    "process_alive",
     "worker_count",
     "workers_for",
 ]
@@ -36,6 +37,17 @@ _BATCH_ITEMS = 256
 # Measured on 24,355 files of 6.6 KB (restore into tmpfs): 2.9 s on one thread, 4.1 s
 # on two; on the default corpus (145 KB per file) two threads are 1.5x faster.
 _THREADS_FROM_MEAN_SIZE = 64 << 10
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def worker_count() -> int:

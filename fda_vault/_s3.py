@@ -47,6 +47,7 @@ from fda_vault._errors import (
     UsageError,
 )
 from fda_vault._fsio import fixed_mmap_threshold
+from fda_vault._parallel import process_alive
 from fda_vault._verified import FileIdentity
 
 __all__ = [
@@ -77,8 +78,6 @@ PART_SIZE = 8 << 20  # at least 5 MiB (S3's minimum); 10,000 parts: 80 GB at thi
 _MAX_PARTS = 10_000
 _UPLOADS_IN_FLIGHT = 2
 _COPY_PART = 1 << 30  # server-side copy in pieces of 1 GiB (S3 allows 5 GiB)
-# The pinned region: a local header is 30 bytes + a name of up to 64 KiB + extra fields.
-_HEADER_ROOM = 30 + 0xFFFF + 64
 _LOCK_POLL = 0.5
 LOCK_REFRESH = 60.0  # a holder rewrites its lock object this often
 LOCK_STALE = 600.0  # a lock not refreshed for this long belongs to a dead run
@@ -488,12 +487,11 @@ class MultipartSink:
     """A write-only, seekable file over one multipart upload, for the ZIP writer.
 
     The file is cut into parts of ``part_size`` bytes at fixed offsets. A part is uploaded
-    once full and out of the pinned region: the bytes from :meth:`settle`'s offset (the
-    open entry's start, to which the writer may cut back) through the largest header. A
-    part uploaded after the pin can be written again after a rollback (the writer cuts
-    back to the pin): it is uploaded again under its number, and parts past the final
-    end are left out of the completed object. Memory: the pinned part(s), the part being
-    filled and the uploads in flight.
+    once full, unless it holds :meth:`settle`'s offset (the open entry's start, to which
+    the writer may cut back: the writer never patches). A part uploaded after it can be
+    written again after such a cut: it is uploaded again under its number, and parts
+    past the final end are left out of the completed object. Memory: the pinned part,
+    the part being filled and the uploads in flight.
     """
 
     def __init__(self, path: ObjectPath, *, part_size: int = PART_SIZE, **create: Any):
@@ -579,11 +577,10 @@ class MultipartSink:
 
     def _send_ready(self) -> None:
         size = self.part_size
-        pinned_from = self._settled // size
-        pinned_to = (self._settled + _HEADER_ROOM) // size
+        pinned = self._settled // size
         for index in sorted(self._parts):
             part = self._parts[index]
-            if len(part) < size or pinned_from <= index <= pinned_to:
+            if len(part) < size or index == pinned:
                 continue
             self._send(index)
 
@@ -727,13 +724,9 @@ def _holder_note() -> dict[str, Any]:
 
 def _stale(note: dict[str, Any], now: float) -> bool:
     """A lock whose holder is gone: a dead process on this host, or no refresh lately."""
-    if note.get("host") == socket.gethostname() and isinstance(note.get("pid"), int):
-        try:
-            os.kill(note["pid"], 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass  # alive, another user's
+    pid = note.get("pid")
+    if note.get("host") == socket.gethostname() and isinstance(pid, int) and not process_alive(pid):
+        return True
     stamp = note.get("time")
     return not isinstance(stamp, int | float) or now - stamp > LOCK_STALE
 

@@ -7,6 +7,7 @@ with the endpoint and keys in the environment as the AWS tools read them.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 import signal
@@ -26,8 +27,9 @@ from fda_vault import _s3
 from fda_vault._errors import FdaVaultError, IntegrityError
 from fda_vault._members import open_archive, read_manifest
 from fda_vault._progress import SilentProgress
-from fda_vault._s3 import ObjectPath, S3Object, S3Prefix
+from fda_vault._s3 import MultipartSink, ObjectPath, S3Object, S3Prefix
 from fda_vault._storage import S3Location
+from fda_vault._zipwriter import ZipWriter
 from tests.conftest import CARDIAC, CliCall, FrozenClock, backup_json
 from tests.s3servers import Bucket, DroppingProxy, free_port
 from tests.test_storage import write_pending
@@ -428,3 +430,43 @@ def test_a_source_changed_while_copied_is_damage_exit_3_and_nothing_is_published
     assert "changed while it was read" in (item.detail or "")
     assert result.exit_code == 3
     assert not [p.name for p in usb.iterdir() if ".zip" in p.name]  # no archive, no .tmp
+
+
+def _cut_back_archive(fp: Any, settle: Any, rng_seed: int = 11) -> None:
+    """Entries written through ``fp``, one of them cut off after it spanned parts."""
+    rng = random.Random(rng_seed)
+    writer = ZipWriter(fp, settle=settle)
+    # The next entry's header then straddles the first part boundary (5 MiB).
+    first = rng.randbytes((5 << 20) - 200)
+    writer.add_file("projects/p/first.bin", [first], mtime=1.8e9, mode=0o644,
+                    size_hint=len(first), level=0)  # fmt: skip
+    mark = writer.tell()
+    gone = rng.randbytes(12 << 20)
+    writer.add_file("projects/p/gone.bin", [gone[: 6 << 20], gone[6 << 20 :]], mtime=1.8e9,
+                    mode=0o644, size_hint=len(gone), level=0)  # fmt: skip
+    writer.rollback_to(mark)  # its source changed while it was read
+    kept = rng.randbytes(7 << 20)
+    writer.add_file("projects/p/kept.bin", [kept], mtime=1.8e9, mode=0o644,
+                    size_hint=len(kept), level=0)  # fmt: skip
+    writer.close()
+
+
+def test_a_multipart_upload_cut_back_holds_what_a_file_would(s3: Bucket) -> None:
+    """The part where the open entry starts stays in memory; parts uploaded after it are
+    uploaded again when the entry is cut off: the object equals the file written the
+    same way (parts of 5 MiB, the smallest S3 allows)."""
+    plain = io.BytesIO()
+    _cut_back_archive(plain, None)
+    path = S3Prefix(s3.name, s3.prefix).object("cut.zip")
+    sink = MultipartSink(path, part_size=5 << 20)
+    try:
+        _cut_back_archive(sink, sink.settle)
+        sink.complete()
+    except BaseException:
+        sink.abort()
+        raise
+    stored = s3.read("cut.zip")
+    assert stored == plain.getvalue()
+    with zipfile.ZipFile(io.BytesIO(stored)) as zf:
+        assert zf.namelist() == ["projects/p/first.bin", "projects/p/kept.bin"]
+        assert zf.testzip() is None
