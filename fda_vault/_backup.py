@@ -19,6 +19,7 @@ from typing import IO, NamedTuple, cast
 from pydantic import BaseModel, Field
 
 from fda_vault import __version__
+from fda_vault._audit import trail_head_for_archive
 from fda_vault._config import DEFAULT_FULL_EVERY_DAYS, DEFAULT_LEVEL
 from fda_vault._crypto import NO_KEYS, Encryption, Encryptor, Keys, encrypt_bytes, new_identity
 from fda_vault._diagnostics import Diagnostic
@@ -36,6 +37,7 @@ from fda_vault._fsio import (
 )
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
 from fda_vault._manifest import (
+    AuditAnchor,
     BackupManifest,
     ExcludeInfo,
     ParentInfo,
@@ -57,6 +59,7 @@ from fda_vault._reuse import (
     find_parent,
     plan_reuse,
 )
+from fda_vault._signing import SIGNATURE_SUFFIX, SigningKey, prehash, trusted_comment
 from fda_vault._storage import (
     BackupsFolder,
     BackupsLocation,
@@ -118,6 +121,9 @@ class BackupResult(BaseModel):
         default=False,
         description="--skip-if-unchanged found nothing changed: no archive was written and "
         "`archive` is the parent",
+    )
+    signed_by: str | None = Field(
+        default=None, description="the minisign key id that signed it (--sign-key)"
     )
 
 
@@ -287,6 +293,8 @@ def _write_archive(
     patterns: Sequence[str],
     encryption: Encryption | None = None,
     own: object = None,
+    audit_head: AuditAnchor | None = None,
+    sign_key: SigningKey | None = None,
 ) -> _Written:
     parent = plan.parent
     reuse_warnings: list[Diagnostic] = []
@@ -355,11 +363,12 @@ def _write_archive(
             last_full_read=parent.manifest.last_full_read
             if parent is not None and reused_files
             else started.isoformat(),
+            audit_head=audit_head,
         )
         del entries
         if sink is not None:
             sink.keep_from(writer.tell())  # checksums.txt, metadata.json, the directory
-        manifest_sha256 = finish_archive(writer, manifest)
+        manifest_sha256 = finish_archive(writer, manifest, sign_key)
         size = writer.tell()
         index = None
         if sink is not None and cipher_out is not None and encryption is not None:
@@ -391,14 +400,18 @@ def _write_archive(
     )
 
 
-def finish_archive(writer: ZipWriter, manifest: BackupManifest) -> str:
-    """Write ``checksums.txt`` and ``metadata.json`` and the ZIP directory; the SHA-256 of
-    the ``metadata.json`` bytes written (what ``verify_written`` checks the archive by)."""
+def finish_archive(
+    writer: ZipWriter, manifest: BackupManifest, sign_key: SigningKey | None = None
+) -> str:
+    """Write ``checksums.txt`` and ``metadata.json`` (and, with ``sign_key``, a minisign
+    signature of each) and the ZIP directory; the SHA-256 of the ``metadata.json`` bytes
+    written (what ``verify_written`` checks the archive by)."""
     # Both are written in pieces: with tens of thousands of files, building either
     # whole was the peak of a backup's memory.
+    checksums_digest, manifest_digest = prehash(), prehash()
     writer.add_file(
         CHECKSUMS_NAME,
-        manifest.checksums_txt_chunks(),
+        _hashed(manifest.checksums_txt_chunks(), checksums_digest),
         mtime=time.time(),
         mode=0o644,
         size_hint=manifest.checksums_txt_size(),
@@ -407,15 +420,32 @@ def finish_archive(writer: ZipWriter, manifest: BackupManifest) -> str:
     manifest_hash = hashlib.sha256()
     writer.add_file(
         MANIFEST_NAME,
-        _readable_manifest(manifest.to_json_chunks(), manifest_hash),
+        _hashed(_readable_manifest(manifest.to_json_chunks(), manifest_hash), manifest_digest),
         mtime=time.time(),
         mode=0o644,
         # Never larger (checked on the way), and far below 4 GiB: no ZIP64 needed.
         size_hint=MAX_MANIFEST_BYTES,
         level=6,
     )
+    if sign_key is not None:
+        for member, digest in (
+            (MANIFEST_NAME, manifest_digest),
+            (CHECKSUMS_NAME, checksums_digest),
+        ):
+            comment = trusted_comment(manifest.backup_timestamp, member)
+            signature = sign_key.sign(digest.digest(), comment).encode()
+            writer.add_file(
+                member + SIGNATURE_SUFFIX, [signature], mtime=time.time(), mode=0o644,
+                size_hint=len(signature), level=0,
+            )  # fmt: skip
     writer.close()
     return manifest_hash.hexdigest()
+
+
+def _hashed(pieces: Iterable[bytes], hasher: hashlib.blake2b) -> Iterator[bytes]:
+    for piece in pieces:
+        hasher.update(piece)
+        yield piece
 
 
 def _readable_manifest(pieces: Iterable[bytes], hasher: hashlib._Hash) -> Iterator[bytes]:
@@ -476,6 +506,7 @@ def backup(
     object_lock: ObjectLock | None = None,
     encryption: Encryption | None = None,
     keys: Keys = NO_KEYS,
+    sign_key: SigningKey | None = None,
 ) -> BackupResult:
     """Back up the named projects (or all) into a new verified archive in ``output_dir``
     (a folder, or ``s3://BUCKET/PREFIX``: ``object_lock`` then sets each new archive's
@@ -487,7 +518,8 @@ def backup(
     writes nothing when the parent already holds exactly these files.
     ``encryption``: the archive is written encrypted (age recipients or a passphrase),
     with its index beside it; ``keys`` open an encrypted parent (without them its files
-    are read fresh).
+    are read fresh). ``sign_key``: the archive carries minisign signatures of its
+    ``metadata.json`` and ``checksums.txt`` (:mod:`fda_vault._signing`).
     ``warn_same_disk``: warn when the backups folder is inside the projects root on the
     same disk (the default layout), where one ``rm -rf`` or disk failure takes both.
     """
@@ -535,6 +567,7 @@ def backup(
                 return _unchanged_result(parent, selected, clock, warnings)
             name = folder.unused_name(label, started, encryption.suffix if encryption else "")
             digest = HashAsWritten()
+            audit_head = trail_head_for_archive(folder)
             # An age archive also goes to a key made for this run and forgotten after it:
             # the only way to read back what was written with public keys alone.
             own = new_identity() if encryption is not None and encryption.kind == "age" else None
@@ -560,6 +593,8 @@ def backup(
                                 patterns=excludes,
                                 encryption=encryption,
                                 own=own,
+                                audit_head=audit_head,
+                                sign_key=sign_key,
                             )
                             break
                         except CutAfterEncrypting:
@@ -621,6 +656,7 @@ def backup(
         if written.reused_files
         else (full_read or "no copy from the parent passed its check"),
         encrypted=encryption.kind if encryption is not None else None,
+        signed_by=sign_key.public_key.key_id_text if sign_key is not None else None,
         recipients=list(encryption.recipient_texts) if encryption is not None else [],
     )
 

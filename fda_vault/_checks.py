@@ -27,6 +27,7 @@ from fda_vault._members import (
     CHECKSUMS_NAME,
     DATA_PREFIX,
     MANIFEST_NAME,
+    SIGNATURE_NAMES,
     all_entries_plain,
     all_members_plain,
     all_paths_plain,
@@ -140,7 +141,7 @@ def _members_as_listed(members: set[str], manifest: BackupManifest) -> bool:
         return False  # a "file" named like a folder: the loop explains it
     expected.update(DATA_PREFIX + d + "/" for d in manifest.empty_dirs)
     expected.update((MANIFEST_NAME, CHECKSUMS_NAME))
-    return members == expected
+    return members.difference(SIGNATURE_NAMES) == expected
 
 
 def _membership_problems(zf: ZipIndex, manifest: BackupManifest, seen: set[str]) -> list[Problem]:

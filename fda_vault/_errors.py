@@ -72,6 +72,8 @@ REASONS: dict[str, str] = {
     "server_error": "the object store answered with an error (after retries)",
     "no_key": "an archive is encrypted and no age identity or passphrase was given",
     "wrong_key": "the age identity or passphrase given does not open the archive",
+    "untrusted": "an archive's signature is missing, invalid or by a key not trusted",
+    "trail_broken": "the audit trail's chain or an archive's anchor of it does not hold",
     "unexpected": "an unexpected error (a bug: please report it)",
     # Warnings (the run went on):
     "left_out": "a file was not backed up (a symlink, a special file, unreadable with "

@@ -22,6 +22,7 @@ from fda_vault._errors import IntegrityError
 __all__ = [
     "FORMAT_VERSION",
     "RESERVED_PROJECT_NAME",
+    "AuditAnchor",
     "BackupManifest",
     "ExcludeInfo",
     "FileEntry",
@@ -35,7 +36,7 @@ __all__ = [
     "project_of",
 ]
 
-FORMAT_VERSION = "1.1.0"
+FORMAT_VERSION = "1.2.0"
 # The default backups folder lives in the projects root; no archive may replace it.
 RESERVED_PROJECT_NAME = "backups"
 SCHEMA_DESCRIPTION = (
@@ -149,6 +150,15 @@ class ImportedFrom(_Model):
     created_by: str = Field(default="", description="the original's created_by, if any")
 
 
+class AuditAnchor(_Model):
+    """The head of the backups location's audit trail when the archive was written (added
+    in 1.2; optional): a truncated or replaced trail disagrees with it (``log --verify``)."""
+
+    trail: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the trail's 1st event")
+    seq: int = Field(ge=1, description="the number of the trail's newest event")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of that event")
+
+
 class BackupManifest(_Model):
     """The content of ``metadata.json``."""
 
@@ -174,6 +184,11 @@ class BackupManifest(_Model):
         default=None,
         description="ISO 8601: the start of the newest backup in this archive's line that "
         "read every file from the source (1.1; --full-every counts from it)",
+    )
+    audit_head: AuditAnchor | None = Field(
+        default=None,
+        description="the head of the location's audit trail when this archive was written "
+        "(1.2; `fda-vault log --verify` checks the trail against it)",
     )
     schema_: SchemaInfo = Field(default_factory=SchemaInfo, alias="schema")
 

@@ -31,6 +31,7 @@ __all__ = [
     "MANIFEST_NAME",
     "MAX_MANIFEST_BYTES",
     "READ_CHUNK",
+    "SIGNATURE_NAMES",
     "all_entries_plain",
     "all_members_plain",
     "all_paths_plain",
@@ -44,6 +45,8 @@ __all__ = [
 
 MANIFEST_NAME = "metadata.json"
 CHECKSUMS_NAME = "checksums.txt"
+# A signed archive's minisign signatures of those two (fda_vault._signing).
+SIGNATURE_NAMES = (f"{MANIFEST_NAME}.minisig", f"{CHECKSUMS_NAME}.minisig")
 DATA_PREFIX = "projects/"
 READ_CHUNK = 1 << 20
 # A manifest of a million files is ~250 MB; anything larger is hostile.
@@ -57,6 +60,7 @@ _PLAIN = r"[^/\\\x00-\x1f\x7f]+"
 _RELATIVE = rf"(?!\.)(?![^/]:){_PLAIN}(?:/(?!\.\.?(?:/|$)){_PLAIN})+/?"
 _GOOD_MEMBER = re.compile(
     rf"projects/{_RELATIVE}|{re.escape(MANIFEST_NAME)}|{re.escape(CHECKSUMS_NAME)}"
+    + "".join(f"|{re.escape(name)}" for name in SIGNATURE_NAMES)
 )
 _GOOD_RELATIVE = re.compile(_RELATIVE)
 
@@ -84,7 +88,7 @@ def _explain_member_name(name: str) -> str | None:
     segments = body.split("/")
     if any(seg in {"", ".", ".."} for seg in segments):
         return "'..', '.' or empty segment in member path"
-    if name in {MANIFEST_NAME, CHECKSUMS_NAME}:
+    if name in {MANIFEST_NAME, CHECKSUMS_NAME, *SIGNATURE_NAMES}:
         return None
     if not name.startswith(DATA_PREFIX) or len(segments) < 3:
         return "member outside projects/<project>/"

@@ -27,15 +27,18 @@ from fda_vault._progress import NO_PROGRESS, Progress
 if TYPE_CHECKING:  # rendering needs only attribute access; importing them costs start-up
     from rich.progress import ProgressColumn, Task, TaskID
 
+    from fda_vault._audit import AuditLog, TrailReport
     from fda_vault._backup import BackupResult
     from fda_vault._catalog import ArchiveContents, BackupList
     from fda_vault._copy import CopyResult
     from fda_vault._diff import DiffResult
+    from fda_vault._drill import DrillResult
     from fda_vault._guard import GuardResult
     from fda_vault._importer import ImportResult
     from fda_vault._keys import GeneratedKey
     from fda_vault._prune import PruneResult
     from fda_vault._restore import RestorePlan, RestoreResult
+    from fda_vault._signing import GeneratedSigningKey
     from fda_vault._verify import VerifyResult
 
 __all__ = ["Terminal", "human_bytes"]
@@ -245,7 +248,7 @@ class Terminal:
     # --- chatter on stderr -------------------------------------------------
     def error(self, exc: FdaVaultError) -> None:
         """The one error line, plus a JSON error object on stdout under --json."""
-        self.err.print(f"error: {one_line(exc.message)}", style="red")
+        self.error_line(exc)
         if self.as_json:
             self.emit_json(
                 {
@@ -259,6 +262,10 @@ class Terminal:
                     }
                 }
             )
+
+    def error_line(self, exc: FdaVaultError) -> None:
+        """Only the error line on stderr: the command's report was the JSON document."""
+        self.err.print(f"error: {one_line(exc.message)}", style="red")
 
     def warning(self, text: str) -> None:
         """A warning line on stderr (shown even with --quiet)."""
@@ -419,6 +426,17 @@ class Terminal:
         self.out.print(f"Public key: {key.public_key}", soft_wrap=True)
         self.out.print(f"Secret key written to {key.identity_file} (mode 0600)", soft_wrap=True)
 
+    def generated_signing_key(self, key: GeneratedSigningKey) -> None:
+        """Render a new signing key pair: where each half went."""
+        if self.as_json:
+            self.emit_json(key)
+            return
+        if not self._human():
+            return
+        self.out.print(f"Key id: {key.key_id}")
+        self.out.print(f"Public key written to {key.public_key_file}", soft_wrap=True)
+        self.out.print(f"Secret key written to {key.secret_key_file} (mode 0600)", soft_wrap=True)
+
     def copy_result(self, result: CopyResult) -> None:
         """Render a copy: one line per archive copied (or to be), failures on stderr."""
         for item in result.archives:
@@ -446,6 +464,96 @@ class Terminal:
                 f"({human_bytes(result.bytes_copied)})"
             )
         self.out.print(f"{result.source} -> {result.destination}: {done}, {present} already there")
+
+    def drill_result(self, result: DrillResult) -> None:
+        """Render a drill: a table of the archives restored, then the no-lock-in check."""
+        for item in result.archives:
+            for line in item.problems:
+                self.err.print(one_line(f"error: {item.archive}: {line}"), style="red")
+            for path in item.live_mismatches:
+                self.err.print(
+                    one_line(
+                        f"error: {path}: the live file differs from {item.archive} although "
+                        "its size and times did not change (silent damage)"
+                    ),
+                    style="red",
+                )
+        if self.as_json:
+            self.emit_json(result)
+            return
+        if not self._human():
+            return
+        table = Table(title=f"Restore drill of {result.location} ({result.started})")
+        for column in ("archive", "result", "restored", "live files checked"):
+            table.add_column(column, overflow="fold")
+        for item in result.archives:
+            status = item.status.upper() if not item.live_mismatches else "LIVE DIFFERS"
+            table.add_row(
+                item.archive,
+                status,
+                f"{item.restored_files} files, {human_bytes(item.restored_bytes)}",
+                f"{item.live_checked} ({len(item.live_mismatches)} differ)",
+            )
+        self.out.print(table)
+        check = result.no_lock_in
+        self.out.print(
+            f"without fda-vault: {check.status}"
+            + (f" ({check.archive})" if check.archive else "")
+            + (f": {check.detail}" if check.detail else "")
+        )
+        verdict = "every archive restored exactly" if result.ok else "PROBLEMS FOUND"
+        self.out.print(f"drill: {verdict} in {result.seconds:.1f} s")
+
+    def audit_log(self, log: AuditLog) -> None:
+        """Render a trail's events, newest first."""
+        if self.as_json:
+            self.emit_json(log)
+            return
+        if not self._human():
+            return
+        if not log.events:
+            self.out.print(f"no events in {log.trail}")
+        else:
+            table = Table(title=f"Audit trail {log.trail}")
+            for column in ("#", "time (UTC)", "who", "command", "outcome", "archives"):
+                table.add_column(column, overflow="fold")
+            for event in log.events:
+                outcome: str = event.outcome
+                if event.exit_code:
+                    outcome += f" ({event.exit_code}, {event.reason or 'no reason'})"
+                table.add_row(
+                    str(event.seq),
+                    event.time[:19].replace("T", " "),
+                    f"{event.user}@{event.host}",
+                    event.command,
+                    outcome,
+                    "\n".join(f"{a.action} {a.name}" for a in event.archives),
+                )
+            self.out.print(table)
+        if log.unreadable:
+            self.warning(f"{log.unreadable} stored line(s) are not events: run `log --verify`")
+
+    def trail_report(self, report: TrailReport) -> None:
+        """Render ``log --verify``: intact, or the problems from the first bad event on."""
+        for line in report.warnings:
+            self.warning(line)
+        if self.as_json:
+            self.emit_json(report)
+            return
+        if not self._human():
+            return
+        for note in report.notes:
+            self.info(f"note: {note}")
+        if report.intact:
+            head = f", head {report.head[:16]}…" if report.head else ""
+            self.out.print(
+                f"{report.trail}: intact, {report.events} events{head}; "
+                f"{report.anchors_checked} archive(s) agree with it"
+            )
+            return
+        for problem in report.problems:
+            seq = f" (event {problem.seq})" if problem.seq is not None else ""
+            self.out.print(one_line(f"BROKEN {problem.where}{seq}: {problem.detail}"))
 
     def restore_result(self, result: RestoreResult) -> None:
         """Render a finished restore."""
@@ -529,9 +637,15 @@ class Terminal:
             if self._human():
                 legacy = f" ({report.format})" if report.format != FORMAT_FDA_VAULT else ""
                 if report.ok:
+                    signed = (
+                        f", signed by {report.signed_by}"
+                        + ("" if report.signature_checked else " (not checked: no --trusted-key)")
+                        if report.signed_by
+                        else ""
+                    )
                     self.out.print(
                         f"OK {report.archive}: {report.files_checked} files, "
-                        f"{human_bytes(report.bytes_checked)} checked{legacy}"
+                        f"{human_bytes(report.bytes_checked)} checked{legacy}{signed}"
                     )
                     self.notes(report.notes)
                 else:

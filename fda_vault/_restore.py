@@ -44,6 +44,7 @@ from fda_vault._members import DATA_PREFIX, iter_member
 from fda_vault._parallel import SharedProgress, batches, map_over_cores, workers_for
 from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._s3 import ArchivePath
+from fda_vault._verified import VerificationRecords
 from fda_vault._zipindex import ZipIndex
 
 __all__ = [
@@ -112,6 +113,10 @@ class RestoreResult(BaseModel):
     recovered: list[str]
     format: str = FORMAT_FDA_VAULT
     notes: list[str] = Field(default_factory=list, description="what the format does not record")
+    archive_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the archive file, when recorded by its last full check",
+    )
 
 
 @dataclass
@@ -479,6 +484,7 @@ def restore(
         recovered=recovered,
         format=manifest.source_format,
         notes=format_notes(manifest.source_format),
+        archive_sha256=VerificationRecords().sha256(archive),
     )
 
 

@@ -34,6 +34,7 @@ from fda_vault._s3 import TMP_MARK, ArchivePath, ObjectPath, S3Prefix, parse_s3
 from fda_vault._verified import FileIdentity
 
 if TYPE_CHECKING:
+    from fda_vault._audit import AuditTrail, LocalTrail, ObjectTrail
     from fda_vault._s3 import MultipartSink
 
 __all__ = [
@@ -233,6 +234,9 @@ class BackupsLocation(Protocol):
     def remove_stale_temps(self) -> None:
         """Remove what a killed run left."""
 
+    def trail(self) -> AuditTrail:
+        """The location's audit trail (:mod:`fda_vault._audit`)."""
+
 
 class _LocalPending:
     """A ``<name>.tmp`` file in the backups folder."""
@@ -362,6 +366,12 @@ class BackupsFolder:
     def sync(self) -> None:
         """Make creations and deletions in the folder durable."""
         fsync_path(self.path)
+
+    def trail(self) -> LocalTrail:
+        """``fda-vault-audit.jsonl`` in the folder."""
+        from fda_vault._audit import LocalTrail
+
+        return LocalTrail(self.path)
 
     def remove_stale_temps(self) -> None:
         """Remove the temporary files a killed run left (``*.zip.tmp``, ``*.zip.age.tmp``,
@@ -590,6 +600,12 @@ class S3Location:
 
     def sync(self) -> None:
         """Object stores make each write durable before they answer it."""
+
+    def trail(self) -> ObjectTrail:
+        """One object per event under ``<prefix>/fda-vault-audit/``."""
+        from fda_vault._audit import ObjectTrail
+
+        return ObjectTrail(self.prefix)
 
     def remove_stale_temps(self) -> None:
         """Delete the temporary objects and abort the multipart uploads that killed runs

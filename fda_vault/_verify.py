@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
@@ -11,7 +12,7 @@ from pydantic import BaseModel, Field
 from fda_vault._archive import Archive
 from fda_vault._checks import Problem
 from fda_vault._crypto import NO_KEYS, Keys
-from fda_vault._errors import ExitCode, IntegrityError, UsageError
+from fda_vault._errors import ExitCode, FdaVaultError, IntegrityError, UsageError
 from fda_vault._legacy import (
     FORMAT_FDA_VAULT,
     FORMAT_LEGACY_TAR,
@@ -21,7 +22,9 @@ from fda_vault._legacy import (
 )
 from fda_vault._manifest import BackupManifest
 from fda_vault._members import (
+    CHECKSUMS_NAME,
     MANIFEST_NAME,
+    SIGNATURE_NAMES,
     iter_member,
     manifest_member,
     open_archive,
@@ -29,6 +32,8 @@ from fda_vault._members import (
 )
 from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._s3 import ArchivePath
+from fda_vault._signing import PublicKey, check_signatures, signature_key_id
+from fda_vault._storage import sha256_of
 from fda_vault._verified import VerificationRecords, file_identity
 from fda_vault._zipindex import ZipIndex
 
@@ -58,6 +63,16 @@ class VerifyReport(BaseModel):
     files_checked: int
     bytes_checked: int
     problems: list[Problem]
+    sha256: str | None = Field(
+        default=None, description="SHA-256 of the archive file (None when it is missing)"
+    )
+    signed_by: str | None = Field(
+        default=None,
+        description="the minisign key id its signatures name (checked only when signature_checked)",
+    )
+    signature_checked: bool = Field(
+        default=False, description="its signatures were checked against --trusted-key keys"
+    )
 
 
 class VerifyResult(BaseModel):
@@ -88,12 +103,22 @@ def _unreadable_report(
 
 
 def verify_archive(
-    path: ArchivePath, *, progress: Progress = NO_PROGRESS, keys: Keys = NO_KEYS
+    path: ArchivePath,
+    *,
+    progress: Progress = NO_PROGRESS,
+    keys: Keys = NO_KEYS,
+    trusted: Sequence[PublicKey] = (),
 ) -> VerifyReport:
     """Check one archive fully; every problem is reported (a missing file too), none
-    raised but DecryptError (an encrypted archive that ``keys`` do not open)."""
+    raised but DecryptError (an encrypted archive that ``keys`` do not open). With
+    ``trusted`` keys, an archive not signed by one of them is damaged too."""
     if is_legacy_tar(path):
-        return _verify_legacy_tar(path, progress)
+        report = _verify_legacy_tar(path, progress)
+        if trusted:  # the original scripts never signed anything
+            unsigned = Problem(path=str(path), kind="signature", detail="not signed (legacy)")
+            report.problems.append(unsigned)
+            report.ok, report.status, report.signature_checked = False, "damaged", True
+        return report
     zf = _open_or_report(path, keys)
     if isinstance(zf, VerifyReport):
         return zf
@@ -102,7 +127,48 @@ def verify_archive(
             manifest = read_manifest(zf, path)
         except IntegrityError as exc:
             return _manifest_report(path, exc.why)
-        return _check_archive(zf, manifest, path, progress)
+        report = _check_archive(zf, manifest, path, progress)
+        return _with_signature(report, zf, path, trusted)
+
+
+_MAX_SIGNATURE = 4096  # a .minisig is ~300 bytes
+
+
+def _with_signature(
+    report: VerifyReport, zf: ZipIndex, path: ArchivePath, trusted: Sequence[PublicKey]
+) -> VerifyReport:
+    """``report`` with the archive's signatures: the key id they name, and with
+    ``trusted`` keys, a problem for each member not signed by one of them."""
+    texts: dict[str, str | None] = {}
+    for member, name in zip((MANIFEST_NAME, CHECKSUMS_NAME), SIGNATURE_NAMES, strict=True):
+        try:
+            info = zf.getinfo(name)
+        except KeyError:
+            texts[member] = None
+            continue
+        try:
+            raw = b"".join(iter_member(zf, info, min(info.file_size, _MAX_SIGNATURE), path))
+            texts[member] = raw.decode("ascii")
+        except (IntegrityError, UnicodeDecodeError):
+            texts[member] = ""  # unreadable: no key will accept it
+    named = {signature_key_id(text) for text in texts.values() if text}
+    report.signed_by = ", ".join(sorted(n for n in named if n)) or None
+    if not trusted:
+        return report
+    members: dict[str, tuple[bytes, str | None]] = {}
+    for member, text in texts.items():
+        info = zf.getinfo(member)
+        members[member] = (b"".join(iter_member(zf, info, info.file_size, path)), text)
+    signer, failures = check_signatures(members, list(trusted))
+    report.signature_checked = True
+    if failures:
+        report.problems.extend(
+            Problem(path=name, kind="signature", detail=why) for name, why in failures
+        )
+        report.ok, report.status = False, "damaged"
+    else:
+        report.signed_by = signer
+    return report
 
 
 def verify_written(
@@ -198,7 +264,11 @@ def _check_archive(
 
 
 def verify(
-    archives: Sequence[ArchivePath], *, progress: Progress = NO_PROGRESS, keys: Keys = NO_KEYS
+    archives: Sequence[ArchivePath],
+    *,
+    progress: Progress = NO_PROGRESS,
+    keys: Keys = NO_KEYS,
+    trusted: Sequence[PublicKey] = (),
 ) -> VerifyResult:
     """Check every archive, each reported (intact, damaged or missing); ``ok`` only when all
     are intact. Each intact one is recorded (:mod:`fda_vault._verified`) for ``prune``."""
@@ -209,9 +279,16 @@ def verify(
             identity = file_identity(path)
         except OSError:
             identity = None  # missing: the report says so
-        report = verify_archive(path, progress=progress, keys=keys)
-        if report.ok and identity is not None:
-            records.add(path, identity)
+        report = verify_archive(path, progress=progress, keys=keys, trusted=trusted)
+        if identity is not None:
+            # Recorded by the backup that wrote it, else hashed once (then recorded too):
+            # the audit trail names exactly which bytes were found intact or damaged.
+            digest = records.sha256(path, identity) if report.ok else None
+            with suppress(OSError, FdaVaultError):
+                digest = digest or sha256_of(path)
+            report.sha256 = digest
+            if report.ok:
+                records.add(path, identity, digest)
         reports.append(report)
     records.save()
     return VerifyResult(ok=all(r.ok for r in reports), archives=reports)

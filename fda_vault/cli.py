@@ -9,13 +9,16 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 import typer.core
 from typer._click import Context as ClickContext
 from typer._click import HelpFormatter
+from typer._click.core import ParameterSource
+from typer._click.globals import get_current_context
 
 from fda_vault import __version__
 from fda_vault._config import (
@@ -30,6 +33,7 @@ from fda_vault._config import (
 from fda_vault._errors import (
     ExitCode,
     FdaVaultError,
+    IntegrityError,
     InterruptedByUser,
     OperationError,
     UsageError,
@@ -37,6 +41,7 @@ from fda_vault._errors import (
 from fda_vault._output import Terminal
 
 if TYPE_CHECKING:
+    from fda_vault._audit import AuditRecorder
     from fda_vault._crypto import Keys
     from fda_vault._s3 import ArchivePath
     from fda_vault._storage import ObjectLock
@@ -155,6 +160,48 @@ def _keys(identity: Optional[list[Path]], passphrase_file: Optional[Path]) -> Ke
 
     identities, passphrase = resolve_keys(identity or [], passphrase_file)
     return Keys(identity_files=identities, passphrase_file=passphrase)
+
+
+TrustedKeyOpt = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--trusted-key",
+        help="minisign public key (fda-vault key generate --sign's FILE.pub); the archive "
+        "must be signed by one of them, else exit 3; repeatable (env FDA_VAULT_TRUSTED_KEYS, "
+        "':'-separated).",
+        show_default=False,
+        metavar="PUBFILE",
+    ),
+]
+SignKeyOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--sign-key",
+        help="Sign the archive with this minisign secret key (fda-vault key generate --sign; "
+        "env FDA_VAULT_SIGN_KEY).",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+
+
+def _trusted_keys(paths: Optional[list[Path]]) -> list[Any]:
+    """The trusted public keys: the flags, else ``FDA_VAULT_TRUSTED_KEYS``."""
+    from fda_vault._signing import PublicKey
+
+    if not paths:
+        paths = [Path(p) for p in os.environ.get("FDA_VAULT_TRUSTED_KEYS", "").split(":") if p]
+    return [PublicKey.load(path.expanduser()) for path in paths]
+
+
+def _sign_key(path: Optional[Path]) -> Any:
+    """The signing key: the flag, else ``FDA_VAULT_SIGN_KEY``; None to sign nothing."""
+    from fda_vault._signing import SigningKey
+
+    path = path or (
+        Path(os.environ["FDA_VAULT_SIGN_KEY"]) if os.environ.get("FDA_VAULT_SIGN_KEY") else None
+    )
+    return SigningKey.load(path.expanduser()) if path is not None else None
 
 
 ObjectLockDaysOpt = Annotated[
@@ -283,28 +330,71 @@ _INTERRUPTED = InterruptedByUser("interrupted", "nothing was left half-done")
 
 
 @contextmanager
-def _reporting(term: Terminal, debug: bool) -> Iterator[None]:
-    """Turn every failure into one error line and its documented exit code."""
+def _reporting(term: Terminal, debug: bool, audit: AuditRecorder | None = None) -> Iterator[None]:
+    """Turn every failure into one error line and its documented exit code (and tell
+    ``audit`` which error it was)."""
     debug = debug or os.environ.get("FDA_VAULT_DEBUG") == "1"
     try:
         yield
     except typer.Exit:
         raise
     except FdaVaultError as exc:
-        term.error(exc)
-        raise typer.Exit(int(exc.exit_code)) from None
+        _failed(term, exc, audit)
     except (KeyboardInterrupt, typer.Abort):  # Abort: Ctrl-C or EOF at a prompt
-        term.error(_INTERRUPTED)
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        _failed(term, _INTERRUPTED, audit)
     except Exception as exc:  # unexpected: still one line, unless debugging
         if debug:
             traceback.print_exc()
-        term.error(
-            OperationError(
-                f"unexpected {type(exc).__name__}", str(exc) or repr(exc), reason="unexpected"
-            )
+        unexpected = OperationError(
+            f"unexpected {type(exc).__name__}", str(exc) or repr(exc), reason="unexpected"
         )
-        raise typer.Exit(int(ExitCode.FAILURE)) from None
+        _failed(term, unexpected, audit)
+
+
+def _failed(term: Terminal, exc: FdaVaultError, audit: AuditRecorder | None) -> NoReturn:
+    term.error(exc)
+    if audit is not None:
+        audit.error = exc
+    raise typer.Exit(int(exc.exit_code)) from None
+
+
+@contextmanager
+def _audited(term: Terminal, debug: bool, command: str) -> Iterator[AuditRecorder]:
+    """:func:`_reporting`, then one event in the audit trail of each location the
+    command named (``audit.at``), with its result (``audit.result``) and exit code."""
+    from fda_vault._audit import AuditRecorder
+
+    context = get_current_context(silent=True)
+    given = {}
+    if context is not None:
+        given = {
+            name: value
+            for name, value in context.params.items()
+            if context.get_parameter_source(name) != ParameterSource.DEFAULT
+        }
+    audit = AuditRecorder(command, _option_words(given))
+    code = 0
+    try:
+        with _reporting(term, debug, audit):
+            yield audit
+    except typer.Exit as exc:
+        code = exc.exit_code
+        raise
+    finally:
+        for line in audit.write(code):
+            term.warning(line)
+
+
+def _option_words(params: dict[str, Any]) -> list[str]:
+    """The options a command was given, as ``name=value``. Options name files, never
+    hold secrets: a passphrase or key is always read from a file."""
+    words: list[str] = []
+    for name, value in params.items():
+        if value in (None, [], ()) or name in {"as_json", "quiet", "debug"}:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        words.extend(f"{name}={item}" for item in values)
+    return words
 
 
 @app.command(cls=_Command)
@@ -383,6 +473,7 @@ def backup(
     ] = None,
     passphrase_file: PassphraseFileOpt = None,
     identity: IdentityOpt = None,
+    sign_key: SignKeyOpt = None,
     object_lock_days: ObjectLockDaysOpt = 0,
     object_lock_mode: ObjectLockModeOpt = "governance",
     lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
@@ -409,19 +500,22 @@ def backup(
       fda-vault backup --all --encrypt-to @team-recipients.txt
     """
     term = Terminal(as_json=as_json, quiet=quiet)
-    with _reporting(term, debug):
+    with _audited(term, debug, "backup") as audit:
         from fda_vault._backup import backup as run_backup
         from fda_vault._crypto import Encryption
 
         root = resolve_projects_dir(projects_dir)
+        backups = resolve_backups_dir(output_dir, root)
+        audit.at(backups, create=True)
         keys = _keys(identity, passphrase_file)
         encryption = Encryption.of(encrypt_to or [], keys.passphrase_file)
+        signer = _sign_key(sign_key)
         with term.progress() as progress:
             result = run_backup(
                 project or [],
                 all_projects=all_projects,
                 projects_dir=root,
-                output_dir=resolve_backups_dir(output_dir, root),
+                output_dir=backups,
                 level=level,
                 verify=not no_verify,
                 excludes=exclude or [],
@@ -435,7 +529,9 @@ def backup(
                 object_lock=_object_lock(object_lock_days, object_lock_mode),
                 encryption=encryption,
                 keys=keys,
+                sign_key=signer,
             )
+        audit.result = result
         term.backup_result(result)
 
 
@@ -452,6 +548,7 @@ def verify(
     ],
     identity: IdentityOpt = None,
     passphrase_file: PassphraseFileOpt = None,
+    trusted_key: TrustedKeyOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -466,12 +563,20 @@ def verify(
       fda-vault verify all_projects_backup_20261126_020000.zip
     """
     term = Terminal(as_json=as_json, quiet=quiet)
-    with _reporting(term, debug):
+    with _audited(term, debug, "verify") as audit:
         from fda_vault._verify import verify as run_verify
 
         archives = [_archive_at(path, resolve_backups_dir()) for path in backups]
+        for archive in archives:
+            audit.at_archive(archive)
         with term.progress() as progress:
-            result = run_verify(archives, progress=progress, keys=_keys(identity, passphrase_file))
+            result = run_verify(
+                archives,
+                progress=progress,
+                keys=_keys(identity, passphrase_file),
+                trusted=_trusted_keys(trusted_key),
+            )
+        audit.result = result
         term.verify_result(result)
         if result.exit_code != ExitCode.OK:
             raise typer.Exit(int(result.exit_code))
@@ -570,13 +675,14 @@ def restore(
           -p K241234_cardiac_monitor --dry-run
     """
     term = Terminal(as_json=as_json, quiet=quiet)
-    with _reporting(term, debug):
+    with _audited(term, debug, "restore") as audit:
         from fda_vault._restore import plan_restore
         from fda_vault._restore import restore as run_restore
 
         target = target_dir.expanduser().absolute() if target_dir else None
         target = target or resolve_projects_dir(projects_dir)
         archive = _archive_at(backup_file, resolve_backups_dir(None, projects_dir))
+        audit.at_archive(archive)
         keys = _keys(identity, passphrase_file)
         overwrite = force or yes
         # The plan (which verifies the data first) is for showing and asking; with
@@ -620,6 +726,7 @@ def restore(
                 progress=progress,
                 keys=keys,
             )
+        audit.result = result
         for line in result.recovered:
             term.warning(line)
         term.restore_result(result)
@@ -702,11 +809,12 @@ def prune(
       fda-vault prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
     """
     term = Terminal(as_json=as_json, quiet=quiet)
-    with _reporting(term, debug):
+    with _audited(term, debug, "prune") as audit:
         from fda_vault._prune import RetentionPolicy
         from fda_vault._prune import prune as run_prune
 
         folder = resolve_backups_dir(backups_dir, projects_dir)
+        audit.at(folder, create=True)
         policy = RetentionPolicy(
             keep_last=keep_last,
             keep_hourly=keep_hourly,
@@ -753,6 +861,7 @@ def prune(
                 folder, policy, labels=labels, approved=doomed, lock_timeout=lock_timeout,
                 keys=keys,
             )  # fmt: skip
+        audit.result = result
         term.prune_result(result, table=not previewed)
         if not result.ok:
             raise typer.Exit(int(ExitCode.INTEGRITY))
@@ -800,23 +909,26 @@ def guard(
       fda-vault guard --all -- python3 update_manager.py --update-all
     """
     term = Terminal(as_json=as_json, quiet=quiet)
-    with _reporting(term, debug):
+    with _audited(term, debug, "guard") as audit:
         from fda_vault._guard import run_guarded
 
         root = resolve_projects_dir(projects_dir)
+        backups = _local_only(resolve_backups_dir(output_dir, root), "guard")
+        audit.at(backups, create=True)
         with term.progress() as progress:
             result = run_guarded(
                 command,
                 projects=project or [],
                 all_projects=all_projects,
                 projects_dir=root,
-                backups_dir=_local_only(resolve_backups_dir(output_dir, root), "guard"),
+                backups_dir=backups,
                 keep_on_success=keep_on_success,
                 rollback=not no_rollback,
                 stdout_to_stderr=as_json,
                 lock_timeout=lock_timeout,
                 progress=progress,
             )
+        audit.result = result
         term.guard_result(result)
         if result.interrupted:
             raise typer.Exit(int(ExitCode.INTERRUPTED))
@@ -945,22 +1057,182 @@ def copy_command(
       fda-vault copy --dry-run s3://acme-fda-backups/lap1 ~/usb-backups
     """
     term = Terminal(as_json=as_json, quiet=quiet)
-    with _reporting(term, debug):
+    with _audited(term, debug, "copy") as audit:
         from fda_vault._copy import copy_archives
 
+        origin, target = _location_arg(source, "SOURCE"), _location_arg(destination, "DEST")
+        audit.at(origin)
+        audit.at(target, create=True)
         with term.progress() as progress:
             result = copy_archives(
-                _location_arg(source, "SOURCE"),
-                _location_arg(destination, "DEST"),
+                origin,
+                target,
                 labels=label or [],
                 dry_run=dry_run,
                 object_lock=_object_lock(object_lock_days, object_lock_mode),
                 lock_timeout=lock_timeout,
                 progress=progress,
             )
+        audit.result = result
         term.copy_result(result)
         if result.exit_code:
             raise typer.Exit(int(result.exit_code))
+
+
+@app.command(cls=_Command)
+def drill(
+    location: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="Backups location: a folder or s3://BUCKET/PREFIX (default: the backups folder).",
+            metavar="LOCATION",
+            show_default=False,
+        ),
+    ] = None,
+    archives: Annotated[
+        Optional[int],
+        typer.Option(
+            "--archives",
+            min=1,
+            metavar="N",
+            help="Drill N archives: the newest of each label first, then older ones at random.",
+            show_default=False,
+        ),
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Drill every archive.")] = False,
+    project: Annotated[
+        Optional[list[str]],
+        _project_option("Only this project (repeatable): archives holding it, restored alone."),
+    ] = None,
+    projects_dir: ProjectsDirOpt = None,
+    identity: IdentityOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Restore archives for real into a private folder, check every byte, and report.
+
+    By default the newest archive of each label and one older one at random are
+    restored (beside the live projects, then removed), each restored file read back
+    and its SHA-256 compared; live files whose size and times are still those the
+    backup recorded must have its SHA-256 (else: silent damage, named by path). Once
+    per drill, the system unzip and sha256sum -c check an archive without fda-vault.
+    Exit 3 when anything was found damaged, 1 when a restore failed otherwise.
+
+    \b
+    Examples:
+      fda-vault drill
+      fda-vault drill --archives 3 --json > drill-$(date +%F).json
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _audited(term, debug, "drill") as audit:
+        from fda_vault._drill import drill as run_drill
+
+        if every and archives is not None:
+            raise UsageError("--archives and --all", "give one of them")
+        root = resolve_projects_dir(projects_dir)
+        where = _location_arg(Path(location), "LOCATION") if location else None
+        place = where or resolve_backups_dir(None, root)
+        audit.at(place, create=True)
+        with term.progress() as progress:
+            result = run_drill(
+                place,
+                projects_dir=root,
+                count=archives,
+                every=every,
+                projects=project or [],
+                keys=_keys(identity, passphrase_file),
+                progress=progress,
+            )
+        audit.result = result
+        term.drill_result(result)
+        if result.exit_code:
+            raise typer.Exit(int(result.exit_code))
+
+
+@app.command("log", cls=_Command)
+def log_command(
+    location: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="Backups location: a folder or s3://BUCKET/PREFIX (default: the backups folder).",
+            metavar="LOCATION",
+            show_default=False,
+        ),
+    ] = None,
+    project: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--project",
+            "-p",
+            help="Only events naming PROJECT (repeatable).",
+            metavar="PROJECT",
+            show_default=False,
+            callback=_project_names,
+        ),
+    ] = None,
+    since: Annotated[
+        Optional[str],
+        typer.Option(
+            "--since",
+            help="Only events at or after DATE (2026-11-01, or 2026-11-01T08:00; UTC).",
+            metavar="DATE",
+            show_default=False,
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Check the chain and each archive's anchor of it: exit 0 intact, 3 broken.",
+        ),
+    ] = False,
+    projects_dir: ProjectsDirOpt = None,
+    identity: IdentityOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the audit trail of a backups location, newest first, or check it.
+
+    Every backup, verify, restore, prune, copy, import, guard and drill appends one
+    event (who, when, the options, the outcome and exit code, the archives with their
+    SHA-256), chained by SHA-256 to the one before. --verify checks the chain and that
+    each archive's manifest agrees with the trail it recorded as head when written.
+
+    \b
+    Examples:
+      fda-vault log --since 2026-11-01
+      fda-vault log --verify
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault._audit import check_trail, read_log
+        from fda_vault._storage import open_location
+
+        where = _location_arg(Path(location), "LOCATION") if location else None
+        place = open_location(where or resolve_backups_dir(None, projects_dir))
+        if check:
+            report = check_trail(place, _keys(identity, passphrase_file))
+            term.trail_report(report)
+            if not report.intact:
+                first = report.problems[0]
+                term.error_line(IntegrityError(first.where, first.detail, reason="trail_broken"))
+                raise typer.Exit(int(ExitCode.INTEGRITY))
+            return
+        term.audit_log(read_log(place, projects=project, since=_parse_since(since)))
+
+
+def _parse_since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--since {text}", "not a date (2026-11-01 or 2026-11-01T08:00)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 key_app = typer.Typer(
@@ -978,6 +1250,13 @@ def key_generate(
         Path,
         typer.Argument(help="Where the new secret key goes (never overwritten).", metavar="FILE"),
     ],
+    sign: Annotated[
+        bool,
+        typer.Option(
+            "--sign",
+            help="A signing key instead (Ed25519, minisign's format): FILE and FILE.pub.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -988,12 +1267,22 @@ def key_generate(
     copy offline; an archive encrypted to it cannot be opened without it (or another
     of its recipients).
 
+    --sign makes a signing key instead: the secret in FILE (mode 0600, as `minisign -G
+    -W` writes one), the public key in FILE.pub, for `backup --sign-key FILE` and
+    `verify --trusted-key FILE.pub` (and `minisign -V -p FILE.pub`).
+
     \b
-    Example:
+    Examples:
       fda-vault key generate ~/.config/fda-vault/age-key.txt
+      fda-vault key generate --sign ~/.config/fda-vault/signing.key
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
+        if sign:
+            from fda_vault._signing import generate_signing_key
+
+            term.generated_signing_key(generate_signing_key(identity_file.expanduser()))
+            return
         from fda_vault._keys import generate_key
 
         term.generated_key(generate_key(identity_file.expanduser()))
@@ -1028,16 +1317,16 @@ def import_command(
       fda-vault import ~/.claude/fda-510k-data/backups/*.tar.gz
     """
     term = Terminal(as_json=as_json, quiet=quiet)
-    with _reporting(term, debug):
+    with _audited(term, debug, "import") as audit:
         from fda_vault._importer import import_legacy
 
+        backups = _local_only(resolve_backups_dir(output_dir, projects_dir), "import")
+        audit.at(backups, create=True)
         with term.progress() as progress:
             result = import_legacy(
-                legacy,
-                output_dir=_local_only(resolve_backups_dir(output_dir, projects_dir), "import"),
-                lock_timeout=lock_timeout,
-                progress=progress,
+                legacy, output_dir=backups, lock_timeout=lock_timeout, progress=progress
             )
+        audit.result = result
         term.import_result(result)
         if result.exit_code:
             raise typer.Exit(result.exit_code)

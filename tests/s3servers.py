@@ -186,12 +186,18 @@ class Bucket:
     def key(self, relative: str) -> str:
         return f"{self.prefix}/{relative}"
 
-    def keys(self) -> list[str]:
-        """The keys under this test's prefix, relative to it."""
-        listed = self.client.list_objects_v2(Bucket=self.name, Prefix=f"{self.prefix}/")
-        return sorted(
-            item["Key"].removeprefix(f"{self.prefix}/") for item in listed.get("Contents", [])
+    def keys(self, *, with_trail: bool = False) -> list[str]:
+        """The keys under this test's prefix, relative to it (the audit trail's events
+        only ``with_trail``: every command adds some)."""
+        listed = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=f"{self.prefix}/"
         )
+        keys = sorted(
+            item["Key"].removeprefix(f"{self.prefix}/")
+            for page in listed
+            for item in page.get("Contents", [])
+        )
+        return [k for k in keys if with_trail or "fda-vault-audit/" not in k]
 
     def uploads(self) -> list[str]:
         listed = self.client.list_multipart_uploads(Bucket=self.name, Prefix=f"{self.prefix}/")

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fda_vault import __version__
+from fda_vault._audit import TRAIL_NAME
 from fda_vault._backup import BackupResult, archive_label, backup, list_projects
 from fda_vault._errors import ExitCode, IntegrityError, OperationError, UsageError
 from fda_vault._manifest import BackupManifest, is_safe_segment
@@ -434,7 +435,7 @@ def test_disk_full_while_writing_leaves_nothing(
     assert info.value.exit_code == ExitCode.FAILURE
     assert "disk full" in info.value.message
     assert list(backups_dir.iterdir()) == [] or all(
-        p.name.startswith(".fda-vault.lock") for p in backups_dir.iterdir()
+        p.name.startswith(".fda-vault.lock") or p.name == TRAIL_NAME for p in backups_dir.iterdir()
     )
 
 

@@ -29,6 +29,8 @@ EXPECTED_COMMANDS = {
     "import",
     "diff",
     "copy",
+    "log",
+    "drill",
 }
 # DESIGN.md's migration table: each original command, and where users find it now.
 MIGRATION = [

@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fda_vault._audit import TRAIL_NAME
 from fda_vault._crypto import AGE_SUFFIX, Keys
 from fda_vault._members import open_archive
 from tests.conftest import CliCall, FrozenClock, backup_json
@@ -92,6 +93,13 @@ def _restore_and_compare(
         assert snapshot(target / project) == snapshot(projects_dir / project)
 
 
+def _archive_files(folder: Path) -> list[str]:
+    """The files in a backups folder but its lock and its audit trail."""
+    return sorted(
+        p.name for p in folder.iterdir() if not p.name.startswith(".") and p.name != TRAIL_NAME
+    )
+
+
 def test_age_round_trip_list_verify_restore(
     cli: CliCall,
     projects_dir: Path,
@@ -108,7 +116,9 @@ def test_age_round_trip_list_verify_restore(
     archive = Path(made["archive"])
     assert archive.name.endswith(".zip.age") and made["encrypted"] == "age"
     assert made["recipients"] == [public]
-    assert sorted(p.name for p in backups_dir.iterdir() if not p.name.startswith(".")) == [
+    assert sorted(
+        p.name for p in backups_dir.iterdir() if not p.name.startswith(".") and p.name != TRAIL_NAME
+    ) == [
         archive.name,
         archive.name.removesuffix(".zip.age") + ".zip.idx.age",
     ]  # the orphan index was removed under the folder's lock
@@ -348,7 +358,9 @@ def test_copy_needs_no_key_and_the_copy_opens_with_it(
     second = _age_backup(cli, projects_dir, offsite, public)
     pruned = _json(cli, "prune", "--backups-dir", offsite, "--keep-last", "1", "--yes", "-i", key)
     assert [a["file"] for a in pruned["archives"] if not a["kept"]] == [name]
-    left = sorted(p.name for p in offsite.iterdir() if not p.name.startswith("."))
+    left = sorted(
+        p.name for p in offsite.iterdir() if not p.name.startswith(".") and p.name != TRAIL_NAME
+    )
     kept = Path(second["archive"]).name
     assert left == sorted([kept, kept.removesuffix(".zip.age") + ".zip.idx.age"])
 
@@ -487,6 +499,10 @@ def test_the_inner_archive_is_the_one_an_unencrypted_backup_writes(
     key, public = age_key
     common = ("--all", "--projects-dir", projects_dir, "--rehash")
     plain = backup_json(cli, *common, "--output-dir", tmp_path / "plain")
+    # The same trail too: each manifest records its folder's trail head (audit_head).
+    (tmp_path / "enc").mkdir()
+    trail = (tmp_path / "plain" / TRAIL_NAME).read_bytes()
+    (tmp_path / "enc" / TRAIL_NAME).write_bytes(trail[: trail.index(b"\n") + 1])
     encrypted = backup_json(cli, *common, "--output-dir", tmp_path / "enc", "--encrypt-to", public)
     age = shutil.which("age")
     assert age is not None

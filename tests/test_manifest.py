@@ -66,7 +66,7 @@ def test_metadata_json_has_the_original_and_the_new_fields() -> None:
     assert original | added <= set(data)
     assert "schema_" not in data  # serialized under its alias
     assert data["schema"]["version"] == "1.0"
-    assert data["backup_version"] == FORMAT_VERSION == "1.1.0"
+    assert data["backup_version"] == FORMAT_VERSION == "1.2.0"
     first = data["files"][0]
     assert {k: first[k] for k in ("path", "size", "sha256", "mtime", "mode")} == {
         "path": "alpha/b.txt",
