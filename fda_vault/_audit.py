@@ -70,8 +70,9 @@ class AuditArchive(BaseModel):
 
     name: str
     action: str = Field(
-        description="created, verified, damaged, missing, restored, deleted, kept, copied, "
-        "copied_in, skipped, failed, drilled"
+        description="created (and read back), created_unverified (--no-verify), verified, "
+        "damaged, missing, restored, planned, deleted, kept, to delete, copied, would copy, "
+        "present, skipped, failed, drilled, live_mismatch"
     )
     sha256: str | None = Field(default=None, description="of the archive file, when known")
     bytes: int | None = None
@@ -519,7 +520,7 @@ def check_trail(location: Any, keys: Any = None) -> TrailReport:
         for event in chain.events
         if event is not None
         for archive in event.archives
-        if archive.action == "created"
+        if archive.action in {"created", "created_unverified"}
     }
     copied = {
         archive.name
@@ -729,7 +730,7 @@ def summarize(result: BaseModel) -> dict[str, Any]:
             made.append(
                 AuditArchive(
                     name=Path(result.archive).name,
-                    action="created",
+                    action="created" if result.verified else "created_unverified",
                     sha256=result.archive_sha256,
                     bytes=result.archive_size,
                 )
@@ -838,3 +839,22 @@ def trail_head_for_archive(location: Any) -> AuditAnchor | None:
     except FdaVaultError:
         return None
     return anchor
+
+
+# Actions after which an archive's every byte was found intact at that time.
+_FULL_CHECKS = {"verified", "drilled", "created"}
+
+
+def last_full_checks(location: Any) -> dict[str, str]:
+    """When each archive of ``location`` was last fully checked, by the trail: a verify,
+    a drill, or the read-back of the backup that wrote it (ISO 8601 UTC)."""
+    trail: AuditTrail = location.trail()
+    when: dict[str, str] = {}
+    for entry in trail.entries():
+        event = parse_event(entry.raw)
+        if event is None or (event.command == "verify" and event.exit_code not in (0, 3)):
+            continue
+        for archive in event.archives:
+            if archive.action in _FULL_CHECKS:
+                when[archive.name] = event.time
+    return when

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from fda_vault import __version__
 from fda_vault._archive import Archive
+from fda_vault._audit import trail_head_for_archive
 from fda_vault._backup import finish_archive
 from fda_vault._errors import ExitCode, FdaVaultError, IntegrityError, UsageError
 from fda_vault._fsio import (
@@ -28,7 +29,7 @@ from fda_vault._fsio import (
 from fda_vault._legacy import FORMAT_LEGACY_TAR, FORMAT_LEGACY_ZIP
 from fda_vault._legacytar import convert_tar, is_legacy_tar, scan_tar
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT
-from fda_vault._manifest import BackupManifest, ImportedFrom
+from fda_vault._manifest import AuditAnchor, BackupManifest, ImportedFrom
 from fda_vault._members import DATA_PREFIX
 from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._storage import BackupsFolder, archive_label, parse_archive_name
@@ -92,7 +93,11 @@ def _hashed(chunks: Iterable[bytes], hasher: hashlib._Hash, progress: Progress) 
 
 
 def _write_from_legacy_zip(
-    opened: Archive, out: IO[bytes], imported_from: ImportedFrom, progress: Progress
+    opened: Archive,
+    out: IO[bytes],
+    imported_from: ImportedFrom,
+    progress: Progress,
+    audit_head: AuditAnchor | None,
 ) -> tuple[BackupManifest, str]:
     """Write the files of an opened ``backup_project.py`` ZIP (its structure checked) into
     a new archive: each is read once, its size, CRC-32 and SHA-256 checked on the way."""
@@ -119,6 +124,7 @@ def _write_from_legacy_zip(
         files=list(legacy.files),
         created_by=f"fda-vault {__version__}",
         imported_from=imported_from,
+        audit_head=audit_head,
     )
     digest = finish_archive(writer, manifest)
     return manifest, digest
@@ -155,16 +161,18 @@ def _import_one(
         folder.create()
         with folder.lock(lock_timeout):
             name = folder.unused_name(label, when)
+            audit_head = trail_head_for_archive(folder)
             try:
                 with folder.new_archive(name) as pending:
                     with pending.open(expected_size=0) as out:
                         if opened is None:
                             manifest, digest = convert_tar(
-                                source, scan, out, progress=progress, imported_from=imported_from
-                            )
+                                source, scan, out, progress=progress,
+                                imported_from=imported_from, audit_head=audit_head,
+                            )  # fmt: skip
                         else:
                             manifest, digest = _write_from_legacy_zip(
-                                opened, out, imported_from, progress
+                                opened, out, imported_from, progress, audit_head
                             )
                         pending.finish(out)
                     pending.sync()

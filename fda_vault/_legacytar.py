@@ -42,6 +42,7 @@ from fda_vault._fsio import fsync_path, os_failure
 from fda_vault._legacy import FORMAT_LEGACY_TAR, is_legacy_tar
 from fda_vault._manifest import (
     RESERVED_PROJECT_NAME,
+    AuditAnchor,
     BackupManifest,
     FileEntry,
     ImportedFrom,
@@ -261,6 +262,7 @@ def convert_tar(
     *,
     progress: Progress = NO_PROGRESS,
     imported_from: ImportedFrom | None = None,
+    audit_head: AuditAnchor | None = None,
 ) -> tuple[BackupManifest, str]:
     """Pass 2: write the archive's files into an fda-vault ZIP on ``out``; (its manifest,
     the SHA-256 of its metadata.json). The data must be what pass 1 checked."""
@@ -317,6 +319,7 @@ def convert_tar(
     except ValidationError as exc:
         why = f"cannot describe it as a manifest: {exc.errors()[0]['msg']}"
         raise IntegrityError(path, why) from None
+    manifest.audit_head = audit_head
     manifest_sha256 = finish_archive(writer, manifest)
     progress.finish()
     manifest.source_format = FORMAT_LEGACY_TAR

@@ -623,6 +623,13 @@ class Terminal:
         if self.as_json:
             self.emit_json(result)
             return
+        if result.sample is not None:
+            info = result.sample
+            self.info(
+                f"sample: {len(result.archives)} of {info.archives_total} archives, "
+                f"{human_bytes(info.bytes_chosen)} of {human_bytes(info.bytes_total)} "
+                f"({info.percent:g}% asked); {info.never_checked} never checked before"
+            )
         for report in result.archives:
             if report.status == "missing":
                 self.err.print(one_line(f"error: {report.archive} — {report.problems[0].detail}"))

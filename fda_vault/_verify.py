@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from contextlib import suppress
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
@@ -75,11 +76,28 @@ class VerifyReport(BaseModel):
     )
 
 
+class SampleInfo(BaseModel):
+    """What ``verify --sample`` chose, and why."""
+
+    percent: float
+    location: str
+    archives_total: int
+    bytes_total: int
+    bytes_chosen: int
+    never_checked: int = Field(description="archives the trail records no full check of")
+    oldest_check: str | None = Field(
+        default=None, description="the least recent full check among those chosen"
+    )
+
+
 class VerifyResult(BaseModel):
     """The check of every archive named."""
 
     ok: bool
     archives: list[VerifyReport]
+    sample: SampleInfo | None = Field(
+        default=None, description="set by --sample: the share of the location chosen"
+    )
 
     @property
     def exit_code(self) -> ExitCode:
@@ -292,3 +310,43 @@ def verify(
         reports.append(report)
     records.save()
     return VerifyResult(ok=all(r.ok for r in reports), archives=reports)
+
+
+def sample_archives(location: Path | str, percent: float) -> tuple[list[ArchivePath], SampleInfo]:
+    """The archives a rolling check covers today: ``percent`` of the location's bytes,
+    those whose last full check (by the location's audit trail) is oldest first, those
+    never checked before all; at least one archive. Each check is an event in the
+    trail, so the next run goes on where this one stops: a daily ``--sample 5`` goes
+    round every archive in about 20 days."""
+    from fda_vault._audit import last_full_checks
+    from fda_vault._storage import StoredArchive, open_location
+
+    if not 0 < percent <= 100:
+        raise UsageError(f"--sample {percent:g}", "must be more than 0 and at most 100 (percent)")
+    place = open_location(location)
+    stored = place.archives()
+    if not stored:
+        raise UsageError(place, "no archives to verify", reason="not_found")
+    checked = last_full_checks(place)
+    # Never checked first (""), then by the time of the last check, then oldest by name.
+    order = sorted(stored, key=lambda a: (checked.get(a.name, ""), a.parsed.stamp, a.name))
+    total = sum(a.size for a in stored)
+    budget = total * percent / 100
+    chosen: list[StoredArchive] = []
+    taken = 0
+    for archive in order:
+        if chosen and taken >= budget:
+            break
+        chosen.append(archive)
+        taken += archive.size
+    times = [checked[a.name] for a in chosen if a.name in checked]
+    info = SampleInfo(
+        percent=percent,
+        location=str(place),
+        archives_total=len(stored),
+        bytes_total=total,
+        bytes_chosen=taken,
+        never_checked=sum(1 for a in stored if a.name not in checked),
+        oldest_check=min(times) if len(times) == len(chosen) and times else None,
+    )
+    return [a.path for a in chosen], info

@@ -343,3 +343,111 @@ def test_the_trail_is_no_archive(history: tuple[Path, list[str]], cli: CliCall) 
     listed = json.loads(cli("list", "--backups-dir", str(folder), "--json").stdout)
     assert len(listed["backups"]) == len(archives)
     assert os.path.exists(folder / TRAIL_NAME)
+
+
+def _sampled(cli: CliCall, folder: Path, percent: str) -> list[str]:
+    result = cli("verify", "--sample", percent, folder, "--json")
+    assert result.exit_code == 0, result.stdout
+    data = json.loads(result.stdout)
+    assert data["sample"]["percent"] == float(percent)
+    return [Path(report["archive"]).name for report in data["archives"]]
+
+
+def test_rolling_verification_goes_round_every_archive_least_recent_first(
+    cli: CliCall, projects_dir: Path, backups_dir: Path, frozen_clock: Any
+) -> None:
+    names = []
+    for day in range(5):
+        frozen_clock.set(2026, 4, 1 + day, 2, 0, 0)
+        made = backup_json(
+            cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir,
+            "--no-verify",
+        )  # fmt: skip
+        names.append(Path(made["archive"]).name)
+    # Each archive is ~20% of the bytes: --sample 20 takes one (or two) a day.
+    seen: list[str] = []
+    for _ in range(5):
+        seen += _sampled(cli, backups_dir, "20")
+        if set(seen) == set(names):
+            break
+    assert set(seen) == set(names), "five daily runs of 20% did not cover every archive"
+    first_round = seen[: len(names)]
+    assert sorted(first_round) == sorted(names), "an archive was checked again before all were"
+    # Round two starts with the archive checked longest ago.
+    last_check = {name: max(i for i, s in enumerate(seen) if s == name) for name in names}
+    assert _sampled(cli, backups_dir, "1") == [min(names, key=last_check.__getitem__)]
+
+
+def test_rolling_verification_reports_damage_and_bad_percentages(
+    cli: CliCall, projects_dir: Path, backups_dir: Path
+) -> None:
+    made = backup_json(cli, "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir)
+    data = bytearray(Path(made["archive"]).read_bytes())
+    data[100] ^= 0xFF
+    Path(made["archive"]).write_bytes(bytes(data))
+    damaged = cli("verify", "--sample", "100", backups_dir)
+    assert damaged.exit_code == 3
+    for bad in ("0", "150"):
+        refused = cli("verify", "--sample", bad, backups_dir)
+        assert refused.exit_code == 2, bad
+        assert refused.stderr.count("\n") == 1 and f"--sample {bad}" in refused.stderr
+    assert cli("verify", "--sample", "lots", backups_dir).exit_code == 2  # Typer's parse
+    assert cli("verify").exit_code == 2
+
+
+def test_the_runbooks_chain_check_needs_no_fda_vault(
+    history: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """The auditor's script of runbook section 12.1, run on the real trail, then on one
+    with an edited event and one with a sealed torn line."""
+    from tests.test_runbook import runbook_code
+
+    script = tmp_path / "check_trail.py"
+    script.write_text(runbook_code("sealed_torn"), encoding="utf-8")
+    folder, _ = history
+    trail = folder / TRAIL_NAME
+
+    def check(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-I", str(script), str(path)], capture_output=True, text=True,
+            check=False,
+        )  # fmt: skip
+
+    intact = check(trail)
+    assert intact.returncode == 0, intact.stderr
+    head = check_trail(BackupsFolder(folder)).head
+    assert intact.stdout.strip() == f"intact: 6 events, head {head}"
+    edited = tmp_path / "edited.jsonl"
+    edited.write_bytes(trail.read_bytes().replace(b'"command":"verify"', b'"command":"verifx"'))
+    broken = check(edited)
+    assert broken.returncode != 0 and "line 4: the event before it was altered" in broken.stderr
+    torn = tmp_path / "torn"
+    torn.mkdir()
+    (torn / TRAIL_NAME).write_bytes(trail.read_bytes()[:-30])
+    LocalTrail(torn).append(event_draft("test", [], 0, "ok"))
+    assert check(torn / TRAIL_NAME).returncode == 0
+
+
+def test_guard_is_recorded_without_its_commands_arguments(
+    cli: CliCall, projects_dir: Path, backups_dir: Path
+) -> None:
+    result = cli(
+        "guard", "--all", "--projects-dir", projects_dir, "--output-dir", backups_dir, "--",
+        sys.executable, "-c", "import sys; sys.exit(0)  # --token=s3cr3t",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    raw = (backups_dir / TRAIL_NAME).read_bytes()
+    assert b"s3cr3t" not in raw
+    event = json.loads(raw.splitlines()[-1])
+    assert event["command"] == "guard"
+    assert f"command={sys.executable} (+2 arguments)" in event["args"]
+    assert [a["action"] for a in event["archives"]][:1] == ["created"]
+
+
+def test_a_deleted_trail_is_caught_by_the_archives(
+    history: tuple[Path, list[str]], cli: CliCall
+) -> None:
+    folder, _ = history
+    (folder / TRAIL_NAME).unlink()
+    code, report, _ = _verify(cli, folder)
+    assert code == 3 and len(report["problems"]) == 3

@@ -52,6 +52,14 @@ def test_import_both_formats_into_verified_archives(
         checked = subprocess.run(["sha256sum", "-c", "--quiet", "checksums.txt"], cwd=extract,
                                  capture_output=True, text=True, check=False)  # fmt: skip
         assert checked.returncode == 0, checked.stdout + checked.stderr
+    # Recorded, and anchored: each imported archive names the trail's head.
+    events = json.loads(cli("log", out, "--json").stdout)["events"]
+    imports = [e for e in events if e["command"] == "import"]
+    assert [a["action"] for a in imports[0]["archives"]] == ["created", "created"]
+    assert all(read_manifest_json(Path(a["archive"]))["audit_head"] for a in imported)
+    checked_trail = cli("log", out, "--verify", "--json")
+    assert checked_trail.exit_code == 0, checked_trail.stdout
+    assert json.loads(checked_trail.stdout)["anchors_checked"] == 2
     target = tmp_path / "restored"
     done = cli("restore", imported[1]["archive"], "--target-dir", target)
     assert done.exit_code == 0, done.stderr

@@ -201,3 +201,21 @@ def test_an_encrypted_archive_is_signed_inside(
     )
     assert result.exit_code == 0, result.stdout
     assert json.loads(result.stdout)["archives"][0]["signature_checked"] is True
+
+
+def test_the_runbooks_minisign_recipe_runs_as_printed(
+    signed: Path, sign_key: Path, tmp_path: Path
+) -> None:
+    from tests.test_runbook import _runbook_block_lines
+
+    steps = _runbook_block_lines(r"^minisign -Vm .+$")
+    assert len(steps) == 2
+    out = tmp_path / "check"
+    subprocess.run(["unzip", "-q", str(signed), "-d", str(out)], check=True)
+    for step in steps:
+        command = step.replace("~/.config/fda-vault/signing.key.pub", f"{sign_key}.pub")
+        done = subprocess.run(
+            ["/bin/sh", "-c", command], cwd=out, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        assert "Signature and comment signature verified" in done.stdout
