@@ -26,10 +26,14 @@ from __future__ import annotations
 import fcntl
 import getpass
 import hashlib
+import itertools
 import json
 import os
+import random
 import socket
+import time
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
@@ -42,7 +46,9 @@ from fda_vault._fsio import fsync_path, os_failure
 from fda_vault._manifest import AuditAnchor
 
 if TYPE_CHECKING:
-    from fda_vault._s3 import S3Prefix
+    from fda_vault._crypto import Keys
+    from fda_vault._s3 import ArchivePath, S3Prefix
+    from fda_vault._storage import BackupsLocation
 
 __all__ = [
     "GENESIS",
@@ -62,7 +68,7 @@ OBJECT_TRAIL_PREFIX = "fda-vault-audit"
 GENESIS = "0" * 64  # the ``prev`` of the first event
 _SEQ_DIGITS = 12
 _TAIL_READ = 64 << 10
-_PUT_ATTEMPTS = 20
+_RACE_WAIT = 60.0  # seconds an event may keep losing the race for its number
 
 
 class AuditArchive(BaseModel):
@@ -197,9 +203,7 @@ class LocalTrail:
             seq, prev, torn = _local_head(fd)
             event = AuditEvent(seq=seq + 1, prev=prev, sealed_torn=torn is not None, **draft)
             line = (b"\n" if torn is not None else b"") + _serialize(event) + b"\n"
-            view = memoryview(line)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, line)
             os.fsync(fd)
         except OSError as exc:
             raise os_failure(self.path, exc, "cannot append to the audit trail") from None
@@ -246,6 +250,20 @@ class LocalTrail:
         if seq == 0:
             return None
         return AuditAnchor(trail=_line_sha(first.split(b"\n", 1)[0]), seq=seq, sha256=sha)
+
+
+def _write_all(fd: int, line: bytes) -> None:
+    """Append ``line``; if the disk fills (or the file size limit is met) part way, take
+    back what this append wrote (the lock is held: nothing follows it) and raise."""
+    size = os.fstat(fd).st_size
+    view = memoryview(line)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        with suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
 
 
 def _local_head(fd: int) -> tuple[int, str, bytes | None]:
@@ -341,7 +359,13 @@ class ObjectTrail:
         from fda_vault._s3 import _is_client_error, client, remote_error
 
         s3 = client()
-        for _ in range(_PUT_ATTEMPTS):
+        deadline = time.monotonic() + _RACE_WAIT
+        for attempt in itertools.count():
+            if attempt and time.monotonic() > deadline:
+                break
+            if attempt:  # lost a race: step aside a random while, so that one writer
+                pause = random.uniform(0, min(0.5, 0.01 * 2**attempt))  # noqa: S311 (jitter)
+                time.sleep(pause)  # wins each round
             seq, prev = self._head()
             event = AuditEvent(seq=seq + 1, prev=prev, **draft)
             try:
@@ -491,14 +515,14 @@ def _walk_chain(
     return _Chain(shas, events)
 
 
-def check_trail(location: Any, keys: Any = None) -> TrailReport:
+def check_trail(location: BackupsLocation, keys: Keys | None = None) -> TrailReport:
     """Check the trail of ``location`` (a :class:`~fda_vault._storage.BackupsLocation`):
     every event's place and link, then each archive's recorded head against it."""
     from fda_vault._crypto import NO_KEYS
     from fda_vault._errors import DecryptError
     from fda_vault._members import open_archive, read_manifest
 
-    trail: AuditTrail = location.trail()
+    trail = location.trail()
     entries = list(trail.entries())
     problems: list[TrailProblem] = []
     warnings: list[str] = []
@@ -618,11 +642,14 @@ class AuditLog(BaseModel):
 
 
 def read_log(
-    location: Any, *, projects: list[str] | None = None, since: datetime | None = None
+    location: BackupsLocation,
+    *,
+    projects: list[str] | None = None,
+    since: datetime | None = None,
 ) -> AuditLog:
     """The events of ``location``'s trail, newest first: only those naming one of
     ``projects`` (if given) and at or after ``since`` (if given)."""
-    trail: AuditTrail = location.trail()
+    trail = location.trail()
     events: list[AuditEvent] = []
     unreadable = 0
     for entry in trail.entries():
@@ -661,7 +688,7 @@ class AuditRecorder:
         if all(str(spec) != str(known) for known, _ in self._places):
             self._places.append((spec, create))
 
-    def at_archive(self, path: Any) -> None:
+    def at_archive(self, path: ArchivePath) -> None:
         """Record in the trail of the location holding the archive ``path``."""
         from fda_vault._s3 import ObjectPath
 
@@ -693,17 +720,18 @@ class AuditRecorder:
         from fda_vault._storage import open_location
 
         warnings = []
-        draft = self.draft(exit_code)
         for spec, create in self._places:
             try:
                 location = open_location(spec)
                 trail = location.trail()
                 if not (trail.exists() or (create and location.exists())):
                     continue
-                trail.append(draft)
+                trail.append(self.draft(exit_code))
             except FdaVaultError as exc:
                 if self.error is None:
                     warnings.append(f"audit trail not written: {exc.message}")
+            except Exception as exc:  # a bug here must never cost the command its outcome
+                warnings.append(f"audit trail not written: unexpected {type(exc).__name__}: {exc}")
         return warnings
 
 
@@ -826,11 +854,11 @@ def _name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def trail_head_for_archive(location: Any) -> AuditAnchor | None:
+def trail_head_for_archive(location: BackupsLocation) -> AuditAnchor | None:
     """The head a new archive in ``location`` records; a location without a trail gets
     one first (its opening event), so that even its first archive anchors it. None
     when the trail cannot be read or written: the backup goes on without an anchor."""
-    trail: AuditTrail = location.trail()
+    trail = location.trail()
     try:
         anchor = trail.anchor()
         if anchor is None and not trail.exists():
@@ -845,10 +873,10 @@ def trail_head_for_archive(location: Any) -> AuditAnchor | None:
 _FULL_CHECKS = {"verified", "drilled", "created"}
 
 
-def last_full_checks(location: Any) -> dict[str, str]:
+def last_full_checks(location: BackupsLocation) -> dict[str, str]:
     """When each archive of ``location`` was last fully checked, by the trail: a verify,
     a drill, or the read-back of the backup that wrote it (ISO 8601 UTC)."""
-    trail: AuditTrail = location.trail()
+    trail = location.trail()
     when: dict[str, str] = {}
     for entry in trail.entries():
         event = parse_event(entry.raw)

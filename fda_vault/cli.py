@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from fda_vault._audit import AuditRecorder
     from fda_vault._crypto import Keys
     from fda_vault._s3 import ArchivePath
+    from fda_vault._signing import PublicKey, SigningKey
     from fda_vault._storage import ObjectLock
 
 # Each command imports the library module it needs when it runs: a `list` should not pay
@@ -162,6 +163,14 @@ def _keys(identity: Optional[list[Path]], passphrase_file: Optional[Path]) -> Ke
     return Keys(identity_files=identities, passphrase_file=passphrase)
 
 
+LocationArg = Annotated[
+    Optional[str],
+    typer.Argument(
+        help="Backups location: a folder or s3://BUCKET/PREFIX (default: the backups folder).",
+        metavar="LOCATION",
+        show_default=False,
+    ),
+]
 TrustedKeyOpt = Annotated[
     Optional[list[Path]],
     typer.Option(
@@ -185,7 +194,7 @@ SignKeyOpt = Annotated[
 ]
 
 
-def _trusted_keys(paths: Optional[list[Path]]) -> list[Any]:
+def _trusted_keys(paths: Optional[list[Path]]) -> list[PublicKey]:
     """The trusted public keys: the flags, else ``FDA_VAULT_TRUSTED_KEYS``."""
     from fda_vault._signing import PublicKey
 
@@ -194,7 +203,7 @@ def _trusted_keys(paths: Optional[list[Path]]) -> list[Any]:
     return [PublicKey.load(path.expanduser()) for path in paths]
 
 
-def _sign_key(path: Optional[Path]) -> Any:
+def _sign_key(path: Optional[Path]) -> SigningKey | None:
     """The signing key: the flag, else ``FDA_VAULT_SIGN_KEY``; None to sign nothing."""
     from fda_vault._signing import SigningKey
 
@@ -249,6 +258,13 @@ def _location_arg(path: Path, name: str) -> Path | str:
     from fda_vault._config import location_of
 
     return location_of(str(path), name)
+
+
+def _location_or_default(location: str | None, projects_dir: Path | None) -> Path | str:
+    """A LOCATION argument, else the backups folder (flag, environment or default)."""
+    if location:
+        return _location_arg(Path(location), "LOCATION")
+    return resolve_backups_dir(None, projects_dir)
 
 
 def _local_only(location: Path | str, command: str) -> Path:
@@ -1109,14 +1125,7 @@ def copy_command(
 
 @app.command(cls=_Command)
 def drill(
-    location: Annotated[
-        Optional[str],
-        typer.Argument(
-            help="Backups location: a folder or s3://BUCKET/PREFIX (default: the backups folder).",
-            metavar="LOCATION",
-            show_default=False,
-        ),
-    ] = None,
+    location: LocationArg = None,
     archives: Annotated[
         Optional[int],
         typer.Option(
@@ -1160,8 +1169,7 @@ def drill(
         if every and archives is not None:
             raise UsageError("--archives and --all", "give one of them")
         root = resolve_projects_dir(projects_dir)
-        where = _location_arg(Path(location), "LOCATION") if location else None
-        place = where or resolve_backups_dir(None, root)
+        place = _location_or_default(location, root)
         audit.at(place, create=True)
         with term.progress() as progress:
             result = run_drill(
@@ -1181,14 +1189,7 @@ def drill(
 
 @app.command("log", cls=_Command)
 def log_command(
-    location: Annotated[
-        Optional[str],
-        typer.Argument(
-            help="Backups location: a folder or s3://BUCKET/PREFIX (default: the backups folder).",
-            metavar="LOCATION",
-            show_default=False,
-        ),
-    ] = None,
+    location: LocationArg = None,
     project: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -1240,8 +1241,7 @@ def log_command(
         from fda_vault._audit import check_trail, read_log
         from fda_vault._storage import open_location
 
-        where = _location_arg(Path(location), "LOCATION") if location else None
-        place = open_location(where or resolve_backups_dir(None, projects_dir))
+        place = open_location(_location_or_default(location, projects_dir))
         if check:
             report = check_trail(place, _keys(identity, passphrase_file))
             term.trail_report(report)

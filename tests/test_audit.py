@@ -31,8 +31,11 @@ from tests.s3servers import Bucket
 
 _APPENDER = textwrap.dedent(
     """
-    import sys
+    import signal, sys
     from fda_vault._audit import event_draft
+
+    # Python ignores SIGXFSZ (to raise EFBIG instead); the kernel's default kills.
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     from fda_vault._storage import open_location
 
     where, writer, count, pad = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -87,7 +90,8 @@ def test_two_processes_appending_to_an_object_trail_never_overwrite(s3: Bucket) 
     assert writers.count("A") == writers.count("B") == 40
 
 
-def test_kill_mid_append_leaves_a_torn_line_that_is_reported_then_sealed(
+@pytest.mark.slow
+def test_sigkill_at_any_moment_of_appends_loses_and_rewrites_nothing(
     tmp_path: Path, cli: CliCall
 ) -> None:
     folder = tmp_path / "backups"
@@ -120,15 +124,47 @@ def test_kill_mid_append_leaves_a_torn_line_that_is_reported_then_sealed(
         assert after.startswith(before)
         sealed = cli("log", str(folder), "--verify", "--json")
         assert sealed.exit_code == 0, sealed.stdout
-        assert json.loads(sealed.stdout)["warnings"] == (
-            json.loads(sealed.stdout)["warnings"] if torn_seen else []
-        )
+        assert len(json.loads(sealed.stdout)["warnings"]) == torn_seen
         if torn:
             assert "cut short" in sealed.stderr
             assert parse_event(after.splitlines()[-1]).sealed_torn  # type: ignore[union-attr]
         if torn_seen >= 2:
             break
-    assert torn_seen >= 1, "no kill landed inside a write: the test proved nothing"
+
+
+def test_a_process_killed_inside_its_write_leaves_a_torn_line_sealed_by_the_next(
+    tmp_path: Path, cli: CliCall
+) -> None:
+    """Deterministic: a file-size limit lets the appender's write() through only partly,
+    and the kernel then kills it (SIGXFSZ) on the rest, inside the append."""
+    import resource
+
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    LocalTrail(folder).append(event_draft("test", ["before"], 0, "ok"))
+    trail = folder / TRAIL_NAME
+    limit = trail.stat().st_size + 3000  # the next event is ~100 kB: cut after 3000 bytes
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _APPENDER, str(folder), "cut", "1", str(100_000)],
+        preexec_fn=limited, capture_output=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == -signal.SIGXFSZ
+    assert trail.stat().st_size == limit and not trail.read_bytes().endswith(b"\n")
+    checked = cli("log", str(folder), "--verify")
+    assert checked.exit_code == 3 and "cut short (3000 bytes)" in checked.stderr
+    before = trail.read_bytes()
+    LocalTrail(folder).append(event_draft("test", ["after"], 0, "ok"))
+    assert trail.read_bytes().startswith(before)  # nothing dropped or rewritten
+    sealed = cli("log", str(folder), "--verify", "--json")
+    assert sealed.exit_code == 0, sealed.stdout
+    assert json.loads(sealed.stdout)["events"] == 3
+    assert "line 2: an append cut short (3000 bytes" in sealed.stderr
+    events = json.loads(cli("log", str(folder), "--json").stdout)
+    assert [e["seq"] for e in events["events"]] == [3, 1] and events["unreadable"] == 1
 
 
 def test_a_torn_last_line_written_by_hand_is_reported_not_dropped(
@@ -451,3 +487,28 @@ def test_a_deleted_trail_is_caught_by_the_archives(
     (folder / TRAIL_NAME).unlink()
     code, report, _ = _verify(cli, folder)
     assert code == 3 and len(report["problems"]) == 3
+
+
+def test_a_full_disk_mid_append_takes_its_part_back(tmp_path: Path) -> None:
+    """With SIGXFSZ ignored (Python's default), the write fails with EFBIG part way, as
+    on a full disk: the append removes its own partial line and says so."""
+    import resource
+
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    LocalTrail(folder).append(event_draft("test", ["before"], 0, "ok"))
+    trail = folder / TRAIL_NAME
+    before = trail.read_bytes()
+    script = _APPENDER.replace("signal.signal(signal.SIGXFSZ, signal.SIG_DFL)", "")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 3000, resource.RLIM_INFINITY))
+
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(folder), "full", "1", str(100_000)],
+        preexec_fn=limited, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "cannot append to the audit trail: File too large" in proc.stderr
+    assert trail.read_bytes() == before
+    assert check_trail(BackupsFolder(folder)).intact
