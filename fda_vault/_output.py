@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TextIO, cast
 
@@ -38,7 +39,10 @@ if TYPE_CHECKING:  # rendering needs only attribute access; importing them costs
     from fda_vault._keys import GeneratedKey
     from fda_vault._prune import PruneResult
     from fda_vault._restore import RestorePlan, RestoreResult
+    from fda_vault._run import RunResult
+    from fda_vault._schedule import ScheduleResult, ScheduleStatus
     from fda_vault._signing import GeneratedSigningKey
+    from fda_vault._status import JobStatus
     from fda_vault._verify import VerifyResult
 
 __all__ = ["Terminal", "human_bytes"]
@@ -503,6 +507,117 @@ class Terminal:
         )
         verdict = "every archive restored exactly" if result.ok else "PROBLEMS FOUND"
         self.out.print(f"drill: {verdict} in {result.seconds:.1f} s")
+
+    def config_written(self, path: Path) -> None:
+        """Where ``config init`` wrote the template."""
+        if self.as_json:
+            self.emit_json({"config": str(path)})
+        elif self._human():
+            self.out.print(f"wrote {path}: edit it, then `fda-vault config check`", soft_wrap=True)
+
+    def config_settings(self, path: Path, settings: dict[str, Any]) -> None:
+        """``config check``: the effective settings (as JSON: they are the file's values)."""
+        if self.as_json:
+            self.emit_json({"config": str(path), "settings": settings})
+            return
+        if not self._human():
+            return
+        self.out.print(f"{path}: valid. Effective settings (secrets masked):", soft_wrap=True)
+        self.out.print(json.dumps(settings, indent=2), soft_wrap=True, highlight=False)
+
+    def run_result(self, result: RunResult) -> None:
+        """``run``: one row per step, then the verdict; failures and warnings on stderr."""
+        for step in result.failed:
+            self.err.print(
+                one_line(f"error: {step.step} {step.location}: {step.error}"), style="red"
+            )
+        for line in result.warnings:
+            self.warning(line)
+        if self.as_json:
+            self.emit_json(result)
+            return
+        if not self._human():
+            return
+        title = "fda-vault run (dry run: nothing written)" if result.dry_run else "fda-vault run"
+        table = Table(title=f"{title}: {result.config}")
+        for column in ("step", "location", "result", "seconds", "what"):
+            table.add_column(column, overflow="fold")
+        for step in result.steps:
+            table.add_row(
+                step.step, step.location, step.status.upper(), f"{step.seconds:.1f}",
+                step.error if step.status in {"failed", "skipped"} else step.summary,
+            )  # fmt: skip
+        self.out.print(table)
+        verdict = "OK" if result.exit_code == 0 else f"FAILED (exit {result.exit_code})"
+        self.out.print(f"run {verdict} in {result.seconds:.1f} s")
+
+    def job_status(self, status: JobStatus) -> None:
+        """``status``: a row per destination; the problems on one line (stderr)."""
+        if status.problems:
+            self.err.print(one_line("status: NOT OK: " + "; ".join(status.problems)), style="red")
+        if self.as_json:
+            self.emit_json(status)
+            return
+        if not self._human():
+            return
+        table = Table(title=f"Status of {status.config}")
+        for column in ("destination", "newest intact backup", "age (h)", "last drill"):
+            table.add_column(column, overflow="fold")
+        for dest in status.destinations:
+            table.add_row(
+                dest.location, dest.newest or "-",
+                f"{dest.age_hours:.1f}" if dest.age_hours is not None else "-",
+                dest.last_drill or "-",
+            )  # fmt: skip
+        self.out.print(table)
+        last = (
+            f"last run {status.last_run}: exit {status.last_run_exit_code}"
+            if status.last_run
+            else "no run recorded"
+        )
+        self.out.print(f"{last}; {'OK' if status.ok else 'NOT OK'}")
+
+    def schedule_result(self, result: ScheduleResult) -> None:
+        """``schedule install/remove``: what was written or removed, what to do by hand."""
+        for note in result.notes:
+            self.warning(note)
+        if self.as_json:
+            self.emit_json(result)
+            return
+        if not self._human():
+            return
+        if result.action == "absent":
+            self.out.print(f"no {result.kind} schedule of fda-vault to remove")
+            return
+        what = f"daily at {result.at}" if result.at else ""
+        self.out.print(f"{result.action} the {result.kind} schedule {what}".rstrip())
+        for file in result.files:
+            self.out.print(f"  {file}", soft_wrap=True)
+        if result.cron_line:
+            self.out.print(f"  {result.cron_line}", soft_wrap=True)
+
+    def schedule_status(self, status: ScheduleStatus) -> None:
+        """``schedule status``."""
+        if self.as_json:
+            self.emit_json(status)
+            return
+        if not self._human():
+            return
+        if status.kind is None:
+            self.out.print("not scheduled: `fda-vault schedule install`")
+        else:
+            self.out.print(
+                f"scheduled by {status.kind} daily at {status.at}; next run {status.next_run}"
+            )
+        if status.last_run:
+            failed = (
+                f", failed: {'; '.join(status.last_failed_steps)}"
+                if status.last_failed_steps
+                else ""
+            )
+            self.out.print(f"last run {status.last_run}: exit {status.last_exit_code}{failed}")
+        for note in status.notes:
+            self.info(f"note: {note}")
 
     def audit_log(self, log: AuditLog) -> None:
         """Render a trail's events, newest first."""

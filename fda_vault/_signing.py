@@ -265,23 +265,24 @@ def generate_signing_key(path: Path) -> GeneratedSigningKey:
     )
 
 
-def write_new_file(path: Path, text: str, mode: int) -> None:
-    """Create ``path`` with ``text`` (never over an existing file), durably."""
+def write_new_file(path: Path, text: str, mode: int, what: str = "a key file") -> None:
+    """Create ``path`` with ``text`` (never over an existing file), durably; ``what`` it
+    is, for the error lines."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, mode)
     except FileExistsError:
-        raise UsageError(path, "exists already; a key file is never overwritten") from None
+        raise UsageError(path, f"exists already; {what} is never overwritten") from None
     except OSError as exc:
-        raise os_failure(path, exc, "cannot create the key file") from None
+        raise os_failure(path, exc, f"cannot create {what}") from None
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as fp:
+        with os.fdopen(fd, "w", encoding="utf-8") as fp:
             fp.write(text)
             fp.flush()
             os.fsync(fp.fileno())
     except OSError as exc:
         path.unlink(missing_ok=True)
-        raise os_failure(path, exc, "cannot write the key file") from None
+        raise os_failure(path, exc, f"cannot write {what}") from None
     fsync_path(path.absolute().parent)
 
 

@@ -1316,6 +1316,262 @@ def key_generate(
         term.generated_key(generate_key(identity_file.expanduser()))
 
 
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--config",
+        help="The job's config file (env FDA_VAULT_CONFIG; default "
+        "~/.config/fda-vault/config.toml).",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+
+config_app = typer.Typer(
+    name="config",
+    help="The job's config file: make one, check one.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(config_app)
+
+
+@config_app.command("init", cls=_Command)
+def config_init(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a commented config to start from (never over an existing file).
+
+    \b
+    Example:
+      fda-vault config init --config /tmp/fda-vault-example.toml
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault._jobconfig import resolve_config_path, write_template
+
+        written = write_template(resolve_config_path(config))
+        if as_json:
+            term.emit_json({"config": str(written)})
+        elif not quiet:
+            term.out.print(
+                f"wrote {written}: edit it, then `fda-vault config check`", soft_wrap=True
+            )
+
+
+@config_app.command("check", cls=_Command)
+def config_check(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Validate the config and print the effective settings (secrets masked).
+
+    Every error names the file, the line and the key, exit 2. Unknown keys are errors.
+
+    \b
+    Example:
+      fda-vault config check --config /tmp/fda-vault-example.toml
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault._jobconfig import load_config, masked, resolve_config_path
+
+        path = resolve_config_path(config)
+        term.config_settings(path, masked(load_config(path)))
+
+
+@app.command(cls=_Command)
+def run(
+    config: ConfigOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what each step would do; write nothing.")
+    ] = False,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lock-timeout",
+            min=0,
+            metavar="SECONDS",
+            help="Wait this long for another run of the same config to end (default: fail).",
+        ),
+    ] = 0.0,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run the whole job of the config: back up, verify, copy, prune.
+
+    Back up into the first destination (copying unchanged files from the last backup),
+    verify the new archive, copy to every other destination (each copy verified there),
+    prune each destination by its own keep policy. A failed step stops the steps that
+    depend on it, not the others; the exit code is the worst step's. Each step is an
+    audit-trail event. notify and ping_url hear of the outcome; one that cannot be
+    reached is a warning.
+
+    \b
+    Examples:
+      fda-vault run --config ~/.config/fda-vault/config.toml --dry-run
+      fda-vault run --json
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault._jobconfig import load_config, resolve_config_path
+        from fda_vault._run import run_job
+
+        path = resolve_config_path(config)
+        job = load_config(path)
+        with term.progress() as progress:
+            result = run_job(
+                job, path, dry_run=dry_run, lock_timeout=lock_timeout, progress=progress
+            )
+        term.run_result(result)
+        if result.exit_code:
+            raise typer.Exit(result.exit_code)
+
+
+@app.command(cls=_Command)
+def status(
+    config: ConfigOpt = None,
+    max_age: Annotated[
+        str,
+        typer.Option(
+            "--max-age",
+            metavar="AGE",
+            help="Not OK when a destination's newest intact backup is older: 26h, 2d, 90m.",
+        ),
+    ] = "26h",
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Is the job alive? Each destination's newest intact backup, its age, the last run.
+
+    Exit 0 when every destination has an intact backup younger than --max-age and the
+    last run succeeded; else exit 1, with one line saying which (for Nagios, Zabbix,
+    or a cron MAILTO).
+
+    \b
+    Example:
+      fda-vault status --max-age 26h
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault._config import resolve_keys
+        from fda_vault._crypto import Keys
+        from fda_vault._jobconfig import load_config, resolve_config_path
+        from fda_vault._status import job_status, parse_age
+
+        age = parse_age(max_age)
+        path = resolve_config_path(config)
+        job = load_config(path)
+        identities, passphrase = resolve_keys(
+            [job.path_of(p) for p in job.identity],
+            job.path_of(job.passphrase_file) if job.passphrase_file else None,
+        )
+        keys = Keys(identity_files=identities, passphrase_file=passphrase)
+        result = job_status(job, path, max_age=age, keys=keys)
+        term.job_status(result)
+        if not result.ok:
+            raise typer.Exit(int(ExitCode.FAILURE))
+
+
+schedule_app = typer.Typer(
+    name="schedule",
+    help="Run the job every day: a systemd user timer, or a crontab line.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(schedule_app)
+SystemdOpt = Annotated[bool, typer.Option("--systemd", help="A systemd user timer.")]
+CronOpt = Annotated[bool, typer.Option("--cron", help="A line in your crontab.")]
+
+
+def _schedule_kind(systemd: bool, cron: bool) -> Any:
+    if systemd and cron:
+        raise UsageError("--systemd and --cron", "give one of them")
+    return "systemd" if systemd else "cron" if cron else None
+
+
+@schedule_app.command("install", cls=_Command)
+def schedule_install(
+    config: ConfigOpt = None,
+    at: Annotated[
+        str, typer.Option("--at", metavar="HH:MM", help="Local time of the daily run.")
+    ] = "02:30",
+    systemd: SystemdOpt = False,
+    cron: CronOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run `fda-vault run --config FILE` daily: a systemd user timer, else cron.
+
+    The timer is Persistent (a run missed while the machine was off happens at boot),
+    with a randomized delay of up to 15 minutes; the service runs at Nice=19 with idle
+    I/O. Says when `loginctl enable-linger` is needed for it to run while you are
+    logged out.
+
+    \b
+    Example:
+      fda-vault schedule install --at 02:30
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault._jobconfig import load_config, resolve_config_path
+        from fda_vault._schedule import install
+
+        path = resolve_config_path(config)
+        load_config(path)  # a schedule of a broken config would fail every night
+        term.schedule_result(install(path, at=at, kind=_schedule_kind(systemd, cron)))
+
+
+@schedule_app.command("remove", cls=_Command)
+def schedule_remove(
+    systemd: SystemdOpt = False,
+    cron: CronOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Remove the schedule (the timer and its service, or the crontab line).
+
+    \b
+    Example:
+      fda-vault schedule remove
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault._schedule import remove
+
+        term.schedule_result(remove(_schedule_kind(systemd, cron)))
+
+
+@schedule_app.command("status", cls=_Command)
+def schedule_status_command(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Where the job is scheduled, its next run, and how the last run went.
+
+    \b
+    Example:
+      fda-vault schedule status
+    """
+    term = Terminal(as_json=as_json, quiet=quiet)
+    with _reporting(term, debug):
+        from fda_vault._jobconfig import resolve_config_path
+        from fda_vault._schedule import schedule_status
+
+        term.schedule_status(schedule_status(resolve_config_path(config)))
+
+
 @app.command("import", cls=_Command)
 def import_command(
     legacy: Annotated[
