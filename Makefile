@@ -35,6 +35,7 @@ test: install
 docs: install
 	$(BIN)/python -m tools.clidoc docs/cli.md
 	$(BIN)/python -m fda_vault.schema docs/manifest.schema.json
+	$(BIN)/python -m fda_vault.schema config docs/config.schema.json
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis

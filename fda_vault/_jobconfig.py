@@ -11,14 +11,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fda_vault._config import DEFAULT_FULL_EVERY_DAYS, DEFAULT_LEVEL
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover (3.10: the same parser, from PyPI)
+    import tomli as tomllib
 from fda_vault._errors import UsageError
 
 __all__ = [
@@ -170,8 +175,9 @@ def load_config(path: Path) -> JobConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        where = f"{path}: line {found.group(1)}" if found else str(path)
-        raise UsageError(where, f"not valid TOML: {str(exc).split(' (at line')[0]}") from None
+        line = found.group(1) if found else str(max(1, len(text.splitlines())))  # at the end
+        why = re.sub(r" \(at (line \d+, column \d+|end of document)\)$", "", str(exc))
+        raise UsageError(f"{path}: line {line}", f"not valid TOML: {why}") from None
     try:
         return JobConfig.model_validate(data)
     except ValidationError as exc:

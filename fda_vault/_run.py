@@ -21,7 +21,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -176,12 +176,14 @@ def run_job(
     return result
 
 
-def _worst(codes: Iterator[int] | Any) -> int:
-    codes = set(codes)
+def _worst(codes: Iterable[int]) -> int:
+    """The exit code of the whole run: damage over a key problem over a usage error over
+    a failure (and 0 only when every step is 0)."""
+    seen = set(codes)
     for code in (ExitCode.INTEGRITY, ExitCode.CANNOT_DECRYPT, ExitCode.USAGE, ExitCode.FAILURE):
-        if int(code) in codes:
+        if int(code) in seen:
             return int(code)
-    return max(codes, default=0)
+    return max(seen, default=0)
 
 
 def _steps(

@@ -97,25 +97,21 @@ def job_status(
         if state.problem:
             problems.append(f"{where}: {state.problem}")
         destinations.append(state)
-    status = JobStatus(
+    last = last_run(config_path)
+    if last is not None and last.exit_code:
+        first = last.failed[0] if last.failed else None
+        what = f"{first.step} {first.location}: {first.error}" if first else "a step failed"
+        problems.insert(0, f"the last run ({last.started}) failed, exit {last.exit_code}: {what}")
+    return JobStatus(
         config=str(config_path),
         max_age_hours=max_age.total_seconds() / 3600,
-        ok=False,
+        ok=not problems,
+        last_run=last.started if last else None,
+        last_run_exit_code=last.exit_code if last else None,
+        last_run_failed=[f"{s.step} {s.location}" for s in last.failed] if last else [],
         destinations=destinations,
         problems=problems,
     )
-    last = last_run(config_path)
-    if last is not None:
-        status.last_run, status.last_run_exit_code = last.started, last.exit_code
-        status.last_run_failed = [f"{s.step} {s.location}" for s in last.failed]
-        if last.exit_code:
-            first = last.failed[0] if last.failed else None
-            what = f"{first.step} {first.location}: {first.error}" if first else "a step failed"
-            problems.insert(
-                0, f"the last run ({last.started}) failed, exit {last.exit_code}: {what}"
-            )
-    status.ok = not problems
-    return status
 
 
 def _age(delta: timedelta) -> str:

@@ -2,6 +2,7 @@
 
 ``python -m fda_vault.schema`` prints it (or writes it to the path given); ``make docs``
 writes the checkout's ``docs/manifest.schema.json``, and a test fails while that is stale.
+``python -m fda_vault.schema config`` does the same for the job's config file.
 """
 
 from __future__ import annotations
@@ -27,13 +28,19 @@ def render_schema() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the schema on stdout, or write it to the one path given."""
+    """Print the schema on stdout, or write it to the one path given; ``config [PATH]``:
+    the schema of the job's config file (``docs/config.schema.json``) instead."""
     args = sys.argv[1:] if argv is None else argv
+    render = render_schema
+    if args[:1] == ["config"]:
+        from fda_vault._jobconfig import render_config_schema
+
+        render, args = render_config_schema, args[1:]
     if not args:
-        sys.stdout.write(render_schema())
+        sys.stdout.write(render())
         return 0
     target = Path(args[0])
-    target.write_text(render_schema(), encoding="utf-8")
+    target.write_text(render(), encoding="utf-8")
     print(f"wrote {target}", file=sys.stderr)
     return 0
 

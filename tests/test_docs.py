@@ -31,6 +31,13 @@ EXPECTED_COMMANDS = {
     "copy",
     "log",
     "drill",
+    "config init",
+    "config check",
+    "run",
+    "status",
+    "schedule install",
+    "schedule remove",
+    "schedule status",
 }
 # DESIGN.md's migration table: each original command, and where users find it now.
 MIGRATION = [
