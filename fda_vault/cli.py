@@ -1347,7 +1347,7 @@ def config_init(
 
     \b
     Example:
-      fda-vault config init --config /tmp/fda-vault-example.toml
+      fda-vault config init --config ~/.config/fda-vault/laptop.toml
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
@@ -1375,7 +1375,7 @@ def config_check(
 
     \b
     Example:
-      fda-vault config check --config /tmp/fda-vault-example.toml
+      fda-vault config check --config ~/.config/fda-vault/laptop.toml
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):
@@ -1518,7 +1518,7 @@ def schedule_install(
 
     \b
     Example:
-      fda-vault schedule install --at 02:30
+      fda-vault schedule install --systemd --at 02:30
     """
     term = Terminal(as_json=as_json, quiet=quiet)
     with _reporting(term, debug):

@@ -149,7 +149,8 @@ class FrozenClock:
 
 @pytest.fixture
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
-    """Freeze the backup start time (so archive names are known in advance)."""
+    """Freeze the backup start time (so archive names are known in advance), and the
+    time ``status`` measures backups' age from."""
     clock = FrozenClock()
 
     class _FrozenDatetime(datetime):
@@ -158,7 +159,9 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
             return clock.now.astimezone(tz)  # type: ignore[return-value]
 
     # fda_vault.backup is the function; the module is only reachable through sys.modules.
-    monkeypatch.setattr(importlib.import_module("fda_vault._backup"), "datetime", _FrozenDatetime)
+    # `status` judges the backups' age by the same clock.
+    for module in ("fda_vault._backup", "fda_vault._status"):
+        monkeypatch.setattr(importlib.import_module(module), "datetime", _FrozenDatetime)
     return clock
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from fda_vault import _s3
+from fda_vault._jobconfig import template
 from tests.conftest import CliCall, FrozenClock, backup_json
 from tests.legacy_archives import make_legacy_tar
 from tests.s3servers import Server, boto_client, server_env
@@ -104,6 +105,8 @@ def test_every_example_in_help_runs(
     public = json.loads(made_key.stdout)["public_key"]
     (tmp_path / "team-recipients.txt").write_text(f"# the team\n{public}\n")
     monkeypatch.setenv("FDA_VAULT_IDENTITY_FILE", str(team_key))
+    # The job's config, as `config init` writes it (run, status and schedule use it).
+    (Path.home() / ".config" / "fda-vault" / "config.toml").write_text(template())
     ran = []
     for command in COMMANDS:
         for example in _examples(_help(cli, *command.split())):
