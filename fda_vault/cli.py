@@ -43,6 +43,7 @@ from fda_vault._output import Terminal
 if TYPE_CHECKING:
     from fda_vault._audit import AuditRecorder
     from fda_vault._crypto import Keys
+    from fda_vault._jobconfig import JobConfig
     from fda_vault._s3 import ArchivePath
     from fda_vault._signing import PublicKey, SigningKey
     from fda_vault._storage import ObjectLock
@@ -1263,13 +1264,21 @@ def _parse_since(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-key_app = typer.Typer(
-    name="key",
-    help="Keys for encrypted backups.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
+def _group(name: str, text: str) -> typer.Typer:
+    """A command group (``fda-vault NAME COMMAND``) with the app's help options."""
+    group = typer.Typer(
+        name=name,
+        help=text,
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.add_typer(group)
+    return group
+
+
+key_app = _group(
+    "key", "Keys: age identities for encrypted backups, minisign keys for signed ones."
 )
-app.add_typer(key_app)
 
 
 @key_app.command("generate", cls=_Command)
@@ -1327,13 +1336,7 @@ ConfigOpt = Annotated[
     ),
 ]
 
-config_app = typer.Typer(
-    name="config",
-    help="The job's config file: make one, check one.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(config_app)
+config_app = _group("config", "The job's config file: make one, check one.")
 
 
 @config_app.command("init", cls=_Command)
@@ -1400,6 +1403,7 @@ def run(
             help="Wait this long for another run of the same config to end (default: fail).",
         ),
     ] = 0.0,
+    projects_dir: ProjectsDirOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -1424,7 +1428,7 @@ def run(
         from fda_vault._run import run_job
 
         path = resolve_config_path(config)
-        job = load_config(path)
+        job = _with_flags(load_config(path), projects_dir)
         with term.progress() as progress:
             result = run_job(
                 job, path, dry_run=dry_run, lock_timeout=lock_timeout, progress=progress
@@ -1445,6 +1449,7 @@ def status(
             help="Not OK when a destination's newest intact backup is older: 26h, 2d, 90m.",
         ),
     ] = "26h",
+    projects_dir: ProjectsDirOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -1468,7 +1473,7 @@ def status(
 
         age = parse_age(max_age)
         path = resolve_config_path(config)
-        job = load_config(path)
+        job = _with_flags(load_config(path), projects_dir)
         identities, passphrase = resolve_keys(
             [job.path_of(p) for p in job.identity],
             job.path_of(job.passphrase_file) if job.passphrase_file else None,
@@ -1480,13 +1485,14 @@ def status(
             raise typer.Exit(int(ExitCode.FAILURE))
 
 
-schedule_app = typer.Typer(
-    name="schedule",
-    help="Run the job every day: a systemd user timer, or a crontab line.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(schedule_app)
+def _with_flags(job: JobConfig, projects_dir: Path | None) -> JobConfig:
+    """The config with what the command line says instead (flags override the file)."""
+    if projects_dir is None:
+        return job
+    return job.model_copy(update={"projects_dir": str(projects_dir.expanduser().absolute())})
+
+
+schedule_app = _group("schedule", "Run the job every day: a systemd user timer, or a crontab line.")
 SystemdOpt = Annotated[bool, typer.Option("--systemd", help="A systemd user timer.")]
 CronOpt = Annotated[bool, typer.Option("--cron", help="A line in your crontab.")]
 

@@ -426,3 +426,11 @@ def test_load_config_reads_the_issue_example(tmp_path: Path) -> None:
     config = load_config(path)
     assert [d.location for d in config.destination][1] == "s3://acme-fda-backups/laptop-1"
     assert config.destination[1].object_lock_days == 365
+
+
+def test_flags_override_the_file(cli: CliCall, projects_dir: Path, tmp_path: Path) -> None:
+    config = _config(tmp_path / "c.toml", tmp_path / "not-here", _dest(tmp_path / "b"))
+    assert _run(cli, config)[0] == 2  # the file's projects folder does not exist
+    code, result, _ = _run(cli, config, "--projects-dir", str(projects_dir))
+    assert code == 0, result
+    assert cli("status", "--config", config, "--projects-dir", projects_dir).exit_code == 0
