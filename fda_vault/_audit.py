@@ -743,7 +743,7 @@ def summarize(result: BaseModel) -> dict[str, Any]:
     from fda_vault._guard import GuardResult
     from fda_vault._importer import ImportResult
     from fda_vault._prune import PruneResult
-    from fda_vault._restore import RestoreResult
+    from fda_vault._restore import RestorePlan, RestoreResult
     from fda_vault._verify import VerifyResult
 
     if isinstance(result, GuardResult):
@@ -779,6 +779,11 @@ def summarize(result: BaseModel) -> dict[str, Any]:
             "projects": sorted({p for report in result.archives for p in report.projects}),
             "files": sum(report.files_checked for report in result.archives),
             "bytes": sum(report.bytes_checked for report in result.archives),
+        }
+    if isinstance(result, RestorePlan):  # restore --dry-run: every byte checked, none written
+        return {
+            "archives": [AuditArchive(name=_name(result.archive), action="planned")],
+            "projects": [project.name for project in result.projects],
         }
     if isinstance(result, RestoreResult):
         action = "planned" if result.dry_run else "restored"

@@ -746,6 +746,7 @@ def restore(
             for line in plan.recovered:
                 term.warning(line)
             if dry_run:
+                audit.result = plan
                 term.restore_plan(plan, to_stdout=True)
                 return
             if plan.overwrites:

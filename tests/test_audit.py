@@ -26,7 +26,7 @@ from fda_vault._audit import (
     parse_event,
 )
 from fda_vault._storage import BackupsFolder, open_location
-from tests.conftest import CARDIAC, CliCall, backup_json
+from tests.conftest import CARDIAC, GLUCOSE, ORTHO, CliCall, backup_json
 from tests.s3servers import Bucket
 
 _APPENDER = textwrap.dedent(
@@ -512,3 +512,18 @@ def test_a_full_disk_mid_append_takes_its_part_back(tmp_path: Path) -> None:
     assert "cannot append to the audit trail: File too large" in proc.stderr
     assert trail.read_bytes() == before
     assert check_trail(BackupsFolder(folder)).intact
+
+
+def test_a_dry_run_restore_is_recorded_as_planned(
+    history: tuple[Path, list[str]], cli: CliCall, tmp_path: Path
+) -> None:
+    folder, archives = history
+    planned = cli("restore", archives[0], "--target-dir", tmp_path / "t", "--dry-run", "--json")
+    assert planned.exit_code == 0, planned.stderr
+    last = json.loads(cli("log", folder, "--json").stdout)["events"][0]
+    assert last["command"] == "restore"
+    assert last["archives"] == [
+        {"name": Path(archives[0]).name, "action": "planned", "sha256": None, "bytes": None,
+         "detail": None}
+    ]  # fmt: skip
+    assert sorted(last["projects"]) == sorted([CARDIAC, GLUCOSE, ORTHO])
