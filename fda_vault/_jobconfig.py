@@ -34,6 +34,7 @@ __all__ = [
     "config_json_schema",
     "default_config_path",
     "load_config",
+    "mask_url",
     "masked",
     "resolve_config_path",
     "template",
@@ -136,7 +137,7 @@ class JobConfig(_Strict):
 
             for url in value:
                 if not apprise.Apprise().add(url):
-                    raise ValueError(f"Apprise does not know this URL: {_mask_url(url)!r}")
+                    raise ValueError(f"Apprise does not know this URL: {mask_url(url)!r}")
         return value
 
     @property
@@ -232,7 +233,7 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int:
     return start + 1
 
 
-def _mask_url(url: str) -> str:
+def mask_url(url: str) -> str:
     """``scheme://user:****@host/****``: no password, token or key path shown."""
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -252,8 +253,8 @@ def masked(config: JobConfig) -> dict[str, Any]:
     """The effective settings for ``config check``: every default filled in, the URLs
     that may carry passwords or tokens masked."""
     data = config.model_dump(mode="json")
-    data["notify"] = [_mask_url(url) for url in config.notify]
-    data["ping_url"] = _mask_url(config.ping_url) if config.ping_url else ""
+    data["notify"] = [mask_url(url) for url in config.notify]
+    data["ping_url"] = mask_url(config.ping_url) if config.ping_url else ""
     return data
 
 

@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from fda_vault._errors import ExitCode, FdaVaultError, LockedError, OperationError
-from fda_vault._jobconfig import Destination, JobConfig, KeepPolicy
+from fda_vault._jobconfig import Destination, JobConfig, KeepPolicy, mask_url
 from fda_vault._progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
+    from fda_vault._backup import BackupResult
     from fda_vault._prune import RetentionPolicy
     from fda_vault._storage import ObjectLock
 
@@ -199,12 +200,23 @@ def _steps(
     from fda_vault._verify import verify
 
     audit = [f"config={config_path}", "via run"]
-    identities, passphrase = resolve_keys(
-        [config.path_of(p) for p in config.identity],
-        config.path_of(config.passphrase_file) if config.passphrase_file else None,
-    )
-    keys = Keys(identity_files=identities, passphrase_file=passphrase)
     first, *others = config.destination
+    try:  # a key file the config names but that is missing: the backup step's failure
+        identities, passphrase = resolve_keys(
+            [config.path_of(p) for p in config.identity],
+            config.path_of(config.passphrase_file) if config.passphrase_file else None,
+        )
+    except FdaVaultError as exc:
+        failed = StepResult(
+            step="backup",
+            location=str(first.resolved()),
+            status="failed",
+            exit_code=int(exc.exit_code),
+            reason=exc.reason,
+            error=exc.message,
+        )
+        return [failed, *_skipped(config, "the backup failed", verify=True)], None  # fmt: skip
+    keys = Keys(identity_files=identities, passphrase_file=passphrase)
     home = first.resolved()
     label = archive_label(config.projects, not config.projects)
     steps: list[StepResult] = []
@@ -249,20 +261,23 @@ def _steps(
         steps += [prune_at(d, _policy(d.keep)) for d in config.destination if d.keep]
         return steps, None
 
-    encryption = (
-        Encryption.of(config.encrypt_to, passphrase) if config.encrypt_to or passphrase else None
-    )
-    sign_key = SigningKey.load(config.path_of(config.sign_key)) if config.sign_key else None
-    trusted = [PublicKey.load(config.path_of(p)) for p in config.trusted_keys]
-    made = _step(
-        "backup", home, audit,
-        lambda: backup(
+    def make_backup() -> BackupResult:
+        # Keys are read inside the step: a bad one fails it (and is alerted), like any error.
+        encryption = (
+            Encryption.of(config.encrypt_to, passphrase) if config.encrypt_to or passphrase
+            else None
+        )  # fmt: skip
+        sign_key = SigningKey.load(config.path_of(config.sign_key)) if config.sign_key else None
+        return backup(
             config.projects, all_projects=not config.projects, projects_dir=config.projects_root,
             output_dir=home, level=config.level, excludes=config.exclude,
             full_every_days=config.full_every, object_lock=_object_lock(first),
             encryption=encryption, keys=keys, sign_key=sign_key, progress=progress,
             warn_same_disk=not others,  # a copy elsewhere is the answer to that warning
-        ),
+        )  # fmt: skip
+
+    made = _step(
+        "backup", home, audit, make_backup,
         lambda r: f"{_name(r.archive)}: {r.files} files, {r.reused_files} copied unread",
     )  # fmt: skip
     steps.append(made)
@@ -271,7 +286,10 @@ def _steps(
     written = str(made.result["archive"])
     checked = _step(
         "verify", home, audit,
-        lambda: verify([archive_path(written)], keys=keys, trusted=trusted),
+        lambda: verify(
+            [archive_path(written)], keys=keys,
+            trusted=[PublicKey.load(config.path_of(p)) for p in config.trusted_keys],
+        ),
         lambda r: "intact" if r.ok else f"DAMAGED: {r.archives[0].problems[0].detail}",
         exit_of=lambda r: int(r.exit_code),
     )  # fmt: skip
@@ -405,14 +423,8 @@ def _ping(url: str, suffix: str) -> list[str]:
             response.read(1024)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return [f"ping {_masked(target)} not sent: {reason}"]
+        return [f"ping {mask_url(target)} not sent: {reason}"]
     return []
-
-
-def _masked(url: str) -> str:
-    from fda_vault._jobconfig import _mask_url
-
-    return _mask_url(url)
 
 
 def alert_text(result: RunResult) -> tuple[str, str]:
@@ -456,5 +468,5 @@ def _notify(config: JobConfig, result: RunResult) -> list[str]:
             else:
                 why = "the service refused it or could not be reached"
             if not sent:
-                warnings.append(f"notification to {_masked(url)} not sent: {why}")
+                warnings.append(f"notification to {mask_url(url)} not sent: {why}")
     return warnings

@@ -434,3 +434,18 @@ def test_flags_override_the_file(cli: CliCall, projects_dir: Path, tmp_path: Pat
     code, result, _ = _run(cli, config, "--projects-dir", str(projects_dir))
     assert code == 0, result
     assert cli("status", "--config", config, "--projects-dir", projects_dir).exit_code == 0
+
+
+def test_a_key_file_that_is_gone_fails_the_backup_step_and_is_alerted(
+    cli: CliCall, projects_dir: Path, tmp_path: Path, pings: tuple[list[str], str]
+) -> None:
+    heard, ping_url = pings
+    config = _config(
+        tmp_path / "c.toml", projects_dir, _dest(tmp_path / "b"),
+        sign_key=str(tmp_path / "moved-away.key"), ping_url=ping_url,
+    )  # fmt: skip
+    code, result, stderr = _run(cli, config)
+    assert code != 0
+    assert (result["steps"][0]["step"], result["steps"][0]["status"]) == ("backup", "failed")
+    assert "moved-away.key" in stderr
+    assert heard == ["/ping/3f0c/start", "/ping/3f0c/fail"]
