@@ -68,6 +68,7 @@ OBJECT_TRAIL_PREFIX = "fda-vault-audit"
 GENESIS = "0" * 64  # the ``prev`` of the first event
 _SEQ_DIGITS = 12
 _TAIL_READ = 64 << 10
+MAX_EVENT_BYTES = 16 << 20  # an event of a prune of 50,000 archives is ~10 MB
 _RACE_WAIT = 60.0  # seconds an event may keep losing the race for its number
 
 
@@ -215,19 +216,33 @@ class LocalTrail:
 
     def entries(self) -> Iterator[TrailEntry]:
         try:
-            data = self.path.read_bytes()
+            fp = self.path.open("rb")
         except FileNotFoundError:
             return
         except OSError as exc:
             raise os_failure(self.path, exc, "cannot read the audit trail") from None
-        lines = data.split(b"\n")
-        lines.pop()  # after the last newline: empty, or an unsealed torn line
-        for number, raw in enumerate(lines, 1):
-            yield TrailEntry(number, raw, f"{self.path}: line {number}")
+        with fp:
+            number = 0
+            while True:
+                try:
+                    line = fp.readline(MAX_EVENT_BYTES + 1)
+                except OSError as exc:
+                    raise os_failure(self.path, exc, "cannot read the audit trail") from None
+                if not line.endswith(b"\n"):
+                    if len(line) <= MAX_EVENT_BYTES:
+                        return  # the end: empty, or an unsealed torn line
+                    while line and not line.endswith(b"\n"):  # longer than any event:
+                        line = fp.readline(1 << 20)  # kept as its first bytes (not one)
+                    line = b"\x00oversized"
+                number += 1
+                yield TrailEntry(number, line.rstrip(b"\n"), f"{self.path}: line {number}")
 
     def unsealed_tail(self) -> bytes:
         try:
-            data = self.path.read_bytes()
+            with self.path.open("rb") as fp:
+                size = fp.seek(0, os.SEEK_END)
+                fp.seek(max(0, size - MAX_EVENT_BYTES))
+                data = fp.read()
         except OSError:
             return b""
         return data[data.rfind(b"\n") + 1 :]
@@ -280,6 +295,8 @@ def _local_head(fd: int) -> tuple[int, str, bytes | None]:
         start = tail.rfind(b"\n", 0, complete_end) if complete_end > 0 else -1
         if start >= 0 or span == size:
             break
+        if span >= 2 * MAX_EVENT_BYTES:  # no event is that long: judged as one bad line
+            return _count_lines(fd, size) + 1, _line_sha(tail), None
         span = min(size, span * 4)
     torn = tail[complete_end + 1 :] or None
     if complete_end < 0:  # only a torn first line
@@ -321,17 +338,21 @@ class ObjectTrail:
     def _key(self, seq: int) -> str:
         return f"{self.folder}{seq:0{_SEQ_DIGITS}d}.json"
 
-    def _keys(self) -> list[str]:
+    def _listing(self) -> list[tuple[str, int]]:
+        """(key, size) of every object under the trail's prefix, in key order."""
         from fda_vault._s3 import client, remote_error
 
-        keys: list[str] = []
+        found: list[tuple[str, int]] = []
         try:
             pages = client().get_paginator("list_objects_v2")
             for page in pages.paginate(Bucket=self.where.bucket, Prefix=self.folder):
-                keys.extend(str(item["Key"]) for item in page.get("Contents", []))
+                found.extend((str(i["Key"]), int(i["Size"])) for i in page.get("Contents", []))
         except Exception as exc:
             raise remote_error(exc, self, "cannot list the audit trail") from None
-        return sorted(keys)
+        return sorted(found)
+
+    def _keys(self) -> list[str]:
+        return [key for key, _ in self._listing()]
 
     def _get(self, key: str) -> bytes:
         from fda_vault._s3 import call, client
@@ -384,9 +405,10 @@ class ObjectTrail:
         raise OperationError(self, "cannot append to the audit trail: too many racing writers")
 
     def entries(self) -> Iterator[TrailEntry]:
-        for key in self._keys():
+        for key, size in self._listing():
             seq = _seq_of_key(key, self.folder)
-            yield TrailEntry(seq or 0, self._get(key), f"s3://{self.where.bucket}/{key}")
+            raw = self._get(key) if size <= MAX_EVENT_BYTES else b"\x00oversized"
+            yield TrailEntry(seq or 0, raw, f"s3://{self.where.bucket}/{key}")
 
     def unsealed_tail(self) -> bytes:
         return b""  # an object is written whole or not at all

@@ -527,3 +527,25 @@ def test_a_dry_run_restore_is_recorded_as_planned(
          "detail": None}
     ]  # fmt: skip
     assert sorted(last["projects"]) == sorted([CARDIAC, GLUCOSE, ORTHO])
+
+
+def test_a_hostile_trail_line_is_refused_without_reading_it_whole(
+    tmp_path: Path, cli: CliCall, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line longer than any event (here 3 MiB with the limit lowered to 1 MiB) is one
+    bad line: reported, read in bounded pieces, and appending after it still works."""
+    import fda_vault._audit as audit
+
+    monkeypatch.setattr(audit, "MAX_EVENT_BYTES", 1 << 20)
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    LocalTrail(folder).append(event_draft("test", ["first"], 0, "ok"))
+    with (folder / TRAIL_NAME).open("ab") as fp:
+        fp.write(b'{"seq": 2, ' + b"x" * (3 << 20) + b"}\n")
+    LocalTrail(folder).append(event_draft("test", ["after"], 0, "ok"))
+    entries = list(LocalTrail(folder).entries())
+    assert [len(e.raw) < (1 << 20) + 2 for e in entries] == [True, True, True]
+    checked = cli("log", str(folder), "--verify", "--json")
+    assert checked.exit_code == 3
+    assert json.loads(checked.stdout)["problems"][0]["seq"] == 2
+    assert json.loads(cli("log", str(folder), "--json").stdout)["unreadable"] == 1
