@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from fda_vault._audit import AuditEvent, TrailReport, check_trail, read_log
     from fda_vault._backup import BackupResult, backup, list_projects
     from fda_vault._catalog import (
         ArchiveContents,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from fda_vault._checks import Problem
     from fda_vault._copy import CopiedArchive, CopyResult, copy_archives
     from fda_vault._crypto import Encryption, Keys
+    from fda_vault._drill import DrillResult, drill
     from fda_vault._errors import (
         DecryptError,
         ExitCode,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from fda_vault._guard import GuardResult, Snapshot, run_guarded, safeguard
+    from fda_vault._jobconfig import JobConfig, load_config
     from fda_vault._keys import GeneratedKey, generate_key
     from fda_vault._manifest import BackupManifest, FileEntry, SkippedEntry
     from fda_vault._prune import (
@@ -48,10 +51,13 @@ if TYPE_CHECKING:
         prune,
     )
     from fda_vault._restore import ProjectPlan, RestorePlan, RestoreResult, plan_restore, restore
+    from fda_vault._run import RunResult, run_job
+    from fda_vault._status import JobStatus, job_status
     from fda_vault._verify import VerifyReport, VerifyResult, verify, verify_archive
 
 __all__ = [
     "ArchiveContents",
+    "AuditEvent",
     "BackupList",
     "BackupManifest",
     "BackupResult",
@@ -59,6 +65,7 @@ __all__ = [
     "CopiedArchive",
     "CopyResult",
     "DecryptError",
+    "DrillResult",
     "Encryption",
     "ExitCode",
     "FdaVaultError",
@@ -67,6 +74,8 @@ __all__ = [
     "GuardResult",
     "IntegrityError",
     "InterruptedByUser",
+    "JobConfig",
+    "JobStatus",
     "Keys",
     "LockedError",
     "OperationError",
@@ -79,23 +88,31 @@ __all__ = [
     "RestorePlan",
     "RestoreResult",
     "RetentionPolicy",
+    "RunResult",
     "SkippedEntry",
     "Snapshot",
+    "TrailReport",
     "UsageError",
     "VerifyReport",
     "VerifyResult",
     "__version__",
     "backup",
+    "check_trail",
     "copy_archives",
     "describe_archive",
+    "drill",
     "generate_key",
+    "job_status",
     "list_backups",
     "list_projects",
+    "load_config",
     "plan_prune",
     "plan_restore",
     "prune",
+    "read_log",
     "restore",
     "run_guarded",
+    "run_job",
     "safeguard",
     "verify",
     "verify_archive",
@@ -103,6 +120,7 @@ __all__ = [
 
 _EXPORTS: dict[str, str] = {
     "ArchiveContents": "fda_vault._catalog",
+    "AuditEvent": "fda_vault._audit",
     "BackupList": "fda_vault._catalog",
     "BackupManifest": "fda_vault._manifest",
     "BackupResult": "fda_vault._backup",
@@ -110,6 +128,7 @@ _EXPORTS: dict[str, str] = {
     "CopiedArchive": "fda_vault._copy",
     "CopyResult": "fda_vault._copy",
     "DecryptError": "fda_vault._errors",
+    "DrillResult": "fda_vault._drill",
     "Encryption": "fda_vault._crypto",
     "ExitCode": "fda_vault._errors",
     "FdaVaultError": "fda_vault._errors",
@@ -118,6 +137,8 @@ _EXPORTS: dict[str, str] = {
     "GuardResult": "fda_vault._guard",
     "IntegrityError": "fda_vault._errors",
     "InterruptedByUser": "fda_vault._errors",
+    "JobConfig": "fda_vault._jobconfig",
+    "JobStatus": "fda_vault._status",
     "Keys": "fda_vault._crypto",
     "LockedError": "fda_vault._errors",
     "OperationError": "fda_vault._errors",
@@ -130,22 +151,30 @@ _EXPORTS: dict[str, str] = {
     "RestorePlan": "fda_vault._restore",
     "RestoreResult": "fda_vault._restore",
     "RetentionPolicy": "fda_vault._prune",
+    "RunResult": "fda_vault._run",
     "SkippedEntry": "fda_vault._manifest",
     "Snapshot": "fda_vault._guard",
+    "TrailReport": "fda_vault._audit",
     "UsageError": "fda_vault._errors",
     "VerifyReport": "fda_vault._verify",
     "VerifyResult": "fda_vault._verify",
     "backup": "fda_vault._backup",
+    "check_trail": "fda_vault._audit",
     "copy_archives": "fda_vault._copy",
     "describe_archive": "fda_vault._catalog",
+    "drill": "fda_vault._drill",
     "generate_key": "fda_vault._keys",
+    "job_status": "fda_vault._status",
     "list_backups": "fda_vault._catalog",
     "list_projects": "fda_vault._backup",
+    "load_config": "fda_vault._jobconfig",
     "plan_prune": "fda_vault._prune",
     "plan_restore": "fda_vault._restore",
     "prune": "fda_vault._prune",
+    "read_log": "fda_vault._audit",
     "restore": "fda_vault._restore",
     "run_guarded": "fda_vault._guard",
+    "run_job": "fda_vault._run",
     "safeguard": "fda_vault._guard",
     "verify": "fda_vault._verify",
     "verify_archive": "fda_vault._verify",

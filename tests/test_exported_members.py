@@ -61,6 +61,18 @@ EXPECTED = {
     "safeguard",
     "verify",
     "verify_archive",
+    "AuditEvent",
+    "TrailReport",
+    "check_trail",
+    "read_log",
+    "DrillResult",
+    "drill",
+    "JobConfig",
+    "load_config",
+    "RunResult",
+    "run_job",
+    "JobStatus",
+    "job_status",
 }
 
 
