@@ -366,8 +366,9 @@ class ObjectTrail:
     def exists(self) -> bool:
         return bool(self._keys())
 
-    def _head(self) -> tuple[int, str]:
-        keys = self._keys()
+    def _head(self, keys: list[str] | None = None) -> tuple[int, str]:
+        """(the newest event's seq, its SHA-256), from ``keys`` (a listing) if given."""
+        keys = self._keys() if keys is None else keys
         if not keys:
             return 0, GENESIS
         last = keys[-1]
@@ -418,7 +419,7 @@ class ObjectTrail:
             keys = self._keys()
             if not keys:
                 return None
-            seq, sha = self._head()
+            seq, sha = self._head(keys)
             first = _line_sha(self._get(keys[0]))
         except FdaVaultError:
             return None
@@ -561,20 +562,12 @@ def check_trail(location: BackupsLocation, keys: Keys | None = None) -> TrailRep
             )
         )
     genesis = chain.shas[0] if chain.shas else None
-    created = {
-        archive.name
-        for event in chain.events
-        if event is not None
-        for archive in event.archives
-        if archive.action in {"created", "created_unverified"}
-    }
-    copied = {
-        archive.name
-        for event in chain.events
-        if event is not None
-        for archive in event.archives
-        if archive.action == "copied"
-    }
+    done: dict[str, set[str]] = {}  # action -> the archives the trail says it was done to
+    for event in chain.events:
+        for archive in event.archives if event is not None else []:
+            done.setdefault(archive.action, set()).add(archive.name)
+    created = done.get("created", set()) | done.get("created_unverified", set())
+    copied = done.get("copied", set())
     anchors = 0
     unanchored, locked = 0, 0
     disagree: list[TrailProblem] = []
@@ -742,13 +735,15 @@ class AuditRecorder:
         from fda_vault._storage import open_location
 
         warnings = []
+        draft: dict[str, Any] | None = None  # one event, the same in every trail
         for spec, create in self._places:
             try:
                 location = open_location(spec)
                 trail = location.trail()
                 if not (trail.exists() or (create and location.exists())):
                     continue
-                trail.append(self.draft(exit_code))
+                draft = draft or self.draft(exit_code)
+                trail.append(draft)
             except FdaVaultError as exc:
                 if self.error is None:
                     warnings.append(f"audit trail not written: {exc.message}")
@@ -845,8 +840,9 @@ def summarize(result: BaseModel) -> dict[str, Any]:
             "archives": [
                 AuditArchive(
                     name=item.archive,
-                    action="drilled" if item.status == "ok" and not item.live_mismatches
-                    else item.status if item.status != "ok" else "live_mismatch",
+                    # damaged or failed; else a live file that differs; else drilled
+                    action=item.status if item.status != "ok"
+                    else "live_mismatch" if item.live_mismatches else "drilled",
                     sha256=item.sha256,
                     bytes=item.restored_bytes,
                     detail="; ".join([*item.problems, *(f"live file differs: {p}"

@@ -21,6 +21,7 @@ __all__ = [
     "resolve_backups_dir",
     "resolve_keys",
     "resolve_projects_dir",
+    "xdg_home",
 ]
 
 IDENTITY_ENV = "FDA_VAULT_IDENTITY_FILE"
@@ -31,6 +32,12 @@ DEFAULT_PROJECTS_DIR = Path("~/fda-510k-data/projects")
 DEFAULT_LEVEL = 6  # --level: 0 stores, 1-9 deflate
 DEFAULT_FULL_EVERY_DAYS = 30  # backup --full-every: read every file at least this often
 DEFAULT_LOCK_TIMEOUT = 5.0  # --lock-timeout: seconds to wait for another run
+
+
+def xdg_home(variable: str, default: str) -> Path:
+    """An XDG base directory: ``$VARIABLE`` (``XDG_CONFIG_HOME``, ``XDG_CACHE_HOME``,
+    ``XDG_STATE_HOME``), else ``~/DEFAULT`` (``.config``, ``.cache``, ``.local/state``)."""
+    return Path(os.environ.get(variable) or os.path.join(os.path.expanduser("~"), default))
 
 
 def resolve_projects_dir(flag: Path | None = None) -> Path:

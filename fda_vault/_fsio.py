@@ -12,7 +12,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fda_vault._errors import OperationError, os_error_reason
+from fda_vault._errors import OperationError, UsageError, os_error_reason
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -27,6 +27,7 @@ __all__ = [
     "publish_no_clobber",
     "sha256_file",
     "sync_filesystem",
+    "write_new_file",
 ]
 
 _CHUNK = 1 << 20
@@ -216,3 +217,24 @@ def fixed_mmap_threshold() -> None:
 
 
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
+def write_new_file(path: Path, text: str, mode: int, what: str = "a key file") -> None:
+    """Create ``path`` with ``text`` (never over an existing file), durably; ``what`` it
+    is, for the error lines."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, mode)
+    except FileExistsError:
+        raise UsageError(path, f"exists already; {what} is never overwritten") from None
+    except OSError as exc:
+        raise os_failure(path, exc, f"cannot create {what}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fp:
+            fp.write(text)
+            fp.flush()
+            os.fsync(fp.fileno())
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise os_failure(path, exc, f"cannot write {what}") from None
+    fsync_path(path.absolute().parent)

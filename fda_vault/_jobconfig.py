@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fda_vault._config import DEFAULT_FULL_EVERY_DAYS, DEFAULT_LEVEL
+from fda_vault._config import DEFAULT_FULL_EVERY_DAYS, DEFAULT_LEVEL, xdg_home
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,6 +62,18 @@ class KeepPolicy(_Strict):
     monthly: int = Field(default=0, ge=0)
     yearly: int = Field(default=0, ge=0)
     within: str | None = Field(default=None, description="all within DURATION: 30d, 6m, 1y")
+
+    @field_validator("within")
+    @classmethod
+    def _a_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            from fda_vault._prune import parse_duration
+
+            try:
+                parse_duration(value, "within")
+            except UsageError as exc:  # said as the config's own error: file, line, key
+                raise ValueError(exc.why) from None
+        return value
 
 
 class Destination(_Strict):
@@ -150,8 +162,7 @@ class JobConfig(_Strict):
 
 def default_config_path() -> Path:
     """``$XDG_CONFIG_HOME/fda-vault/config.toml`` (default ``~/.config/...``)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "fda-vault" / "config.toml"
+    return xdg_home("XDG_CONFIG_HOME", ".config") / "fda-vault" / "config.toml"
 
 
 def resolve_config_path(flag: Path | None) -> Path:
@@ -311,7 +322,7 @@ keep = { last = 3, daily = 7, weekly = 4, monthly = 12 }
 
 def write_template(path: Path) -> Path:
     """Write :func:`template` to ``path`` (its folder made if needed; never over a file)."""
-    from fda_vault._signing import write_new_file
+    from fda_vault._fsio import write_new_file
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from fda_vault._crypto import generate_identity
-from fda_vault._signing import write_new_file
+from fda_vault._fsio import write_new_file
 
 __all__ = ["GeneratedKey", "generate_key"]
 

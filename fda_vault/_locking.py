@@ -25,7 +25,7 @@ from fda_vault._config import DEFAULT_LOCK_TIMEOUT
 from fda_vault._errors import LockedError
 from fda_vault._fsio import os_failure
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "LOCK_NAME", "folder_lock", "tree_lock"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "LOCK_NAME", "folder_lock", "holder_of", "tree_lock"]
 
 LOCK_NAME = ".fda-vault.lock"
 _HOLDER_SUFFIX = ".holder"
@@ -43,12 +43,8 @@ def folder_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator
     try:
         lock.acquire(timeout=timeout)
     except Timeout:
-        try:
-            holder = holder_path.read_text(encoding="utf-8").strip() or "unknown"
-        except OSError:
-            holder = "unknown"
         raise LockedError(
-            folder, f"locked by another fda-vault run ({holder}); waited {timeout:g} s"
+            folder, f"locked by another fda-vault run ({holder_of(folder)}); waited {timeout:g} s"
         ) from None
     except OSError as exc:
         # Named by the folder the user gave: the lock file is our business, not theirs.
@@ -62,6 +58,15 @@ def folder_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator
         yield
     finally:
         lock.release()
+
+
+def holder_of(folder: Path) -> str:
+    """Who holds ``folder``'s lock, as its note says (``pid N on host H``), or "unknown"."""
+    try:
+        note = (folder / (LOCK_NAME + _HOLDER_SUFFIX)).read_text(encoding="utf-8").strip()
+    except OSError:
+        return "unknown"
+    return note or "unknown"
 
 
 @contextmanager

@@ -147,7 +147,7 @@ class PruneResult(BaseModel):
 
 
 @dataclass(frozen=True)
-class _Duration:
+class Duration:
     years: int = 0
     months: int = 0
     days: int = 0
@@ -167,19 +167,18 @@ class _Duration:
             return None
 
 
-def _parse_duration(text: str) -> _Duration:
-    """``2y5m7d3h`` -> _Duration; units y, m (months), d, h, each at most once."""
+def parse_duration(text: str, option: str = "--keep-within") -> Duration:
+    """``2y5m7d3h`` -> Duration; units y, m (months), d, h, each at most once (the one
+    grammar of durations: ``--keep-within``, a config's ``keep.within``, ``--max-age``)."""
     cleaned = text.strip().lower()
     if not _DURATION_RE.fullmatch(cleaned):
-        raise UsageError(
-            f"--keep-within {text!r}", "not a duration; use e.g. 30d, 6m, 1y or 2y5m7d3h"
-        )
+        raise UsageError(f"{option} {text!r}", "not a duration; use e.g. 30d, 6m, 1y or 2y5m7d3h")
     values: dict[str, int] = {}
     for number, unit in _DURATION_PART_RE.findall(cleaned):
         if unit in values:
-            raise UsageError(f"--keep-within {text!r}", f"the unit {unit!r} appears twice")
+            raise UsageError(f"{option} {text!r}", f"the unit {unit!r} appears twice")
         values[unit] = int(number)
-    return _Duration(
+    return Duration(
         years=values.get("y", 0),
         months=values.get("m", 0),
         days=values.get("d", 0),
@@ -187,10 +186,10 @@ def _parse_duration(text: str) -> _Duration:
     )
 
 
-def _checked_policy(policy: RetentionPolicy) -> _Duration | None:
+def _checked_policy(policy: RetentionPolicy) -> Duration | None:
     """The parsed ``keep_within``; UsageError for an empty policy (it would keep nothing)."""
-    within = _parse_duration(policy.keep_within) if policy.keep_within else None
-    if within == _Duration():
+    within = parse_duration(policy.keep_within) if policy.keep_within else None
+    if within == Duration():
         within = None
     counts = (
         policy.keep_last,
@@ -386,7 +385,7 @@ _BUCKETS: tuple[tuple[str, str, _Bucket], ...] = (
 def _policy_reasons(
     newest_first: Sequence[_Archive],
     policy: RetentionPolicy,
-    within: _Duration | None,
+    within: Duration | None,
     now: datetime,
 ) -> list[list[str]]:
     """restic's ApplyPolicy: for each archive, every rule that keeps it ("daily 3")."""
@@ -417,7 +416,7 @@ def _policy_reasons(
 def _decide_group(
     newest_first: Sequence[_Archive],
     policy: RetentionPolicy,
-    within: _Duration | None,
+    within: Duration | None,
     now: datetime,
 ) -> list[PruneDecision]:
     reasons = _policy_reasons(newest_first, policy, within, now)

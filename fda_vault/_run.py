@@ -22,14 +22,16 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from fda_vault._config import xdg_home
 from fda_vault._errors import ExitCode, FdaVaultError, LockedError, OperationError
+from fda_vault._fsio import os_failure
 from fda_vault._jobconfig import Destination, JobConfig, KeepPolicy, mask_url
 from fda_vault._progress import NO_PROGRESS, Progress
 
@@ -79,10 +81,7 @@ class RunResult(BaseModel):
 
 def state_dir() -> Path:
     """``$XDG_STATE_HOME/fda-vault`` (default ``~/.local/state/fda-vault``)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return Path(base) / "fda-vault"
+    return xdg_home("XDG_STATE_HOME", ".local/state") / "fda-vault"
 
 
 def _job_id(config_path: Path) -> str:
@@ -114,29 +113,24 @@ def _record(config_path: Path, result: RunResult) -> str | None:
 
 @contextmanager
 def _job_lock(config_path: Path, timeout: float) -> Iterator[None]:
-    """One run of a config at a time (a second waits ``timeout`` s, then fails)."""
-    from filelock import FileLock, Timeout
+    """One run of a config at a time (a second waits ``timeout`` s, then fails): the
+    folder lock of a state folder of the config's own."""
+    from fda_vault._locking import folder_lock, holder_of
 
-    folder = state_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / f"run-{_job_id(config_path)}.lock"
-    holder = path.with_suffix(".pid")
-    lock = FileLock(str(path), mode=0o600)
+    folder = state_dir() / f"job-{_job_id(config_path)}"
     try:
-        lock.acquire(timeout=timeout)
-    except Timeout:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise os_failure(folder, exc, "cannot create the job's state folder") from None
+    with ExitStack() as held:
         try:
-            who = f"pid {holder.read_text(encoding='utf-8').strip()}"
-        except OSError:
-            who = "another process"
-        raise LockedError(
-            config_path, f"another `fda-vault run` of this config is running ({who})"
-        ) from None
-    try:
-        holder.write_text(str(os.getpid()), encoding="utf-8")
+            held.enter_context(folder_lock(folder, timeout))
+        except LockedError:
+            raise LockedError(
+                config_path,
+                f"another `fda-vault run` of this config is running ({holder_of(folder)})",
+            ) from None
         yield
-    finally:
-        lock.release()
 
 
 def run_job(

@@ -9,7 +9,6 @@ service at ``Nice=19`` and idle I/O), else a line in the user's crontab. Both ru
 from __future__ import annotations
 
 import getpass
-import os
 import re
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from fda_vault._config import xdg_home
 from fda_vault._errors import OperationError, UsageError
 
 __all__ = [
@@ -66,8 +66,7 @@ class ScheduleStatus(BaseModel):
 
 def unit_dir() -> Path:
     """``$XDG_CONFIG_HOME/systemd/user`` (default ``~/.config/systemd/user``)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "systemd" / "user"
+    return xdg_home("XDG_CONFIG_HOME", ".config") / "systemd" / "user"
 
 
 def _command(config_path: Path) -> list[str]:
@@ -167,16 +166,26 @@ def _linger_note() -> str | None:
     """Whether the timer runs while the user is logged out (``loginctl enable-linger``)."""
     user = getpass.getuser()
     if shutil.which("loginctl") is None:
-        return None
+        return (
+            f"loginctl is not installed, so lingering for {user} is unknown: without it a "
+            f"user timer runs only while you are logged in (`loginctl enable-linger {user}`)"
+        )
     done = subprocess.run(
         [_tool("loginctl"), "show-user", user, "--property=Linger"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    if done.stdout.strip() == "Linger=yes":
+    answer = done.stdout.strip()
+    if answer == "Linger=yes":
         return None
+    if answer == "Linger=no":
+        return (
+            f"lingering is off for {user}: the timer runs only while you are logged in; "
+            f"`loginctl enable-linger {user}` lets it run at night with nobody logged in"
+        )
+    said = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit {done.returncode}"]
     return (
-        f"lingering is off for {user}: the timer runs only while you are logged in; "
-        f"`loginctl enable-linger {user}` lets it run at night with nobody logged in"
+        f"could not tell whether lingering is on for {user} (loginctl: {said[0]}); without "
+        f"it the timer runs only while you are logged in: `loginctl enable-linger {user}`"
     )
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from fda_vault._errors import UsageError
-from fda_vault._fsio import fsync_path, os_failure
+from fda_vault._fsio import os_failure, write_new_file
 
 __all__ = [
     "SIGNATURE_SUFFIX",
@@ -39,7 +38,6 @@ __all__ = [
     "prehash",
     "signature_key_id",
     "trusted_comment",
-    "write_new_file",
 ]
 
 SIGNATURE_SUFFIX = ".minisig"
@@ -263,27 +261,6 @@ def generate_signing_key(path: Path) -> GeneratedSigningKey:
         public_key_file=str(public_path),
         key_id=key.public_key.key_id_text,
     )
-
-
-def write_new_file(path: Path, text: str, mode: int, what: str = "a key file") -> None:
-    """Create ``path`` with ``text`` (never over an existing file), durably; ``what`` it
-    is, for the error lines."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, mode)
-    except FileExistsError:
-        raise UsageError(path, f"exists already; {what} is never overwritten") from None
-    except OSError as exc:
-        raise os_failure(path, exc, f"cannot create {what}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fp:
-            fp.write(text)
-            fp.flush()
-            os.fsync(fp.fileno())
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise os_failure(path, exc, f"cannot write {what}") from None
-    fsync_path(path.absolute().parent)
 
 
 def check_signatures(

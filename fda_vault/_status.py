@@ -8,7 +8,6 @@ when the last run failed.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -46,16 +45,16 @@ class JobStatus(BaseModel):
     problems: list[str]
 
 
-def parse_age(text: str) -> timedelta:
-    """``26h``, ``2d``, ``90m``, ``1d12h``: a UsageError otherwise."""
-    parts = re.findall(r"(\d+)([dhms])", text)
-    if not parts or "".join(f"{n}{u}" for n, u in parts) != text:
-        raise UsageError(f"--max-age {text}", "not a duration (26h, 2d, 90m, 1d12h)")
-    unit = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-    age = timedelta()
-    for number, letter in parts:
-        age += timedelta(**{unit[letter]: int(number)})
-    return age
+def parse_age(text: str, now: datetime | None = None) -> timedelta:
+    """``--max-age``, in the grammar of ``prune --keep-within`` (``26h``, ``2d``, ``1m`` a
+    month, ``1y6m``), as the span back from ``now``; a UsageError otherwise."""
+    from fda_vault._prune import parse_duration
+
+    moment = now or datetime.now(timezone.utc)
+    start = parse_duration(text, "--max-age").before(moment)
+    if start is None:
+        raise UsageError(f"--max-age {text!r}", "reaches back before the year 1")
+    return moment - start
 
 
 def job_status(

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from fda_vault._config import xdg_home
 from fda_vault._errors import FdaVaultError
 
 if TYPE_CHECKING:
@@ -75,8 +76,7 @@ def file_identity(path: ArchivePath) -> FileIdentity:
 
 def records_path() -> Path:
     """``$XDG_CACHE_HOME/fda-vault/verified.json`` (default ``~/.cache/fda-vault/...``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fda-vault" / "verified.json"
+    return xdg_home("XDG_CACHE_HOME", ".cache") / "fda-vault" / "verified.json"
 
 
 def _key(path: ArchivePath) -> str:

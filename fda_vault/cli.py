@@ -1447,7 +1447,7 @@ def status(
         typer.Option(
             "--max-age",
             metavar="AGE",
-            help="Not OK when a destination's newest intact backup is older: 26h, 2d, 90m.",
+            help="Not OK when a destination's newest intact backup is older: 26h, 2d, 1m.",
         ),
     ] = "26h",
     projects_dir: ProjectsDirOpt = None,

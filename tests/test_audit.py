@@ -549,3 +549,18 @@ def test_a_hostile_trail_line_is_refused_without_reading_it_whole(
     assert checked.exit_code == 3
     assert json.loads(checked.stdout)["problems"][0]["seq"] == 2
     assert json.loads(cli("log", str(folder), "--json").stdout)["unreadable"] == 1
+
+
+def test_reading_commands_start_no_trail(
+    history: tuple[Path, list[str]], cli: CliCall, tmp_path: Path
+) -> None:
+    """verify and restore add to a trail that exists; in a folder without one (an archive
+    carried there by hand) they leave no file behind."""
+    _, archives = history
+    elsewhere = tmp_path / "usb"
+    elsewhere.mkdir()
+    carried = elsewhere / Path(archives[0]).name
+    carried.write_bytes(Path(archives[0]).read_bytes())
+    assert cli("verify", carried).exit_code == 0
+    assert cli("restore", carried, "--target-dir", tmp_path / "t", "--dry-run").exit_code == 0
+    assert sorted(p.name for p in elsewhere.iterdir()) == [carried.name]

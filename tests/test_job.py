@@ -7,6 +7,7 @@ receive the alerts and pings, S3 is moto or SeaweedFS, the units go through
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -117,6 +118,8 @@ def _archives(folder: Path) -> list[str]:
         ('[[destination]]\nlocation = "s3://Bad_Bucket/x"\n', 2, "not an s3://BUCKET"),
         ("level = 6\nexclude = [\n", 2, "not valid TOML"),
         ("level = 6\n", 1, "destination: Field required"),
+        ('[[destination]]\nlocation = "/b"\nkeep = { within = "a fortnight" }\n', 3,
+         "destination[1].keep.within: not a duration"),
     ],
 )  # fmt: skip
 def test_config_errors_name_the_file_line_and_key(
@@ -297,6 +300,21 @@ def test_a_second_run_of_the_same_config_fails_clearly(
     assert "another `fda-vault run` of this config is running" in result.stderr
     assert f"pid {os.getpid()}" in result.stderr
     assert _run(cli, config)[0] == 0  # released
+    # --lock-timeout waits for the first run instead (here: one that ends after 1 s).
+    held, release = threading.Event(), threading.Event()
+
+    def first_run() -> None:
+        with _job_lock(config, timeout=0):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=first_run)
+    holder.start()
+    held.wait(10)
+    threading.Timer(1.0, release.set).start()
+    waited = cli("run", "--config", config, "--lock-timeout", "30")
+    holder.join()
+    assert waited.exit_code == 0, waited.stderr
 
 
 def test_dry_run_writes_nothing(cli: CliCall, projects_dir: Path, tmp_path: Path) -> None:
@@ -321,10 +339,13 @@ def test_status_is_ok_after_a_good_run_and_says_what_is_wrong_otherwise(
     never = cli("status", "--config", config)
     assert never.exit_code == 1 and "no intact backup" in never.stderr
     assert _run(cli, config)[0] == 0
+    assert cli("drill", tmp_path / "b", "--projects-dir", projects_dir).exit_code == 0
     fresh = cli("status", "--config", config, "--json")
     assert fresh.exit_code == 0, fresh.stderr
-    assert all(d["newest"] for d in json.loads(fresh.stdout)["destinations"])
-    stale = cli("status", "--config", config, "--max-age", "0s")
+    shown = json.loads(fresh.stdout)["destinations"]
+    assert all(d["newest"] for d in shown)
+    assert shown[0]["last_drill"].endswith("Z ok") and shown[1]["last_drill"] is None
+    stale = cli("status", "--config", config, "--max-age", "0h")
     assert stale.exit_code == 1
     assert stale.stderr.count("\n") == 1 and "more than 0.0 h" in stale.stderr
     shutil.rmtree(projects_dir)  # the next run's backup fails
@@ -346,6 +367,7 @@ def test_systemd_units_pass_systemd_analyze_verify(
         "schedule", "install", "--config", config, "--systemd", "--at", "03:15", "--json"
     )
     assert installed.exit_code == 0, installed.stderr
+    assert f"loginctl enable-linger {getpass.getuser()}" in installed.stderr  # said, or checked
     units = tmp_path / "xdg" / "systemd" / "user"
     service, timer = units / "fda-vault.service", units / "fda-vault.timer"
     text = service.read_text(encoding="utf-8")

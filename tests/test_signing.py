@@ -92,6 +92,15 @@ def test_keys_made_by_minisign_sign_and_ours_sign_with_minisign(
         "--sign-key", theirs,
     )  # fmt: skip
     assert _verify(cli, Path(made["archive"]), Path(f"{theirs}.pub"))[0] == 0
+    # The key from the environment, as a cron job or systemd unit sets it.
+    by_env = cli(
+        "backup", "--all", "--projects-dir", projects_dir, "--output-dir", tmp_path / "e",
+        "--json", env={"FDA_VAULT_SIGN_KEY": str(theirs)},
+    )  # fmt: skip
+    assert by_env.exit_code == 0, by_env.stderr
+    assert (
+        json.loads(by_env.stdout)["signed_by"] == PublicKey.load(Path(f"{theirs}.pub")).key_id_text
+    )
     # Our secret key file is minisign's too: minisign -S signs with it, and we check that.
     data = tmp_path / "note.txt"
     data.write_bytes(b"signed by minisign with an fda-vault key\n")
