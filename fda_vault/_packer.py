@@ -8,11 +8,12 @@ last thing in the archive and can be cut off and read again later.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +24,13 @@ from fda_vault._errors import FdaVaultError, OperationError, os_error_reason
 from fda_vault._fsio import describe_os_error
 from fda_vault._manifest import FileEntry, SkippedEntry
 from fda_vault._members import DATA_PREFIX, read_raw_checked
-from fda_vault._parallel import worker_count
+from fda_vault._parallel import ForkedMap, forks_pay, worker_count
 from fda_vault._progress import Progress
 from fda_vault._s3 import ObjectPath
 from fda_vault._verified import FileIdentity
 from fda_vault._zipformat import STORED
 from fda_vault._zipindex import Member, ZipIndex
-from fda_vault._zipwriter import ZipWriter, file_attr
+from fda_vault._zipwriter import BuiltEntry, ZipWriter, file_attr, small_entry
 
 __all__ = ["BLOCK_SIZE", "PackSource", "Packer"]
 
@@ -159,6 +160,15 @@ class Packer:
 
     def pack(self, sources: Sequence[PackSource]) -> None:
         """Add every source, retrying once each file that changed while it was read."""
+        work = _plan(sources)
+        small = sum(len(item) for item in work if isinstance(item, list))
+        # Thousands of small files are mostly Python work: packed in one process per core
+        # (forked before this process starts any thread of its own).
+        built: contextlib.AbstractContextManager[Iterator[_Batch | None]] = (
+            ForkedMap(self._pack_batch, work)
+            if self._workers > 1 and forks_pay(small, 1)
+            else contextlib.nullcontext(map(self._pack_batch, work))
+        )
         pool = ThreadPoolExecutor(self._workers) if self.level and self._workers > 1 else None
         self._pool = pool
         # SHA-256 and CRC-32 of larger files on a thread of their own: one thread keeps
@@ -167,8 +177,12 @@ class Packer:
         hashing = ThreadPoolExecutor(1) if self._workers > 1 else None
         self._hashing = hashing
         try:
-            for src in sources:
-                self._read(src, attempt=1)
+            with built as batches:
+                for item, batch in zip(work, batches, strict=True):
+                    if isinstance(item, list):
+                        self._add_batch(item, batch)
+                    else:
+                        self._read(item, attempt=1)
             self._drain(0)
             retry, self._retry = self._retry, []
             for src in retry:
@@ -181,6 +195,41 @@ class Packer:
                 if executor is not None:
                     executor.shutdown(wait=True, cancel_futures=True)
             self._pool = self._hashing = None
+
+    # --- small files, whole and in batches --------------------------------------
+    def _pack_batch(self, item: list[PackSource] | PackSource) -> _Batch | None:
+        return _pack_batch(item, self.level) if isinstance(item, list) else None
+
+    def _add_batch(self, sources: list[PackSource], batch: _Batch | None) -> None:
+        """Write the entries of a batch in order; a file the batch left to this process
+        (changed, grown, unreadable...) is read here, in its place, the usual way."""
+        assert batch is not None
+        data, files = batch
+        self._drain(0)  # the blocks of the files before it first
+        start = end = 0
+        run: list[BuiltEntry] = []
+        progress, entries = self.progress, self.entries
+        for src, built in zip(sources, files, strict=True):
+            if built is None:
+                if run:
+                    self.writer.add_built(data[start:end], run)
+                    run, start = [], end
+                self._read(src, attempt=1)
+                self._drain(0)
+                continue
+            entry, size, sha256, mtime, mode, mtime_ns, ctime_ns, ino, dev, stored_crc = built
+            run.append(entry)
+            end += entry[9]
+            entries.append(
+                FileEntry(
+                    path=src.key, size=size, sha256=sha256, mtime=mtime, mode=mode,
+                    mtime_ns=mtime_ns, ctime_ns=ctime_ns, inode=ino, device=dev,
+                    compressed_crc32=stored_crc,
+                )
+            )  # fmt: skip
+            progress.advance(size)
+        if run:
+            self.writer.add_built(data[start:end], run)
 
     # --- reading (in order) -------------------------------------------------
     def _leave_out(self, src: PackSource, reason: str) -> None:
@@ -378,6 +427,93 @@ class Packer:
                 "changed while it was being read (twice); back it up when idle",
                 reason="changed_while_read",
             )
+
+
+# What a batch holds of each file: its entry as built, then the manifest's fields (size,
+# SHA-256, mtime, mode, mtime_ns, ctime_ns, inode, device, CRC-32 as stored); None for a
+# file left to the usual path.
+_BuiltFile = tuple[BuiltEntry, int, str, float, int, int, int, int, int, int]
+_Batch = tuple[bytes, list[_BuiltFile | None]]
+_BATCH_FILES = 256
+_BATCH_BYTES = 1 << 20
+
+
+def _plan(sources: Sequence[PackSource]) -> list[list[PackSource] | PackSource]:
+    """``sources`` in order, runs of small files grouped in batches of up to 256 files
+    or 1 MiB; each other file alone."""
+    work: list[list[PackSource] | PackSource] = []
+    batch: list[PackSource] = []
+    weight = 0
+    for src in sources:
+        size = src.identity.size if src.identity is not None else _INLINE_BELOW
+        if size >= _INLINE_BELOW:
+            if batch:
+                work.append(batch)
+                batch, weight = [], 0
+            work.append(src)
+            continue
+        batch.append(src)
+        weight += size
+        if len(batch) >= _BATCH_FILES or weight >= _BATCH_BYTES:
+            work.append(batch)
+            batch, weight = [], 0
+    if batch:
+        work.append(batch)
+    return work
+
+
+def _pack_batch(sources: list[PackSource], level: int) -> _Batch:
+    """Read, hash and deflate small files whole, each with one open, fstat, read, fstat,
+    close, and build their entries: the work of :meth:`Packer._read` for a file read in
+    one go, without its objects per file. Pure, so it runs in a worker process. A file
+    that is anything but a regular file read whole and unchanged is left (None) to the
+    usual path, which knows every way to report it."""
+    pieces: list[bytes] = []
+    files: list[_BuiltFile | None] = []
+    for src in sources:
+        try:
+            fd = os.open(src.path, _OPEN_FLAGS)
+        except OSError:
+            files.append(None)
+            continue
+        try:
+            before = os.fstat(fd)
+            size = before.st_size
+            if not stat.S_ISREG(before.st_mode) or size >= _INLINE_BELOW:
+                files.append(None)
+                continue
+            raw = os.read(fd, size + 1)
+            after = os.fstat(fd)
+        except OSError:
+            files.append(None)
+            continue
+        finally:
+            os.close(fd)
+        if (
+            len(raw) != size
+            or after.st_size != size
+            or after.st_mtime_ns != before.st_mtime_ns
+        ):  # fmt: skip
+            files.append(None)
+            continue
+        crc = crc32(raw)
+        compressed = compress_block(raw, level, True) if level else None
+        stored = compressed is None or len(compressed) > size * _INCOMPRESSIBLE_RATIO
+        data = raw if stored or compressed is None else compressed
+        mode = stat.S_IMODE(before.st_mode)
+        header, entry = small_entry(
+            DATA_PREFIX + src.key, mtime=before.st_mtime, external_attr=file_attr(mode),
+            data=data, crc32=crc, size=size, stored=stored,
+        )  # fmt: skip
+        pieces += (header, data)
+        files.append(
+            (
+                entry, size, hashlib.sha256(raw).hexdigest(), before.st_mtime, mode & 0o777,
+                before.st_mtime_ns, before.st_ctime_ns, before.st_ino, before.st_dev,
+                crc if data is raw else crc32(data),
+            )
+        )  # fmt: skip
+    return b"".join(pieces), files
 
 
 def _hash_block(job: _Job, block: bytes) -> None:

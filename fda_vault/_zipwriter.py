@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -33,7 +33,7 @@ from fda_vault._zipformat import (
     ZIP64_LOCATOR_SIG,
 )
 
-__all__ = ["EntryResult", "ZipWriter", "file_attr"]
+__all__ = ["BuiltEntry", "EntryResult", "ZipWriter", "file_attr", "small_entry"]
 
 # The signatures as the little-endian integers that struct.pack("<I") writes.
 _LOCAL_SIG, _CENTRAL_SIG, _EOCD_SIG, _ZIP64_EOCD_SIG, _ZIP64_LOCATOR_SIG, _DESCRIPTOR_SIG = (
@@ -87,6 +87,33 @@ class _OpenEntry:
     zip64: bool
     data_start: int
     described: bool  # its CRC and sizes follow the data (a data descriptor)
+
+
+# A whole entry built apart from any writer (see :func:`small_entry`): its record
+# without the offset, and the length of its header and data.
+BuiltEntry = tuple[bytes, int, int, int, int, int, int, int, int, int]
+
+
+def small_entry(
+    name: str, *, mtime: float, external_attr: int, data: bytes, crc32: int, size: int,
+    stored: bool,
+) -> tuple[bytes, BuiltEntry]:  # fmt: skip
+    """The local header of a whole entry far below 4 GiB whose ``data`` (stored or
+    deflated) is known, and its description for :meth:`ZipWriter.add_built`. A pure
+    function of its arguments, so worker processes can build entries for one writer;
+    the header is the one :meth:`ZipWriter.add_whole_entry` writes."""
+    encoded = name.encode("utf-8")
+    dos_time, dos_date = _dos_datetime(mtime)
+    flags = 0 if encoded.isascii() else _FLAG_UTF8
+    method = _STORED if stored else _DEFLATED
+    header = struct.pack(
+        "<IHHHHHIIIHH", _LOCAL_SIG, 20, flags, method, dos_time, dos_date, crc32,
+        len(data), size, len(encoded), 0,
+    ) + encoded  # fmt: skip
+    return header, (
+        encoded, flags, method, dos_time, dos_date, crc32, len(data), size, external_attr,
+        len(header) + len(data),
+    )  # fmt: skip
 
 
 def file_attr(mode: int) -> int:
@@ -210,6 +237,27 @@ class ZipWriter:
             known=(crc32, len(data), size), data=data,
         )  # fmt: skip
         self.end_entry(crc32=crc32, size=size)
+
+    def add_built(self, data: bytes, entries: Sequence[BuiltEntry]) -> None:
+        """Add whole entries built by :func:`small_entry`: ``data`` is their headers and
+        data one after the other, in the order of ``entries``."""
+        assert self._open is None, "an entry is already open"
+        if sum(entry[9] for entry in entries) != len(data):
+            raise ValueError(f"built entries do not hold the {len(data)} bytes given")
+        if self._settle is not None:
+            self._settle(self._offset)
+        offset = self._offset
+        records = self._records
+        for name, flags, method, dos_time, dos_date, crc, csize, size, attr, length in entries:
+            records.append(
+                _Record(
+                    name, flags, method, dos_time, dos_date, crc, csize, size, offset, attr,
+                    False,
+                )
+            )  # fmt: skip
+            offset += length
+        self._emit(data)
+        self._offset = offset
 
     def add_raw_entry(
         self,

@@ -15,7 +15,14 @@ import pytest
 
 from fda_vault import _parallel as parallel
 from fda_vault._errors import IntegrityError
-from fda_vault._parallel import batches, map_in_forks, map_in_threads, worker_count, workers_for
+from fda_vault._parallel import (
+    ForkedMap,
+    batches,
+    map_in_forks,
+    map_in_threads,
+    worker_count,
+    workers_for,
+)
 
 
 def test_batches_close_at_256_items_or_8_mib() -> None:
@@ -231,3 +238,73 @@ def test_a_failure_stops_the_workers_still_running(monkeypatch: pytest.MonkeyPat
     assert time.monotonic() - started < 10
     assert _children() == children  # the sleeping third share was killed and reaped
     assert _open_fds() == fds
+
+
+def _pid_and_block(item: int) -> tuple[int, int, bytes]:
+    return os.getpid(), item, bytes([item % 256]) * 300_000  # several pipes' worth
+
+
+def test_forked_map_streams_results_in_order_from_one_child_per_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    fds, children = _open_fds(), _children()
+    with ForkedMap(_pid_and_block, list(range(40))) as results:
+        got = list(results)
+    assert [item for _, item, _ in got] == list(range(40))
+    assert all(block == bytes([item]) * 300_000 for _, item, block in got)
+    pids = [pid for pid, _, _ in got]
+    assert os.getpid() not in pids and len(set(pids)) == 2
+    assert pids[0::2] == [pids[0]] * 20 and pids[1::2] == [pids[1]] * 20  # round robin
+    assert _children() == children and _open_fds() == fds
+
+
+def test_forked_map_raises_a_childs_failure_whole_and_stops_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 3)
+    fds, children = _open_fds(), _children()
+    started = time.monotonic()
+    with (
+        pytest.raises(IntegrityError) as caught,
+        ForkedMap(_slow_in_the_third_share, list(range(12))) as results,
+    ):
+        list(results)
+    assert time.monotonic() - started < 10  # the sleeping child was killed, not waited for
+    assert caught.value.why == "CRC-32 mismatch"
+    assert _children() == children and _open_fds() == fds
+
+
+def test_forked_map_reports_a_child_that_died(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    with (
+        pytest.raises(RuntimeError, match="ended without a result"),
+        ForkedMap(_child_dies, list(range(10))) as results,
+    ):
+        list(results)
+
+
+def test_leaving_a_forked_map_early_stops_its_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    fds, children = _open_fds(), _children()
+    with ForkedMap(_pid_and_block, list(range(1000))) as results:
+        assert next(results)[1] == 0
+        assert len(_children() - children) == 2  # working ahead, then waiting on a full pipe
+    assert _children() == children and _open_fds() == fds
+
+
+def test_a_kill_9_of_the_parent_takes_a_forked_maps_children_with_it() -> None:
+    script = _SLEEPING_WORKER.replace(
+        "_parallel.map_in_forks(work, [1, 2])",
+        "list(_parallel.ForkedMap(work, [1, 2]))",
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        child = _worker_pid(parent)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
