@@ -408,7 +408,9 @@ def finish_archive(
     written (what ``verify_written`` checks the archive by)."""
     # Both are written in pieces: with tens of thousands of files, building either
     # whole was the peak of a backup's memory.
-    checksums_digest, manifest_digest = prehash(), prehash()
+    # The signatures' prehashes, only for a signed archive (BLAKE2b of 12 MB: ~20 ms).
+    checksums_digest = prehash() if sign_key is not None else None
+    manifest_digest = prehash() if sign_key is not None else None
     writer.add_file(
         CHECKSUMS_NAME,
         _hashed(manifest.checksums_txt_chunks(), checksums_digest),
@@ -428,6 +430,7 @@ def finish_archive(
         level=6,
     )
     if sign_key is not None:
+        assert manifest_digest is not None and checksums_digest is not None
         for member, digest in (
             (MANIFEST_NAME, manifest_digest),
             (CHECKSUMS_NAME, checksums_digest),
@@ -442,7 +445,10 @@ def finish_archive(
     return manifest_hash.hexdigest()
 
 
-def _hashed(pieces: Iterable[bytes], hasher: hashlib.blake2b) -> Iterator[bytes]:
+def _hashed(pieces: Iterable[bytes], hasher: hashlib.blake2b | None) -> Iterator[bytes]:
+    if hasher is None:
+        yield from pieces
+        return
     for piece in pieces:
         hasher.update(piece)
         yield piece

@@ -294,6 +294,17 @@ def _piece_serializers() -> tuple[
     return TypeAdapter(dict[str, str]).dump_json, TypeAdapter(list[FileEntry]).dump_json
 
 
+@cache
+def _entries_validator() -> Callable[[list[dict[str, object]]], list[FileEntry]]:
+    return TypeAdapter(list[FileEntry]).validate_python
+
+
+def file_entries(fields: list[dict[str, object]]) -> list[FileEntry]:
+    """:class:`FileEntry` of each dict of fields, validated in one call (a fifth of the
+    cost of one call per entry: a backup of 20,000 small files makes 20,000)."""
+    return _entries_validator()(fields)
+
+
 def parse_manifest(raw: bytes | bytearray, archive_name: str) -> BackupManifest:
     """Parse ``metadata.json`` bytes, raising IntegrityError naming the first problem."""
     try:

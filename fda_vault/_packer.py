@@ -22,7 +22,7 @@ from fda_vault._deflate import compress_block, crc32, fastest_level_fits, looks_
 from fda_vault._diagnostics import Diagnostic
 from fda_vault._errors import FdaVaultError, OperationError, os_error_reason
 from fda_vault._fsio import describe_os_error
-from fda_vault._manifest import FileEntry, SkippedEntry
+from fda_vault._manifest import FileEntry, SkippedEntry, file_entries
 from fda_vault._members import DATA_PREFIX, read_raw_checked
 from fda_vault._parallel import ForkedMap, forks_pay, worker_count
 from fda_vault._progress import Progress
@@ -208,28 +208,33 @@ class Packer:
         self._drain(0)  # the blocks of the files before it first
         start = end = 0
         run: list[BuiltEntry] = []
-        progress, entries = self.progress, self.entries
+        fields: list[dict[str, object]] = []
         for src, built in zip(sources, files, strict=True):
             if built is None:
                 if run:
-                    self.writer.add_built(data[start:end], run)
-                    run, start = [], end
+                    self._add_run(data[start:end], run, fields)
+                    run, fields, start = [], [], end
                 self._read(src, attempt=1)
                 self._drain(0)
                 continue
             entry, size, sha256, mtime, mode, mtime_ns, ctime_ns, ino, dev, stored_crc = built
             run.append(entry)
             end += entry[9]
-            entries.append(
-                FileEntry(
-                    path=src.key, size=size, sha256=sha256, mtime=mtime, mode=mode,
-                    mtime_ns=mtime_ns, ctime_ns=ctime_ns, inode=ino, device=dev,
-                    compressed_crc32=stored_crc,
-                )
+            fields.append(
+                {
+                    "path": src.key, "size": size, "sha256": sha256, "mtime": mtime,
+                    "mode": mode, "mtime_ns": mtime_ns, "ctime_ns": ctime_ns, "inode": ino,
+                    "device": dev, "compressed_crc32": stored_crc,
+                }
             )  # fmt: skip
-            progress.advance(size)
         if run:
-            self.writer.add_built(data[start:end], run)
+            self._add_run(data[start:end], run, fields)
+
+    def _add_run(self, data: bytes, run: list[BuiltEntry], fields: list[dict[str, object]]) -> None:
+        self.writer.add_built(data, run)
+        entries = file_entries(fields)
+        self.entries += entries
+        self.progress.advance(sum(entry.size for entry in entries))
 
     # --- reading (in order) -------------------------------------------------
     def _leave_out(self, src: PackSource, reason: str) -> None:

@@ -564,3 +564,19 @@ def test_reading_commands_start_no_trail(
     assert cli("verify", carried).exit_code == 0
     assert cli("restore", carried, "--target-dir", tmp_path / "t", "--dry-run").exit_code == 0
     assert sorted(p.name for p in elsewhere.iterdir()) == [carried.name]
+
+
+def test_every_summarized_result_class_exists_by_the_name_the_trail_looks_up() -> None:
+    import importlib
+
+    from fda_vault._audit import _SUMMARIES
+
+    modules = {
+        "GuardResult": "_guard", "BackupResult": "_backup", "VerifyResult": "_verify",
+        "RestorePlan": "_restore", "RestoreResult": "_restore", "PruneResult": "_prune",
+        "CopyResult": "_copy", "DrillResult": "_drill", "ImportResult": "_importer",
+    }  # fmt: skip
+    assert set(_SUMMARIES) == set(modules)
+    for name, module in modules.items():
+        cls = getattr(importlib.import_module(f"fda_vault.{module}"), name)
+        assert cls.__name__ == name and not cls.__subclasses__()
