@@ -9,7 +9,7 @@ the questions the commands ask, at the depth they need; its errors name the arch
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Literal
 
@@ -23,6 +23,7 @@ from fda_vault._checks import (
 )
 from fda_vault._crypto import NO_KEYS, Keys
 from fda_vault._errors import IntegrityError, UsageError
+from fda_vault._follow import FollowedMember
 from fda_vault._legacy import is_legacy_tar
 from fda_vault._manifest import BackupManifest, FileEntry, project_of
 from fda_vault._members import DATA_PREFIX, iter_member, open_archive, read_manifest
@@ -113,12 +114,14 @@ class Archive:
         *,
         progress: Progress = NO_PROGRESS,
         copied_as_stored: bool = False,
+        followed: Mapping[int, FollowedMember] | None = None,
     ) -> tuple[int, int, list[Problem]]:
         """Read every selected file, checking size, CRC-32 and SHA-256: (files, bytes,
-        problems). ``copied_as_stored``: see :func:`check_file_data` (a read-back only)."""
+        problems). ``copied_as_stored``, ``followed``: see :func:`check_file_data` (a
+        backup's read-back only)."""
         checked = check_file_data(
             self.index, self.manifest, self.path, progress, projects,
-            copied_as_stored=copied_as_stored,
+            copied_as_stored=copied_as_stored, followed=followed,
         )  # fmt: skip
         try:
             self.require_whole()

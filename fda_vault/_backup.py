@@ -30,6 +30,7 @@ from fda_vault._errors import (
     OperationError,
     UsageError,
 )
+from fda_vault._follow import FollowedMember, ReadBehind
 from fda_vault._fsio import (
     HashAsWritten,
     describe_os_error,
@@ -274,6 +275,7 @@ class _Written(NamedTuple):
     hashed: int  # how many of the archive's first bytes the hash saw as they were written
     size: int  # of the archive (as stored: encrypted, when it is)
     archive_index: ArchiveIndex | None  # an encrypted archive's: its plaintext end
+    followed: dict[int, FollowedMember]  # large members read back while being written
 
 
 _REWRITES = 2  # an encrypted archive is written again at most this often (CutAfterEncrypting)
@@ -295,7 +297,10 @@ def _write_archive(
     own: object = None,
     audit_head: AuditAnchor | None = None,
     sign_key: SigningKey | None = None,
+    follow: bool = False,
 ) -> _Written:
+    """Write the archive; ``follow``: read its large members back as they are written
+    (a local, unencrypted archive about to be verified)."""
     parent = plan.parent
     reuse_warnings: list[Diagnostic] = []
     # An upper bound of the archive's size (it sizes an upload's parts): every byte
@@ -304,9 +309,13 @@ def _write_archive(
     fp = pending.open(expected)
     sink: EncryptingSink | None = None
     cipher_out: CipherOut | None = None
+    readable = pending.readable
+    behind = ReadBehind(str(readable)) if follow and isinstance(readable, Path) else None
     try:
         if encryption is None:
-            writer = ZipWriter(fp, tap=digest.feed, settle=getattr(fp, "settle", None))
+            writer = ZipWriter(
+                fp, tap=digest.feed, settle=getattr(fp, "settle", None), follow=behind
+            )
         else:
             # The ciphertext is written in order and never again: all of it is hashed
             # on its way to the file.
@@ -378,6 +387,7 @@ def _write_archive(
             sink = None
         pending.finish(fp)
     finally:
+        followed = behind.results() if behind is not None else {}
         if sink is not None:
             sink.abort()
         fp.close()
@@ -397,6 +407,7 @@ def _write_archive(
         hashed=writer.tapped if cipher_out is None else cipher_out.written,
         size=size,
         archive_index=index,
+        followed=followed,
     )
 
 
@@ -601,6 +612,7 @@ def backup(
                                 own=own,
                                 audit_head=audit_head,
                                 sign_key=sign_key,
+                                follow=verify and encryption is None,
                             )
                             break
                         except CutAfterEncrypting:
@@ -713,6 +725,7 @@ def _check_written(
                 progress=progress,
                 keys=keys,
                 index=written.archive_index,
+                followed=written.followed,
             )
             if verify
             else None

@@ -14,13 +14,14 @@ import itertools
 import unicodedata
 import zipfile
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 
 from pydantic import BaseModel
 
 from fda_vault._errors import IntegrityError
+from fda_vault._follow import FollowedMember
 from fda_vault._legacy import FORMAT_LEGACY_ZIP
 from fda_vault._manifest import BackupManifest, FileEntry, is_safe_segment, project_of
 from fda_vault._members import (
@@ -35,6 +36,7 @@ from fda_vault._members import (
     iter_member,
     member_name_problem,
     nfc_key,
+    read_back_as_listed,
     read_raw_checked,
 )
 from fda_vault._parallel import SharedProgress, batches, map_over_cores, workers_for
@@ -315,6 +317,7 @@ def check_file_data(
     projects: Collection[str] | None = None,
     *,
     copied_as_stored: bool = False,
+    followed: Mapping[int, FollowedMember] | None = None,
 ) -> tuple[int, int, list[Problem]]:
     """Stream every selected file, checking size, CRC-32 and SHA-256: (files, bytes,
     problems).
@@ -322,6 +325,10 @@ def check_file_data(
     ``copied_as_stored``: the check of an archive just written, whose files copied from
     a parent (``reused_from``) were fully checked there: only their stored bytes are
     read and checked against their recorded CRC-32 (no inflate, no SHA-256).
+    ``followed``: the check of an archive just written, whose large members were read
+    back from the file as it was written (by header offset): a member whose name,
+    sizes, CRC-32 and data offset (its local header read again) match what was read
+    back is judged by what was found then; any other is read as usual.
     """
     selected = [e for e in manifest.files if projects is None or project_of(e.path) in projects]
     total = sum(e.size for e in selected)
@@ -346,11 +353,16 @@ def check_file_data(
                     files += 1
                     bytes_done += entry.size
                     continue
-                digest = sha256_of_chunks(
-                    iter_member(zf, info, entry.size, archive),
-                    shared.advance,
-                    beside=entry.size >= _HASH_BESIDE_FROM,
-                )
+                seen = followed.get(info.header_offset) if followed else None
+                if seen is not None and read_back_as_listed(zf, info, entry.size, seen, archive):
+                    digest = seen.sha256
+                    shared.advance(entry.size)
+                else:
+                    digest = sha256_of_chunks(
+                        iter_member(zf, info, entry.size, archive),
+                        shared.advance,
+                        beside=entry.size >= _HASH_BESIDE_FROM,
+                    )
             except IntegrityError as exc:
                 problems.append(Problem(path=name, kind="corrupt", detail=exc.why))
                 continue

@@ -24,6 +24,7 @@ from fda_vault._zipindex import EXTRA_ALLOWANCE, Member, ZipFormatError, ZipInde
 
 if TYPE_CHECKING:
     from fda_vault._encrypted import ArchiveIndex
+    from fda_vault._follow import FollowedMember
 
 __all__ = [
     "CHECKSUMS_NAME",
@@ -39,6 +40,7 @@ __all__ = [
     "manifest_member",
     "member_name_problem",
     "open_archive",
+    "read_back_as_listed",
     "read_manifest",
     "read_raw_checked",
 ]
@@ -360,6 +362,27 @@ def iter_member(
                     break
         _check_stream_end(where, inflater)
     _check_end(where, info, produced, expected_size, crc)
+
+
+def read_back_as_listed(
+    zf: ZipIndex, info: Member, expected_size: int, seen: FollowedMember, archive: ArchivePath
+) -> bool:
+    """Whether ``seen``, a member read back from the file while it was written
+    (:mod:`fda_vault._follow`), is this member as the complete archive lists it: the same
+    name, offset, sizes and CRC-32, and its data where the local header, read again now,
+    puts it. IntegrityError for a record or local header that is wrong in itself."""
+    where = _checked_where(info, expected_size, archive)
+    if not (
+        seen.name == info.raw_name
+        and seen.header_offset == info.header_offset
+        and seen.compressed_size == info.compress_size
+        and seen.size == expected_size
+        and seen.crc32 == info.CRC
+        and seen.deflated == (info.compress_type == zipfile.ZIP_DEFLATED)
+    ):
+        return False
+    with _ReadErrors(where):
+        return _data_start(zf, info, where, b"") == seen.data_start
 
 
 def read_raw_checked(

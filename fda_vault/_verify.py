@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -14,6 +14,7 @@ from fda_vault._archive import Archive
 from fda_vault._checks import Problem
 from fda_vault._crypto import NO_KEYS, Keys
 from fda_vault._errors import ExitCode, FdaVaultError, IntegrityError, UsageError
+from fda_vault._follow import FollowedMember
 from fda_vault._legacy import (
     FORMAT_FDA_VAULT,
     FORMAT_LEGACY_TAR,
@@ -197,9 +198,12 @@ def verify_written(
     progress: Progress = NO_PROGRESS,
     keys: Keys = NO_KEYS,
     index: ArchiveIndex | None = None,
+    followed: Mapping[int, FollowedMember] | None = None,
 ) -> VerifyReport:
     """Check an archive just written from ``manifest``, as fully as :func:`verify_archive`
-    (an encrypted one: decrypted with ``keys``, read through its ``index``).
+    (an encrypted one: decrypted with ``keys``, read through its ``index``); ``followed``:
+    large members already read back from the file while it was written
+    (:mod:`fda_vault._follow`), whose data is not read again where it matches.
 
     Its ``metadata.json`` must be, byte for byte, what was serialized (same SHA-256), so
     the manifest in memory is exactly what any reader parses from the disk: parsing it
@@ -220,7 +224,9 @@ def verify_written(
                 raise IntegrityError(path, "metadata.json differs from what was written")
         except IntegrityError as exc:
             return _manifest_report(path, exc.why)
-        return _check_archive(zf, manifest, path, progress, copied_as_stored=True)
+        return _check_archive(
+            zf, manifest, path, progress, copied_as_stored=True, followed=followed
+        )
 
 
 def _verify_legacy_tar(path: ArchivePath, progress: Progress) -> VerifyReport:
@@ -261,11 +267,12 @@ def _check_archive(
     progress: Progress,
     *,
     copied_as_stored: bool = False,
+    followed: Mapping[int, FollowedMember] | None = None,
 ) -> VerifyReport:
     archive = Archive(path, zf, manifest)
     problems = archive.problems()
     files, nbytes, data_problems = archive.data_problems(
-        progress=progress, copied_as_stored=copied_as_stored
+        progress=progress, copied_as_stored=copied_as_stored, followed=followed
     )
     problems.extend(data_problems)
     return VerifyReport(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import IO, NamedTuple
 
 from fda_vault._deflate import crc32, new_deflater
+from fda_vault._follow import FOLLOW_FROM, ReadBehind
 from fda_vault._zipformat import (
     CENTRAL,
     CENTRAL_SIG,
@@ -146,6 +147,9 @@ class ZipWriter:
     ``settle``, if given, is told each offset before which no byte will be written again
     (the start of each new entry, and the end). A file that streams its bytes away (a
     multipart upload, an encryption) keeps only what follows that offset.
+
+    ``follow``, if given (a local file), reads back each entry streamed in blocks of
+    :data:`~fda_vault._follow.FOLLOW_FROM` or more as its bytes are flushed to the file.
     """
 
     def __init__(
@@ -153,6 +157,7 @@ class ZipWriter:
         fp: IO[bytes],
         tap: Callable[[bytes], None] | None = None,
         settle: Callable[[int], None] | None = None,
+        follow: ReadBehind | None = None,
     ) -> None:
         self._fp = fp
         self._records: list[_Record] = []
@@ -160,6 +165,8 @@ class ZipWriter:
         self._open: _OpenEntry | None = None
         self._tap = tap
         self._settle = settle
+        self._follow = follow
+        self._following = False  # the open entry is being read back as it is written
         self.tapped = self._offset if tap is None else 0
 
     def _emit(self, data: bytes) -> None:
@@ -180,6 +187,9 @@ class ZipWriter:
         self._open = None
         self._fp.seek(mark)
         self._fp.truncate()
+        if self._follow is not None:
+            self._follow.cut(mark)
+            self._following = False
         self._offset = mark
         self._records = [rec for rec in self._records if rec.offset < mark]
 
@@ -345,11 +355,18 @@ class ZipWriter:
             described=described,
         )
         self._offset = self._open.data_start + len(data)
+        if self._follow is not None and described and size_hint >= FOLLOW_FROM:
+            self._following = True
+            self._follow.begin(encoded, self._open.offset, self._open.data_start, not stored)
 
     def write_data(self, data: bytes) -> None:
         """Append stored or compressed bytes of the open entry."""
         self._emit(data)
         self._offset += len(data)
+        if self._following:
+            assert self._follow is not None
+            self._fp.flush()  # the bytes are in the file before they are read back
+            self._follow.written(self._offset)
 
     def end_entry(self, *, crc32: int, size: int) -> EntryResult:
         """Write the data descriptor (if the header could not hold CRC and sizes) and
@@ -359,6 +376,10 @@ class ZipWriter:
         written = self._offset - entry.data_start
         if not entry.zip64 and (size > _MAX32 or written > _MAX32):
             raise OverflowError(f"{entry.name.decode()}: grew past 4 GiB while being read")
+        if self._following:
+            assert self._follow is not None
+            self._follow.end(written)
+            self._following = False
         if entry.described:
             if entry.zip64:
                 descriptor = struct.pack("<IIQQ", _DESCRIPTOR_SIG, crc32, written, size)
