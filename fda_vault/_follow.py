@@ -101,9 +101,10 @@ class _Reading:
 
 
 class ReadBehind:
-    """Follows a :class:`~fda_vault._zipwriter.ZipWriter` writing ``path``: the writer
-    calls :meth:`begin`, :meth:`written`, :meth:`end` and :meth:`cut` in order from the
-    one thread that writes; the reading runs on a thread started at the first member.
+    """Follows a :class:`~fda_vault._zipwriter.ZipWriter` writing ``path`` (as its
+    :class:`~fda_vault._zipwriter.EntryFollower`): the writer calls :meth:`begin`,
+    :meth:`written`, :meth:`end` and :meth:`cut` in order from the one thread that
+    writes; the reading runs on a thread started at the first member followed.
     :meth:`results` waits for it and gives what was read back, by header offset."""
 
     def __init__(self, path: str) -> None:
@@ -115,11 +116,17 @@ class ReadBehind:
         self._results: dict[int, FollowedMember] = {}
 
     # --- the writer's side (never blocks, never raises from the reader's failures) ------
-    def begin(self, name: bytes, header_offset: int, data_start: int, deflated: bool) -> None:
+    def begin(
+        self, name: bytes, header_offset: int, data_start: int, deflated: bool, size_hint: int
+    ) -> bool:
+        """An entry streamed in blocks begins; followed from :data:`FOLLOW_FROM` bytes."""
+        if size_hint < FOLLOW_FROM:
+            return False
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="read-behind", daemon=True)
             self._thread.start()
         self._events.put(("begin", name, header_offset, data_start, deflated))
+        return True
 
     def written(self, end: int) -> None:
         """Every byte before ``end`` is in the file (flushed by the writer)."""

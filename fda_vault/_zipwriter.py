@@ -13,10 +13,9 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, Protocol
 
 from fda_vault._deflate import crc32, new_deflater
-from fda_vault._follow import FOLLOW_FROM, ReadBehind
 from fda_vault._zipformat import (
     CENTRAL,
     CENTRAL_SIG,
@@ -34,7 +33,7 @@ from fda_vault._zipformat import (
     ZIP64_LOCATOR_SIG,
 )
 
-__all__ = ["BuiltEntry", "EntryResult", "ZipWriter", "file_attr", "small_entry"]
+__all__ = ["BuiltEntry", "EntryFollower", "EntryResult", "ZipWriter", "file_attr", "small_entry"]
 
 # The signatures as the little-endian integers that struct.pack("<I") writes.
 _LOCAL_SIG, _CENTRAL_SIG, _EOCD_SIG, _ZIP64_EOCD_SIG, _ZIP64_LOCATOR_SIG, _DESCRIPTOR_SIG = (
@@ -116,6 +115,26 @@ def small_entry(
     )  # fmt: skip
 
 
+class EntryFollower(Protocol):
+    """Reads entries back as they are written (:class:`fda_vault._follow.ReadBehind`):
+    told of each streamed entry, of every byte flushed to the file, of the end, and of
+    a cut."""
+
+    def begin(
+        self, name: bytes, header_offset: int, data_start: int, deflated: bool, size_hint: int
+    ) -> bool:
+        """A streamed entry begins; True to be told of its bytes (``written``, ``end``)."""
+
+    def written(self, end: int) -> None:
+        """Every byte before ``end`` is in the file."""
+
+    def end(self, compressed_size: int) -> None:
+        """The followed entry's data is complete and in the file."""
+
+    def cut(self, mark: int) -> None:
+        """The file was cut back to ``mark``."""
+
+
 def file_attr(mode: int) -> int:
     """External attributes of a regular file with permission bits ``mode``."""
     return (_S_IFREG | (mode & 0o777)) << 16
@@ -148,8 +167,8 @@ class ZipWriter:
     (the start of each new entry, and the end). A file that streams its bytes away (a
     multipart upload, an encryption) keeps only what follows that offset.
 
-    ``follow``, if given (a local file), reads back each entry streamed in blocks of
-    :data:`~fda_vault._follow.FOLLOW_FROM` or more as its bytes are flushed to the file.
+    ``follow``, if given (a local file), is told of each streamed entry and, if it
+    follows that one, of its bytes as they are flushed to the file.
     """
 
     def __init__(
@@ -157,7 +176,7 @@ class ZipWriter:
         fp: IO[bytes],
         tap: Callable[[bytes], None] | None = None,
         settle: Callable[[int], None] | None = None,
-        follow: ReadBehind | None = None,
+        follow: EntryFollower | None = None,
     ) -> None:
         self._fp = fp
         self._records: list[_Record] = []
@@ -355,9 +374,10 @@ class ZipWriter:
             described=described,
         )
         self._offset = self._open.data_start + len(data)
-        if self._follow is not None and described and size_hint >= FOLLOW_FROM:
-            self._following = True
-            self._follow.begin(encoded, self._open.offset, self._open.data_start, not stored)
+        if self._follow is not None and described:
+            self._following = self._follow.begin(
+                encoded, self._open.offset, self._open.data_start, not stored, size_hint
+            )
 
     def write_data(self, data: bytes) -> None:
         """Append stored or compressed bytes of the open entry."""

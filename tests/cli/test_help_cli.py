@@ -194,3 +194,35 @@ def test_only_y_or_yes_restores_any_other_answer_cancels_with_exit_4(
     assert "Error: invalid input" not in result.stderr
     assert result.stderr.count("Overwrite 1 project? [y/N]:") == 1
     assert (edited.read_bytes() == b"edited") is (code == 4)
+
+
+def test_running_one_command_builds_only_it_and_leaves_the_app_whole(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer.main  # noqa: TID251 - the test watches what Typer builds
+
+    from fda_vault import cli
+
+    commands, groups = list(cli.app.registered_commands), list(cli.app.registered_groups)
+    seen: list[tuple[int, int]] = []
+    real = typer.main.get_command
+
+    def spy(app: typer.Typer) -> object:  # what Typer builds the command line from
+        seen.append((len(app.registered_commands), len(app.registered_groups)))
+        return real(app)
+
+    monkeypatch.setattr(typer.main, "get_command", spy)
+    for argv, built in (
+        (["--version"], (len(commands), len(groups))),
+        (["list", "--help"], (1, 0)),
+        (["key", "--help"], (0, 1)),
+        (["nonesuch"], (len(commands), len(groups))),
+    ):
+        monkeypatch.setattr(sys, "argv", ["fda-vault", *argv])
+        with pytest.raises(SystemExit):
+            cli.main()
+        assert seen[-1] == built, argv
+        assert cli.app.registered_commands == commands and cli.app.registered_groups == groups
+    out = capsys.readouterr()
+    assert "fda-vault list [OPTIONS]" in out.out.replace("Usage: ", "")
+    assert "No such command 'nonesuch'" in out.err
