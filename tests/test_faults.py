@@ -421,6 +421,67 @@ def test_interrupt_removes_the_temp_archive_and_exits_130(tmp_path: Path, sig: i
     assert list(out.glob("*.zip*")) == []
 
 
+def _processes_naming(text: str) -> set[int]:
+    """Live processes whose command line holds ``text`` (a forked worker keeps fda-vault's)."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    found.add(int(cmdline.parent.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+@pytest.mark.parametrize("how", ["kill -9", "Ctrl-C", "SIGTERM"])
+@pytest.mark.slow
+def test_stopping_a_backup_of_thousands_of_small_files_leaves_no_worker_and_no_archive(
+    tmp_path: Path, how: str
+) -> None:
+    """The forked pack of small files (one process per core): however fda-vault stops,
+    its workers stop with it and no archive is left under a final name."""
+    projects = tmp_path / "projects"
+    for i in range(9000):
+        path = projects / f"K24{i % 2}001_records" / "openfda" / f"K{i:06d}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(
+            f'{{"k_number": "K{i:06d}", "n": {i}, "text": "{"pump " * 300}"}}'.encode()
+        )
+    out = tmp_path / "out"
+    cmd = _cmd("backup", "--all", "--projects-dir", projects, "--output-dir", out, "-q")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the pack is under way: the archive is growing
+        temps = list(out.glob("*.zip.tmp"))
+        if temps and temps[0].stat().st_size > 300_000:
+            break
+        time.sleep(0.002)
+    workers = _processes_naming(str(out)) - {proc.pid}
+    assert workers, "no worker process was running"
+    if how == "kill -9":
+        proc.send_signal(signal.SIGKILL)
+    elif how == "Ctrl-C":
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends: to every process
+    else:
+        proc.send_signal(signal.SIGTERM)  # to fda-vault alone, as systemd's stop does
+    _, stderr = proc.communicate(timeout=60)
+    deadline = time.monotonic() + 10
+    while _processes_naming(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _processes_naming(str(out))
+    assert list(out.glob("*.zip")) == []
+    if how == "kill -9":
+        assert proc.returncode == -signal.SIGKILL
+        subprocess.run(cmd, check=True, timeout=120)  # the next run cleans up and works
+        assert list(out.glob("*.tmp")) == [] and len(list(out.glob("*.zip"))) == 1
+    else:
+        assert proc.returncode == 130, stderr
+        assert "interrupted" in stderr and "Traceback" not in stderr
+        assert list(out.glob("*.zip*")) == []
+
+
 @pytest.mark.slow
 def test_an_unwritable_backups_folder_is_named_not_the_lock_file(tmp_path: Path) -> None:
     """Field trial: the error named .fda-vault.lock instead of the folder the user gave."""
