@@ -32,12 +32,14 @@ from fda_vault._members import (
     all_entries_plain,
     all_members_plain,
     all_paths_plain,
+    fits_one_read,
     is_regular_or_dir,
     iter_member,
     member_name_problem,
     nfc_key,
     read_back_as_listed,
     read_raw_checked,
+    read_small_members,
 )
 from fda_vault._parallel import SharedProgress, batches, map_over_cores, workers_for
 from fda_vault._progress import Progress
@@ -336,25 +338,47 @@ def check_file_data(
 
     shared = SharedProgress(progress)
 
+    def copied(entry: FileEntry) -> bool:
+        return copied_as_stored and bool(entry.reused_from) and entry.compressed_crc32 is not None
+
     def check(batch: list[FileEntry]) -> tuple[int, int, list[Problem]]:
         problems: list[Problem] = []
         files = bytes_done = 0
+        members = []
         for entry in batch:
-            name = DATA_PREFIX + entry.path
             try:
-                info = zf.getinfo(name)
+                members.append((entry, zf.getinfo(DATA_PREFIX + entry.path)))
             except KeyError:
                 continue  # reported by check_structure
-            stored_crc = entry.compressed_crc32
+        # Small members read together (one pread for the run, in the order of the batch).
+        smalls = [
+            not copied(entry)
+            and not (followed and info.header_offset in followed)
+            and fits_one_read(info, entry.size)
+            for entry, info in members
+        ]
+        wanted = [(info, entry.size) for (entry, info), small in zip(members, smalls, strict=True)
+                  if small]  # fmt: skip
+        small_data = read_small_members(zf, wanted, archive)
+        for (entry, info), small in zip(members, smalls, strict=True):
+            name = info.filename
             try:
-                if copied_as_stored and entry.reused_from and stored_crc is not None:
-                    _check_copied(zf, info, entry, stored_crc, archive)
+                if small:
+                    data = next(small_data)
+                    if isinstance(data, IntegrityError):
+                        raise data
+                    digest = hashlib.sha256(data).hexdigest()
+                    shared.advance(entry.size)
+                elif copied(entry):
+                    assert entry.compressed_crc32 is not None
+                    _check_copied(zf, info, entry, entry.compressed_crc32, archive)
                     shared.advance(entry.size)
                     files += 1
                     bytes_done += entry.size
                     continue
-                seen = followed.get(info.header_offset) if followed else None
-                if seen is not None and read_back_as_listed(zf, info, entry.size, seen, archive):
+                elif (seen := followed.get(info.header_offset) if followed else None) and (
+                    read_back_as_listed(zf, info, entry.size, seen, archive)
+                ):
                     digest = seen.sha256
                     shared.advance(entry.size)
                 else:

@@ -9,7 +9,7 @@ import re
 import stat
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,7 @@ from fda_vault._errors import IntegrityError, UsageError
 from fda_vault._fsio import os_failure
 from fda_vault._manifest import BackupManifest, has_control_char, is_safe_segment, parse_manifest
 from fda_vault._s3 import ArchivePath, ObjectPath
-from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER
+from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER, LOCAL_SIG
 from fda_vault._zipindex import EXTRA_ALLOWANCE, Member, ZipFormatError, ZipIndex
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ __all__ = [
     "all_entries_plain",
     "all_members_plain",
     "all_paths_plain",
+    "fits_one_read",
     "iter_member",
     "manifest_member",
     "member_name_problem",
@@ -43,6 +44,7 @@ __all__ = [
     "read_back_as_listed",
     "read_manifest",
     "read_raw_checked",
+    "read_small_members",
 ]
 
 MANIFEST_NAME = "metadata.json"
@@ -281,7 +283,7 @@ def _check_end(where: str, info: Member, produced: int, expected_size: int, crc:
         raise IntegrityError(where, "CRC-32 mismatch")
 
 
-def _fits_one_read(info: Member, expected_size: int) -> bool:
+def fits_one_read(info: Member, expected_size: int) -> bool:
     """Small enough for :func:`read_member` (read and inflated whole)."""
     return expected_size <= READ_CHUNK and info.compress_size <= _SMALL_MEMBER
 
@@ -291,7 +293,7 @@ def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Archive
     :func:`iter_member` checks them: one ``pread`` and one inflate call, no generator
     (thousands of small files are read this way)."""
     where = _checked_where(info, expected_size, archive)
-    if not _fits_one_read(info, expected_size):
+    if not fits_one_read(info, expected_size):
         raise ValueError(f"{where}: not a small member")  # a caller's mistake, not the archive's
     pread = zf.pread
     with _ReadErrors(where):
@@ -313,6 +315,87 @@ def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Archive
     return data
 
 
+# A run of small members is read with one pread where it lies together like this.
+_RUN_SPAN = 16 << 20
+
+
+def read_small_members(
+    zf: ZipIndex, wanted: Sequence[tuple[Member, int]], archive: ArchivePath
+) -> Iterator[bytes | IntegrityError]:
+    """For each (member, expected size) of ``wanted``, members small enough for
+    :func:`read_member`: its bytes, or the IntegrityError that :func:`read_member`
+    raises for it. Where they lie together in the archive (thousands of small files),
+    their span is read with one ``pread`` and each member is checked in it as
+    :func:`read_member` checks it; any member that fails a check there is read again
+    by :func:`read_member`, so its error is reported the same way."""
+    if not wanted:
+        return
+    low = min(info.header_offset for info, _size in wanted)
+    high = max(
+        info.header_offset + LOCAL_HEADER.size + len(info.filename) * 4 + EXTRA_ALLOWANCE
+        + info.compress_size
+        for info, _size in wanted
+    )  # fmt: skip
+    stored = sum(info.compress_size for info, _size in wanted)
+    span = b""
+    # Together: the span is about their bytes and headers (members scattered among
+    # others, as a restore of one project may find them, are read one by one).
+    if high - low <= min(_RUN_SPAN, 2 * stored + 2048 * len(wanted)):
+        try:
+            span = zf.pread(high - low, low)
+        except OSError:
+            span = b""  # each member is read (and its error reported) by read_member
+    view = memoryview(span)
+    for info, size in wanted:
+        data = _member_in_span(view, low, info, size) if span else None
+        if data is None:
+            try:
+                data = read_member(zf, info, size, archive)
+            except IntegrityError as exc:
+                yield exc
+                continue
+        yield data
+
+
+def _member_in_span(view: memoryview, low: int, info: Member, size: int) -> bytes | None:
+    """The member's bytes from ``view`` (the archive from offset ``low``), checked as
+    :func:`read_member` checks them; None at the first doubt (then read_member says why)."""
+    if (
+        info.file_size != size
+        or info.flag_bits & FLAG_ENCRYPTED
+        or info.compress_type not in _METHODS
+        or not fits_one_read(info, size)
+    ):
+        return None
+    start = info.header_offset - low
+    if start + LOCAL_HEADER.size > len(view):
+        return None
+    signature, name_len, extra_len = LOCAL_HEADER.unpack_from(view, start)
+    name_at = start + LOCAL_HEADER.size
+    if signature != LOCAL_SIG or view[name_at : name_at + name_len] != info.raw_name:
+        return None
+    data_at = name_at + name_len + extra_len
+    raw = view[data_at : data_at + info.compress_size]
+    if len(raw) != info.compress_size:
+        return None
+    try:
+        if info.compress_type == zipfile.ZIP_STORED:
+            data = bytes(raw)
+        else:
+            inflater = new_inflater()
+            data = inflater.decompress(raw, size + 1)
+            if not inflater.eof or inflater.unused_data:
+                return None
+    except INFLATE_ERRORS:
+        return None
+    if len(data) != size or crc32(data) != info.CRC:
+        return None
+    return data
+
+
+_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+
+
 def iter_member(
     zf: ZipIndex, info: Member, expected_size: int, archive: ArchivePath
 ) -> Iterator[bytes]:
@@ -321,7 +404,7 @@ def iter_member(
     Reads with ``pread`` (so threads can share the archive) and inflates with ISA-L where
     available; a member can never make us produce more than the manifest declares.
     """
-    if _fits_one_read(info, expected_size):
+    if fits_one_read(info, expected_size):
         data = read_member(zf, info, expected_size, archive)
         if data:
             yield data

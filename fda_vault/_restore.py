@@ -40,7 +40,7 @@ from fda_vault._journal import Journal, finish_interrupted, recover_interrupted
 from fda_vault._legacy import FORMAT_FDA_VAULT, format_notes
 from fda_vault._locking import DEFAULT_LOCK_TIMEOUT, tree_lock
 from fda_vault._manifest import BackupManifest, FileEntry, project_of
-from fda_vault._members import DATA_PREFIX, iter_member
+from fda_vault._members import DATA_PREFIX, fits_one_read, iter_member, read_small_members
 from fda_vault._parallel import SharedProgress, batches, map_over_cores, workers_for
 from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._s3 import ArchivePath
@@ -342,17 +342,22 @@ def _extract_file(
     root: str,
     folders: _Folders,
     progress: SharedProgress,
+    data: bytes | None = None,
 ) -> None:
-    """Write one file under ``root`` (its path starts with the project), hashing every byte."""
+    """Write one file under ``root`` (its path starts with the project), hashing every
+    byte; ``data``: its bytes, already read and checked (:func:`read_small_members`)."""
     # Plain strings and a bare descriptor: with thousands of small files, Path objects
     # and file wrappers were a good part of a restore's time.
     parent, _, name = entry.path.rpartition("/")
     dest = f"{folders.folder(root, parent)}/{name}"
-    info = zf.getinfo(DATA_PREFIX + entry.path)
     hasher = hashlib.sha256()
     fd = os.open(dest, _WRITE_FLAGS, 0o600)
     try:
-        for chunk in iter_member(zf, info, entry.size, archive):
+        chunks = (
+            (data,) if data is not None
+            else iter_member(zf, zf.getinfo(DATA_PREFIX + entry.path), entry.size, archive)
+        )  # fmt: skip
+        for chunk in chunks:
             hasher.update(chunk)
             _write_all(fd, chunk)
             progress.advance(len(chunk))
@@ -406,10 +411,19 @@ def _stage(
     shared = SharedProgress(progress)
 
     def extract(batch: list[tuple[int, FileEntry]]) -> int:
-        for count, entry in batch:
+        # Small members are read together (one pread for a run of them), larger streamed.
+        infos = [zf.getinfo(DATA_PREFIX + entry.path) for _, entry in batch]
+        smalls = [fits_one_read(info, e.size) for info, (_, e) in zip(infos, batch, strict=True)]
+        wanted = [(info, e.size) for info, (_, e), small in zip(infos, batch, smalls, strict=True)
+                  if small]  # fmt: skip
+        small_data = read_small_members(zf, wanted, archive)
+        for (count, entry), small in zip(batch, smalls, strict=True):
             if hook is not None:
                 hook(count)
-            _extract_file(zf, archive, entry, root, folders, shared)
+            data = next(small_data) if small else None
+            if isinstance(data, IntegrityError):
+                raise data
+            _extract_file(zf, archive, entry, root, folders, shared, data)
         return sum(entry.size for _, entry in batch)
 
     # Files spread over the cores: threads when they are large enough to gain from it

@@ -130,3 +130,69 @@ def test_the_fastest_level_is_chosen_only_where_it_packs_as_small() -> None:
             fast = compress_block(data, 6, final, fastest=True)
             assert zlib.decompressobj(-15).decompress(fast) == data
             assert len(fast) <= len(compress_block(data, 6, final)) * 1.05
+
+
+def _many_small(path: Path, count: int) -> dict[str, bytes]:
+    rng = random.Random(5)
+    contents = {
+        f"projects/K1/r/{i:05d}_{'é' if i % 9 == 0 else ''}.json": (
+            f'{{"k": {i}, "v": "{rng.random()}"}}'.encode() * rng.randint(0, 60)
+        )
+        for i in range(count)
+    }
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, (name, data) in enumerate(contents.items()):
+            zf.writestr(name, data, zipfile.ZIP_STORED if i % 5 == 0 else zipfile.ZIP_DEFLATED)
+    return contents
+
+
+def test_small_members_are_read_together_with_one_pread(tmp_path: Path) -> None:
+    from fda_vault._members import read_small_members
+
+    path = tmp_path / "a.zip"
+    contents = _many_small(path, 300)
+    with open_archive(path) as zf:
+        calls: list[int] = []
+        real = zf.pread
+
+        def counting(length: int, offset: int) -> bytes:
+            calls.append(length)
+            return real(length, offset)
+
+        zf.pread = counting  # type: ignore[method-assign]
+        wanted = [(zf.getinfo(name), len(data)) for name, data in contents.items()]
+        got = list(read_small_members(zf, wanted, path))
+    assert got == list(contents.values())
+    assert len(calls) == 1  # the whole run
+
+
+def test_a_bad_member_among_small_ones_fails_alone_as_read_member_says(tmp_path: Path) -> None:
+    from fda_vault._members import read_small_members
+
+    path = tmp_path / "a.zip"
+    contents = _many_small(path, 200)
+    names = list(contents)
+    with zipfile.ZipFile(path) as zf:
+        infos = {i.filename: i for i in zf.infolist()}
+    raw = bytearray(path.read_bytes())
+    data_damaged, header_damaged = names[31], names[77]
+    info = infos[data_damaged]
+    assert info.compress_type == zipfile.ZIP_DEFLATED and info.compress_size > 8
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[start + info.compress_size // 2] ^= 0x55
+    raw[infos[header_damaged].header_offset + 30] ^= 0x01  # its name in the local header
+    path.write_bytes(bytes(raw))
+    with open_archive(path) as zf:
+        wanted = [(zf.getinfo(name), len(contents[name])) for name in names]
+        got = list(read_small_members(zf, wanted, path))
+        expected = {}
+        for name in (data_damaged, header_damaged):
+            with pytest.raises(IntegrityError) as caught:
+                read_member(zf, zf.getinfo(name), len(contents[name]), path)
+            expected[name] = caught.value.why
+    for name, value in zip(names, got, strict=True):
+        if name in expected:
+            assert isinstance(value, IntegrityError) and value.why == expected[name], name
+        else:
+            assert value == contents[name], name
+    assert "local header names another file" in expected[header_damaged]
