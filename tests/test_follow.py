@@ -123,7 +123,14 @@ def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             read.append(info.filename)
         return real(zf, info, size, archive)
 
+    real_small = _checks.read_small_members
+
+    def counting_small(zf, wanted, archive):  # type: ignore[no-untyped-def]
+        read.extend(info.filename for info, _size in wanted)
+        return real_small(zf, wanted, archive)
+
     monkeypatch.setattr(_checks, "iter_member", counting)
+    monkeypatch.setattr(_checks, "read_small_members", counting_small)
     return read
 
 
