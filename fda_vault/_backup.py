@@ -386,8 +386,10 @@ def _write_archive(
             size = cipher_out.written
             sink = None
         pending.finish(fp)
-    finally:
         followed = behind.results() if behind is not None else {}
+    finally:
+        if behind is not None:
+            behind.close()  # at once, on a failure; after results(), nothing left to do
         if sink is not None:
             sink.abort()
         fp.close()

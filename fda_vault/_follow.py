@@ -114,6 +114,7 @@ class ReadBehind:
         )
         self._thread: threading.Thread | None = None
         self._results: dict[int, FollowedMember] = {}
+        self._abandoned = False
 
     # --- the writer's side (never blocks, never raises from the reader's failures) ------
     def begin(
@@ -141,12 +142,21 @@ class ReadBehind:
         self._events.put(("cut", mark, None, None, None))
 
     def results(self) -> dict[int, FollowedMember]:
-        """Stop following; the members read back whole, by header offset."""
+        """Stop following once every member told of is read; the members read back
+        whole, by header offset."""
+        self._stop()
+        return self._results
+
+    def close(self) -> None:
+        """Stop at once, dropping what is left to read (the backup failed)."""
+        self._abandoned = True
+        self._stop()
+
+    def _stop(self) -> None:
         if self._thread is not None:
             self._events.put(("stop", None, None, None, None))
             self._thread.join()
             self._thread = None
-        return self._results
 
     # --- the reading thread -------------------------------------------------
     def _run(self) -> None:
@@ -158,7 +168,7 @@ class ReadBehind:
         try:
             while True:
                 kind, a, b, c, d = self._events.get()
-                if kind == "stop":
+                if kind == "stop" or self._abandoned:
                     return
                 if kind == "cut":
                     assert isinstance(a, int)

@@ -163,7 +163,7 @@ class Packer:
         work = _plan(sources)
         small = sum(len(item) for item in work if isinstance(item, list))
         # Thousands of small files are mostly Python work: packed in one process per core
-        # (forked before this process starts any thread of its own).
+        # (forked before the pack starts its threads; a child only reads and computes).
         built: contextlib.AbstractContextManager[Iterator[_Batch | None]] = (
             ForkedMap(self._pack_batch, work)
             if self._workers > 1 and forks_pay(small, 1)

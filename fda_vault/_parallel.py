@@ -270,8 +270,9 @@ class ForkedMap(Generic[T, R]):
         k = self._next % len(self._pipes)
         pipe = self._pipes[k]
         size = int.from_bytes(pipe.read(8), "little")
-        # Our own child's bytes, through a pipe only it and we hold.
-        message = self._loads(pipe.read(size)) if size else None
+        data = pipe.read(size) if size else b""
+        # Our own child's bytes, through a pipe only it and we hold; cut short, it died.
+        message = self._loads(data) if data and len(data) == size else None
         self._next += 1
         return cast("R", _outcome(message, self._children[k]))
 
