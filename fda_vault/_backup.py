@@ -322,7 +322,10 @@ def _write_archive(
             cipher_out = CipherOut(fp, digest.feed)
             sink = EncryptingSink(Encryptor(encryption, cipher_out, own=own))
             writer = ZipWriter(cast("IO[bytes]", sink), settle=sink.settle)
-        packer = Packer(writer, level=level, skip_unreadable=skip_unreadable, progress=progress)
+        packer = Packer(
+            writer, level=level, skip_unreadable=skip_unreadable, progress=progress,
+            forkable=encryption is None and isinstance(readable, Path),
+        )  # fmt: skip
         progress.start("backing up", scan.total_bytes)
         fresh = plan.fresh
         if parent is not None and plan.reused:

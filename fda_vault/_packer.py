@@ -94,7 +94,13 @@ class _SourceError(Exception):
 
 
 class Packer:
-    """Adds files to a ZipWriter; collects manifest entries, skips and warnings."""
+    """Adds files to a ZipWriter; collects manifest entries, skips and warnings.
+
+    ``forkable``: thousands of small files may be packed by worker processes (see
+    :meth:`pack`). Only where the archive goes to a local file unencrypted: the threads
+    of an upload or an encryption could hold a C library lock (the time zone's, taken
+    by the ``gmtime`` of request signing) at the fork, which a child computing
+    ``localtime`` for its entries would then wait for forever."""
 
     def __init__(
         self,
@@ -104,8 +110,10 @@ class Packer:
         skip_unreadable: bool,
         progress: Progress,
         workers: int | None = None,
+        forkable: bool = True,
     ) -> None:
         self.writer = writer
+        self._forkable = forkable
         self.level = level
         self.skip_unreadable = skip_unreadable
         self.progress = progress
@@ -166,7 +174,7 @@ class Packer:
         # (forked before the pack starts its threads; a child only reads and computes).
         built: contextlib.AbstractContextManager[Iterator[_Batch | None]] = (
             ForkedMap(self._pack_batch, work)
-            if self._workers > 1 and forks_pay(small, 1)
+            if self._forkable and self._workers > 1 and forks_pay(small, 1)
             else contextlib.nullcontext(map(self._pack_batch, work))
         )
         pool = ThreadPoolExecutor(self._workers) if self.level and self._workers > 1 else None

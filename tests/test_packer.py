@@ -108,3 +108,35 @@ def test_an_unreadable_file_in_a_batch_fails_the_backup_by_its_path(tmp_path: Pa
         packer.pack(sources)
     assert victim.path in str(caught.value)
     assert "--skip-unreadable" in str(caught.value)
+
+
+def test_backups_into_encryption_or_uploads_keep_the_pack_in_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child forked while an encryption's or upload's threads run could wait forever on
+    a C library lock one of them held (the time zone's): only plain local archives fork."""
+    from fda_vault._backup import backup
+    from fda_vault._crypto import Encryption, generate_identity, parse_recipients
+
+    _project(tmp_path / "projects", 2600, seed=5)
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(_parallel, "worker_count", lambda: 2)
+    monkeypatch.setattr(os, "fork", counting_fork)
+    _secret, public = generate_identity()
+    texts, recipients = parse_recipients([public])
+    encrypted = backup(
+        ["K240001_pump"], projects_dir=tmp_path / "projects", output_dir=tmp_path / "enc",
+        encryption=Encryption(recipient_texts=texts, recipients=recipients),
+    )  # fmt: skip
+    assert encrypted.verified and forks == []
+    plain = backup(["K240001_pump"], projects_dir=tmp_path / "projects", output_dir=tmp_path / "p")
+    assert plain.verified and len(forks) >= 2  # the pack's two workers (and the read-back's)
+    assert encrypted.files == plain.files == 2600
