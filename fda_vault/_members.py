@@ -10,6 +10,7 @@ import stat
 import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import suppress
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ from fda_vault._errors import IntegrityError, UsageError
 from fda_vault._fsio import os_failure
 from fda_vault._manifest import BackupManifest, has_control_char, is_safe_segment, parse_manifest
 from fda_vault._s3 import ArchivePath, ObjectPath
-from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER, LOCAL_SIG
+from fda_vault._zipformat import FLAG_ENCRYPTED, LOCAL_HEADER
 from fda_vault._zipindex import EXTRA_ALLOWANCE, Member, ZipFormatError, ZipIndex
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ def read_manifest(zf: ZipIndex, archive: ArchivePath) -> BackupManifest:
 _SMALL_MEMBER = 1 << 20
 
 
-def _data_start(zf: ZipIndex, info: Member, where: str, head: bytes) -> int:
+def _data_start(zf: ZipIndex, info: Member, where: str, head: bytes | memoryview) -> int:
     """Offset of a member's data, its local header checked against the directory."""
     try:
         return zf.data_offset(info, head)
@@ -288,17 +289,25 @@ def fits_one_read(info: Member, expected_size: int) -> bool:
     return expected_size <= READ_CHUNK and info.compress_size <= _SMALL_MEMBER
 
 
-def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: ArchivePath) -> bytes:
+def read_member(
+    zf: ZipIndex,
+    info: Member,
+    expected_size: int,
+    archive: ArchivePath,
+    head: bytes | memoryview | None = None,
+) -> bytes:
     """The bytes of a member of at most :data:`READ_CHUNK` bytes, checked as
     :func:`iter_member` checks them: one ``pread`` and one inflate call, no generator
-    (thousands of small files are read this way)."""
+    (thousands of small files are read this way). ``head``: the archive's bytes from
+    the member's header on, already read (whatever it lacks is read here)."""
     where = _checked_where(info, expected_size, archive)
     if not fits_one_read(info, expected_size):
         raise ValueError(f"{where}: not a small member")  # a caller's mistake, not the archive's
     pread = zf.pread
     with _ReadErrors(where):
-        span = LOCAL_HEADER.size + len(info.raw_name) + EXTRA_ALLOWANCE
-        head = pread(span + info.compress_size, info.header_offset)
+        if head is None:
+            span = LOCAL_HEADER.size + len(info.raw_name) + EXTRA_ALLOWANCE
+            head = pread(span + info.compress_size, info.header_offset)
         start = _data_start(zf, info, where, head) - info.header_offset
         raw = head[start : start + info.compress_size]
         if len(raw) != info.compress_size:  # a longer extra field than allowed for
@@ -307,7 +316,7 @@ def read_member(zf: ZipIndex, info: Member, expected_size: int, archive: Archive
             raise IntegrityError(where, "archive truncated inside this member")
         inflater = new_inflater() if info.compress_type == zipfile.ZIP_DEFLATED else None
         # One byte more than declared is enough to tell a member that inflates past it.
-        data = raw if inflater is None else inflater.decompress(raw, expected_size + 1)
+        data = bytes(raw) if inflater is None else inflater.decompress(raw, expected_size + 1)
         if len(data) > expected_size:
             raise IntegrityError(where, "inflates past its declared size")
         _check_stream_end(where, inflater)
@@ -323,11 +332,9 @@ def read_small_members(
     zf: ZipIndex, wanted: Sequence[tuple[Member, int]], archive: ArchivePath
 ) -> Iterator[bytes | IntegrityError]:
     """For each (member, expected size) of ``wanted``, members small enough for
-    :func:`read_member`: its bytes, or the IntegrityError that :func:`read_member`
-    raises for it. Where they lie together in the archive (thousands of small files),
-    their span is read with one ``pread`` and each member is checked in it as
-    :func:`read_member` checks it; any member that fails a check there is read again
-    by :func:`read_member`, so its error is reported the same way."""
+    :func:`read_member`: its bytes, or the IntegrityError :func:`read_member` raises for
+    it. Where they lie together in the archive (thousands of small files), their span
+    is read with one ``pread`` and each member is checked in it by :func:`read_member`."""
     if not wanted:
         return
     low = min(info.header_offset for info, _size in wanted)
@@ -337,63 +344,18 @@ def read_small_members(
         for info, _size in wanted
     )  # fmt: skip
     stored = sum(info.compress_size for info, _size in wanted)
-    span = b""
+    view: memoryview | None = None
     # Together: the span is about their bytes and headers (members scattered among
     # others, as a restore of one project may find them, are read one by one).
     if high - low <= min(_RUN_SPAN, 2 * stored + 2048 * len(wanted)):
-        try:
-            span = zf.pread(high - low, low)
-        except OSError:
-            span = b""  # each member is read (and its error reported) by read_member
-    view = memoryview(span)
+        with suppress(OSError):  # then each member is read (and its error told) alone
+            view = memoryview(zf.pread(high - low, low))
     for info, size in wanted:
-        data = _member_in_span(view, low, info, size) if span else None
-        if data is None:
-            try:
-                data = read_member(zf, info, size, archive)
-            except IntegrityError as exc:
-                yield exc
-                continue
-        yield data
-
-
-def _member_in_span(view: memoryview, low: int, info: Member, size: int) -> bytes | None:
-    """The member's bytes from ``view`` (the archive from offset ``low``), checked as
-    :func:`read_member` checks them; None at the first doubt (then read_member says why)."""
-    if (
-        info.file_size != size
-        or info.flag_bits & FLAG_ENCRYPTED
-        or info.compress_type not in _METHODS
-        or not fits_one_read(info, size)
-    ):
-        return None
-    start = info.header_offset - low
-    if start + LOCAL_HEADER.size > len(view):
-        return None
-    signature, name_len, extra_len = LOCAL_HEADER.unpack_from(view, start)
-    name_at = start + LOCAL_HEADER.size
-    if signature != LOCAL_SIG or view[name_at : name_at + name_len] != info.raw_name:
-        return None
-    data_at = name_at + name_len + extra_len
-    raw = view[data_at : data_at + info.compress_size]
-    if len(raw) != info.compress_size:
-        return None
-    try:
-        if info.compress_type == zipfile.ZIP_STORED:
-            data = bytes(raw)
-        else:
-            inflater = new_inflater()
-            data = inflater.decompress(raw, size + 1)
-            if not inflater.eof or inflater.unused_data:
-                return None
-    except INFLATE_ERRORS:
-        return None
-    if len(data) != size or crc32(data) != info.CRC:
-        return None
-    return data
-
-
-_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+        try:
+            head = None if view is None else view[info.header_offset - low :]
+            yield read_member(zf, info, size, archive, head)
+        except IntegrityError as exc:
+            yield exc
 
 
 def iter_member(

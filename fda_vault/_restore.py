@@ -45,7 +45,7 @@ from fda_vault._parallel import SharedProgress, batches, map_over_cores, workers
 from fda_vault._progress import NO_PROGRESS, Progress
 from fda_vault._s3 import ArchivePath
 from fda_vault._verified import VerificationRecords
-from fda_vault._zipindex import ZipIndex
+from fda_vault._zipindex import Member, ZipIndex
 
 __all__ = [
     "ProjectPlan",
@@ -339,13 +339,15 @@ def _extract_file(
     zf: ZipIndex,
     archive: ArchivePath,
     entry: FileEntry,
+    info: Member,
     root: str,
     folders: _Folders,
     progress: SharedProgress,
     data: bytes | None = None,
 ) -> None:
-    """Write one file under ``root`` (its path starts with the project), hashing every
-    byte; ``data``: its bytes, already read and checked (:func:`read_small_members`)."""
+    """Write one file (``info``, its member) under ``root`` (its path starts with the
+    project), hashing every byte; ``data``: its bytes, already read and checked
+    (:func:`read_small_members`)."""
     # Plain strings and a bare descriptor: with thousands of small files, Path objects
     # and file wrappers were a good part of a restore's time.
     parent, _, name = entry.path.rpartition("/")
@@ -353,10 +355,7 @@ def _extract_file(
     hasher = hashlib.sha256()
     fd = os.open(dest, _WRITE_FLAGS, 0o600)
     try:
-        chunks = (
-            (data,) if data is not None
-            else iter_member(zf, zf.getinfo(DATA_PREFIX + entry.path), entry.size, archive)
-        )  # fmt: skip
+        chunks = (data,) if data is not None else iter_member(zf, info, entry.size, archive)
         for chunk in chunks:
             hasher.update(chunk)
             _write_all(fd, chunk)
@@ -417,13 +416,13 @@ def _stage(
         wanted = [(info, e.size) for info, (_, e), small in zip(infos, batch, smalls, strict=True)
                   if small]  # fmt: skip
         small_data = read_small_members(zf, wanted, archive)
-        for (count, entry), small in zip(batch, smalls, strict=True):
+        for (count, entry), info, small in zip(batch, infos, smalls, strict=True):
             if hook is not None:
                 hook(count)
             data = next(small_data) if small else None
             if isinstance(data, IntegrityError):
                 raise data
-            _extract_file(zf, archive, entry, root, folders, shared, data)
+            _extract_file(zf, archive, entry, info, root, folders, shared, data)
         return sum(entry.size for _, entry in batch)
 
     # Files spread over the cores: threads when they are large enough to gain from it

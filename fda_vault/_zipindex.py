@@ -258,7 +258,7 @@ class ZipIndex:
             )  # fmt: skip
         return members
 
-    def data_offset(self, member: Member, head: bytes = b"") -> int:
+    def data_offset(self, member: Member, head: bytes | memoryview = b"") -> int:
         """Offset of ``member``'s data, after checking its local header (signature, and the
         same name as in the directory); ``head`` may hold bytes already read from the
         header's offset. ZipFormatError when the header is bad."""

@@ -105,14 +105,31 @@ def small_entry(
     dos_time, dos_date = _dos_datetime(mtime)
     flags = 0 if encoded.isascii() else _FLAG_UTF8
     method = _STORED if stored else _DEFLATED
-    header = struct.pack(
-        "<IHHHHHIIIHH", _LOCAL_SIG, 20, flags, method, dos_time, dos_date, crc32,
-        len(data), size, len(encoded), 0,
-    ) + encoded  # fmt: skip
+    header = _local_header(encoded, flags, method, dos_time, dos_date, crc32, len(data), size)
     return header, (
         encoded, flags, method, dos_time, dos_date, crc32, len(data), size, external_attr,
         len(header) + len(data),
     )  # fmt: skip
+
+
+def _local_header(
+    encoded: bytes, flags: int, method: int, dos_time: int, dos_date: int, crc: int,
+    compressed_size: int, size: int, zip64: bool = False, extra: bytes = b"",
+) -> bytes:  # fmt: skip
+    """A local file header and the name (and ``extra``) after it; a ZIP64 one says its
+    sizes are in the extra field."""
+    return (
+        _LOCAL_HEADER.pack(
+            _LOCAL_SIG, 45 if zip64 else 20, flags, method, dos_time, dos_date, crc,
+            _MAX32 if zip64 else compressed_size, _MAX32 if zip64 else size, len(encoded),
+            len(extra),
+        )
+        + encoded
+        + extra
+    )  # fmt: skip
+
+
+_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
 
 
 class EntryFollower(Protocol):
@@ -346,21 +363,11 @@ class ZipWriter:
             extra = b""
         flags = (0 if encoded.isascii() else _FLAG_UTF8) | (FLAG_DESCRIPTOR if described else 0)
         method = _STORED if stored else _DEFLATED
-        header = struct.pack(
-            "<IHHHHHIIIHH",
-            _LOCAL_SIG,
-            45 if zip64 else 20,
-            flags,
-            method,
-            dos_time,
-            dos_date,
-            known[0] if known else 0,
-            _MAX32 if zip64 else (known[1] if known else 0),
-            _MAX32 if zip64 else (known[2] if known else 0),
-            len(encoded),
-            len(extra),
+        crc, compressed_size, size = known if known else (0, 0, 0)
+        header = _local_header(
+            encoded, flags, method, dos_time, dos_date, crc, compressed_size, size, zip64, extra
         )
-        self._emit(header + encoded + extra + data)
+        self._emit(header + data)
         self._open = _OpenEntry(
             name=encoded,
             flags=flags,
@@ -370,7 +377,7 @@ class ZipWriter:
             offset=self._offset,
             external_attr=external_attr,
             zip64=zip64,
-            data_start=self._offset + len(header) + len(encoded) + len(extra),
+            data_start=self._offset + len(header),
             described=described,
         )
         self._offset = self._open.data_start + len(data)

@@ -1661,11 +1661,10 @@ def _only_the_command_run(argv: list[str]) -> Iterator[None]:
 
 
 def _command_name(command: typer.models.CommandInfo) -> str | None:
-    """The name a command is run by (Typer's rule for one given none)."""
-    if command.name:
+    """The name a command is run by (Typer's own rule for one given none)."""
+    if command.name or command.callback is None:
         return command.name
-    callback = command.callback
-    return callback.__name__.lower().replace("_", "-") if callback else None
+    return typer.main.get_command_name(command.callback.__name__)
 
 
 def main() -> None:

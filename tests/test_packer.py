@@ -40,12 +40,9 @@ def _pack(sources: list[PackSource], workers: int) -> tuple[bytes, Packer]:
     return out.getvalue(), packer
 
 
-def test_forked_batches_make_the_same_archive_as_one_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sources = _project(tmp_path, 2600)
-    assert sum(1 for s in sources if s.identity and s.identity.size >= 64 << 10) > 100
-    forks = []
+def _count_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Two cores; the pids of the children forked from here on."""
+    forks: list[int] = []
     real_fork = os.fork
 
     def counting_fork() -> int:
@@ -56,6 +53,15 @@ def test_forked_batches_make_the_same_archive_as_one_process(
 
     monkeypatch.setattr(_parallel, "worker_count", lambda: 2)
     monkeypatch.setattr(os, "fork", counting_fork)
+    return forks
+
+
+def test_forked_batches_make_the_same_archive_as_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources = _project(tmp_path, 2600)
+    assert sum(1 for s in sources if s.identity and s.identity.size >= 64 << 10) > 100
+    forks = _count_forks(monkeypatch)
     forked, forked_packer = _pack(sources, workers=2)
     assert len(forks) == 2  # one process per core did the batches
     alone, alone_packer = _pack(sources, workers=1)
@@ -119,17 +125,7 @@ def test_backups_into_encryption_or_uploads_keep_the_pack_in_this_process(
     from fda_vault._crypto import Encryption, generate_identity, parse_recipients
 
     _project(tmp_path / "projects", 2600, seed=5)
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def counting_fork() -> int:
-        pid = real_fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(_parallel, "worker_count", lambda: 2)
-    monkeypatch.setattr(os, "fork", counting_fork)
+    forks = _count_forks(monkeypatch)
     _secret, public = generate_identity()
     texts, recipients = parse_recipients([public])
     encrypted = backup(

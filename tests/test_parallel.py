@@ -295,3 +295,22 @@ def test_leaving_a_forked_map_early_stops_its_children(monkeypatch: pytest.Monke
         assert next(results)[1] == 0
         assert len(_children() - children) == 2  # working ahead, then waiting on a full pipe
     assert _children() == children and _open_fds() == fds
+
+
+def test_a_forked_maps_children_work_ahead_only_by_what_their_pipes_hold(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    made = tmp_path / "made"
+
+    def block(item: int) -> bytes:
+        with made.open("a") as log:  # one line a result made (appends are atomic here)
+            log.write(f"{item}\n")
+        return bytes(300_000)
+
+    with ForkedMap(block, list(range(1000))) as results:
+        next(results)
+        time.sleep(1.5)  # time enough to make hundreds more if nothing held them back
+        ahead = len(made.read_text().splitlines())
+    # 1 MiB pipes of 300 kB results: a few each, and one being written.
+    assert ahead <= 12, ahead

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fda_vault._zipwriter import ZipWriter
+from fda_vault._zipwriter import ZipWriter, file_attr, small_entry
 
 MTIME = time.mktime((2024, 5, 17, 10, 30, 42, 0, 0, -1))  # local time, as DOS stores it
 ZIP64_EXTRA = 0x0001
@@ -271,3 +271,27 @@ def test_the_tap_sees_every_byte_in_order_and_nothing_is_patched() -> None:
 def test_a_rollback_into_tapped_bytes_voids_the_tap() -> None:
     _whole, _seen, tapped = _tapped_archive("rollback")
     assert tapped == 0
+
+
+@pytest.mark.parametrize("name", ["projects/K1/a.json", "projects/K1/réunion été.md"])
+@pytest.mark.parametrize("stored", [True, False])
+def test_an_entry_built_apart_is_the_entry_the_writer_writes(name: str, stored: bool) -> None:
+    """small_entry (built in a worker process) and add_built give the bytes, directory
+    and all, that add_whole_entry gives."""
+    content = b"substantial equivalence " * 40
+    data = content if stored else zlib.compress(content, 6)[2:-4]
+    crc = zlib.crc32(content)
+    fields = {"mtime": 1_764_600_000.5, "external_attr": file_attr(0o640)}
+    whole, built = io.BytesIO(), io.BytesIO()
+    writer = ZipWriter(whole)
+    writer.add_whole_entry(name, data=data, crc32=crc, size=len(content), stored=stored, **fields)
+    writer.close()
+    header, entry = small_entry(
+        name, data=data, crc32=crc, size=len(content), stored=stored, **fields
+    )
+    writer = ZipWriter(built)
+    writer.add_built(header + data, [entry])
+    writer.close()
+    assert built.getvalue() == whole.getvalue()
+    with zipfile.ZipFile(built) as zf:
+        assert zf.read(name) == content
